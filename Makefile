@@ -1,0 +1,41 @@
+# Two commands: `make run` (the demo: the canary against a scenario timeline in the local emulator)
+# and `make test` (from nothing: virtual environment, requirements, ruff, mypy, the whole pytest suite).
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha256sum | cut -c1-12)
+
+export GRPC_VERBOSITY ?= NONE
+
+.PHONY: run test lint typecheck unit bench emulator clean
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: $(STAMP)
+	$(PY) -m demo
+
+test: $(STAMP) lint typecheck unit
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy
+
+unit: $(STAMP)
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) -m bench $(BENCH_ARGS)
+
+emulator: $(STAMP)
+	$(PY) -m emulator --scenario $(or $(SCENARIO),healthy)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

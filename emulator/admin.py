@@ -1,0 +1,317 @@
+"""The control API, apart from Google's paths: everything under /_emulator/.
+
+    GET    /_emulator/world            the world as a scenario document (plus clock, logs and counters)
+    PATCH  /_emulator/world            merge a partial scenario document into the live world (validated whole)
+    POST   /_emulator/reset            rebuild the world from its scenario
+    POST   /_emulator/clock            {"advance_seconds": N} | {"set": RFC3339} | {"mode": "virtual"|"wall"}
+    POST   /_emulator/actions          {"actor", "action", ...params}: a change made now, audited as a person's
+    GET    /_emulator/faults           armed faults;  DELETE clears them
+    POST   /_emulator/faults           {"method", "count", and one of "status" | "hang_seconds" | "close" |
+                                        "malformed" | "http_status"(+"http_body", metadata only)}
+    GET    /_emulator/calls            calls served, by method;  DELETE resets the counts
+    POST   /_emulator/tokens           {"email", "ttl_seconds"?} → a token the emulator accepts for that e-mail
+    POST   /_emulator/tokens:revoke    {"email"} → every token of that e-mail is revoked
+    GET    /_emulator/logs             every log entry, visible yet or not, with the time it becomes visible
+
+Bad input is answered 400 with a message that names the field, and leaves the world unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from emulator import changes, scenario
+from emulator.clock import parse_rfc3339, rfc3339
+from emulator.httpbase import Request, Response
+from emulator.rpc import status_from_json
+from emulator.world import Fault, Project, TimelineEvent, World
+
+ADMIN_PREFIX = "/_emulator/"
+METADATA_METHODS = (
+    "metadata.token",
+    "metadata.identity",
+    "metadata.project",
+    "metadata.service_account",
+    "metadata.other",
+)
+
+
+class AdminError(ValueError):
+    pass
+
+
+def export(world: World) -> dict[str, Any]:
+    """The live world in the scenario schema, so it can be read, edited and PATCHed back."""
+    projects: dict[str, Any] = {}
+    for p in world.projects.values():
+        projects[p.project_id] = {
+            "number": p.number,
+            "services": sorted(p.services),
+            "billing": p.billing_enabled,
+            "bindings": {b.role: list(b.members) for b in p.policy.bindings},
+            "audit_logs": {c.service: [lc.log_type for lc in c.audit_log_configs] for c in p.policy.audit_configs},
+            "allowed_models": p.allowed_models,
+        }
+    perimeter = None
+    if world.perimeter is not None:
+        pm = world.perimeter
+        perimeter = {
+            "name": pm.name,
+            "organization_id": pm.organization_id,
+            "projects": sorted(pm.projects),
+            "restricted_services": sorted(pm.restricted_services),
+            "refuse_outside": pm.refuse_outside,
+            "ingress_members": sorted(pm.ingress_members),
+            "violation_reason": pm.violation_reason,
+            "dry_run": pm.dry_run,
+        }
+    doc: dict[str, Any] = {
+        "workload": world.workload,
+        "region": world.region,
+        "principals": sorted(e for e in world.principals if e != world.workload),
+        "projects": projects,
+        "deny": [{"principal": r.principal, "permission": r.permission} for r in world.deny_rules],
+        "perimeter": perimeter,
+        "models": {m: sorted(locs) for m, locs in world.models.items()},
+        "quota": dict(world.quota_rpm),
+        "logging": {"ingestion_lag_seconds": world.ingestion_lag.total_seconds()},
+        "tokens": {"ttl_seconds": world.token_ttl.total_seconds()},
+        "metadata": {"failure": world.metadata_failure},
+    }
+    if world.default_project not in world.projects:
+        doc["metadata"]["project_id"] = world.default_project
+    return doc
+
+
+def status(world: World) -> dict[str, Any]:
+    doc = export(world)
+    doc["clock"] = {"mode": "virtual" if world.clock.virtual else "wall", "now": rfc3339(world.clock.now())}
+    doc["timeline"] = [
+        {"at": rfc3339(e.at), "actor": e.actor, "action": e.action, **e.params, "done": e.done} for e in world.timeline
+    ]
+    doc["log_entries"] = len(world.logs)
+    doc["faults"] = [f.describe() for f in world.faults]
+    return doc
+
+
+def patch_world(world: World, patch: Any) -> None:
+    """Validate current ⊕ patch as a whole scenario, then apply only what the patch names."""
+    if not isinstance(patch, Mapping):
+        raise AdminError("the body must be a JSON object in the scenario schema")
+    for key in ("clock", "timeline"):
+        if key in patch:
+            raise AdminError(f"{key}: not patchable here; use /_emulator/clock or /_emulator/actions")
+    merged = scenario.merge(export(world), patch)
+    try:
+        spec = scenario.validate(merged, scenario._Ctx("patch"))
+    except scenario.ScenarioError as err:
+        raise AdminError(str(err).removeprefix("scenario patch: ")) from None
+    if "projects" in patch:
+        for p in spec["projects"]:
+            if p["id"] in patch["projects"]:
+                _apply_project(world, p)
+    simple: dict[str, Callable[[], None]] = {
+        "workload": lambda: setattr(world, "workload", spec["workload"]),
+        "region": lambda: setattr(world, "region", spec["region"]),
+        "principals": lambda: world.principals.update(dict.fromkeys(spec["principals"], "user")),
+        "deny": lambda: setattr(world, "deny_rules", list(spec["deny"])),
+        "perimeter": lambda: setattr(world, "perimeter", spec["perimeter"]),
+        "models": lambda: setattr(world, "models", {m: set(v) for m, v in spec["models"].items()}),
+        "quota": lambda: setattr(world, "quota_rpm", dict(spec["quota"])),
+        "logging": lambda: setattr(world, "ingestion_lag", timedelta(seconds=spec["lag"])),
+        "tokens": lambda: setattr(world, "token_ttl", timedelta(seconds=spec["ttl"])),
+        "metadata": lambda: _apply_metadata(world, spec),
+    }
+    for key, apply in simple.items():
+        if key in patch:
+            apply()
+
+
+def _apply_metadata(world: World, spec: dict[str, Any]) -> None:
+    world.metadata_failure = spec["metadata_failure"]
+    if spec["metadata_project"]:
+        world.default_project = spec["metadata_project"]
+
+
+def _apply_project(world: World, p: dict[str, Any]) -> None:
+    project = world.projects.get(p["id"]) or Project(project_id=p["id"], number=p["number"])
+    world.projects[p["id"]] = project
+    project.services = set(p["services"])
+    project.billing_enabled = p["billing"]
+    project.allowed_models = p["allowed_models"]
+    fresh = scenario.policy_from_spec(p)
+    project.policy.bindings = fresh.bindings
+    project.policy.audit_configs = fresh.audit_configs
+    project.policy.etag_counter += 1
+
+
+def _fields(body: Any, allowed: set[str], required: set[str] = frozenset()) -> Mapping[str, Any]:  # type: ignore[assignment]
+    if not isinstance(body, Mapping):
+        raise AdminError("the body must be a JSON object")
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise AdminError(f"{unknown[0]}: unknown field; allowed: {', '.join(sorted(allowed))}")
+    missing = sorted(required - set(body))
+    if missing:
+        raise AdminError(f"{missing[0]}: required")
+    return body
+
+
+def _num(body: Mapping[str, Any], key: str, minimum: float = 0) -> float:
+    value = body[key]
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise AdminError(f"{key}: expected a number >= {minimum:g}, got {value!r}")
+    return float(value)
+
+
+def _text(body: Mapping[str, Any], key: str) -> str:
+    value = body[key]
+    if not isinstance(value, str) or not value:
+        raise AdminError(f"{key}: expected a non-empty string, got {value!r}")
+    return value
+
+
+def set_clock(world: World, body: Any) -> dict[str, Any]:
+    doc = _fields(body, {"advance_seconds", "set", "mode"})
+    if len(doc) != 1:
+        raise AdminError("give exactly one of advance_seconds, set, mode")
+    try:
+        if "advance_seconds" in doc:
+            world.clock.advance(_num(doc, "advance_seconds"))
+        elif "set" in doc:
+            world.clock.set(parse_rfc3339(_text(doc, "set")))
+        elif doc["mode"] == "virtual":
+            world.clock.freeze()
+        elif doc["mode"] == "wall":
+            world.clock.unfreeze()
+        else:
+            raise AdminError(f"mode: expected virtual or wall, got {doc['mode']!r}")
+    except ValueError as err:
+        if isinstance(err, AdminError):
+            raise
+        raise AdminError(f"{next(iter(doc))}: {err}") from None
+    world.tick()
+    return {"mode": "virtual" if world.clock.virtual else "wall", "now": rfc3339(world.clock.now())}
+
+
+def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
+    doc = _fields(
+        body,
+        {"method", "count", "status", "hang_seconds", "close", "malformed", "http_status", "http_body"},
+        {"method"},
+    )
+    method = _text(doc, "method")
+    if method not in known_methods and method not in METADATA_METHODS:
+        raise AdminError(
+            f"method: unknown method {method!r}; examples: "
+            "google.cloud.aiplatform.v1.PredictionService.GenerateContent, metadata.token"
+        )
+    count = int(_num(doc, "count", 1)) if "count" in doc else 1
+    kinds = [k for k in ("status", "hang_seconds", "close", "malformed", "http_status") if k in doc]
+    if len(kinds) != 1:
+        raise AdminError("give exactly one of status, hang_seconds, close, malformed, http_status")
+    fault = Fault(method=method, count=count)
+    kind = kinds[0]
+    if kind == "status":
+        try:
+            fault.status = status_from_json(doc["status"])
+        except ValueError as err:
+            raise AdminError(str(err)) from None
+    elif kind == "hang_seconds":
+        fault.hang_seconds = _num(doc, "hang_seconds")
+        if fault.hang_seconds > 600:
+            raise AdminError("hang_seconds: at most 600")
+    elif kind in ("close", "malformed"):
+        if doc[kind] is not True:
+            raise AdminError(f"{kind}: expected true")
+        setattr(fault, kind, True)
+    else:
+        if not method.startswith("metadata."):
+            raise AdminError("http_status: only for metadata.* methods; gRPC/REST methods take a status")
+        fault.http_status = int(_num(doc, "http_status", 400))
+        fault.http_body = str(doc.get("http_body", ""))
+    if "http_body" in doc and kind != "http_status":
+        raise AdminError("http_body: only with http_status")
+    world.faults.append(fault)
+    return fault
+
+
+def run_action(world: World, body: Any) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise AdminError("the body must be a JSON object")
+    event_doc = {"at": rfc3339(world.clock.now()), **body}
+    doc = {**export(world), "timeline": [event_doc]}
+    try:
+        spec = scenario.validate(doc, scenario._Ctx("action"))
+    except scenario.ScenarioError as err:
+        raise AdminError(str(err).removeprefix("scenario action: ").replace("timeline[0].", "")) from None
+    event: TimelineEvent = spec["timeline"][0]
+    event.done = True
+    changes.run_event(world, event)
+    return {"applied": event.action, "at": rfc3339(event.at)}
+
+
+def make_app(world: World, rebuild: Callable[[], None], known_methods: set[str]) -> Callable[[Request], Response]:
+    def handle(request: Request) -> Response:
+        route = request.path[len(ADMIN_PREFIX) :].rstrip("/")
+        try:
+            body = request.json() if request.method in ("POST", "PATCH", "PUT") else None
+        except ValueError as err:
+            return Response.json({"error": str(err)}, 400)
+        try:
+            with world.lock:
+                return _dispatch(world, request.method, route, body, rebuild, known_methods)
+        except AdminError as err:
+            return Response.json({"error": str(err)}, 400)
+
+    return handle
+
+
+def _dispatch(
+    world: World, verb: str, route: str, body: Any, rebuild: Callable[[], None], known_methods: set[str]
+) -> Response:
+    if route == "world" and verb == "GET":
+        return Response.json(status(world))
+    if route == "world" and verb == "PATCH":
+        patch_world(world, body)
+        return Response.json(status(world))
+    if route == "reset" and verb == "POST":
+        rebuild()
+        return Response.json(status(world))
+    if route == "clock" and verb == "POST":
+        return Response.json(set_clock(world, body))
+    if route == "actions" and verb == "POST":
+        return Response.json(run_action(world, body))
+    if route == "faults" and verb == "GET":
+        return Response.json({"faults": [f.describe() for f in world.faults]})
+    if route == "faults" and verb == "POST":
+        return Response.json(add_fault(world, body, known_methods).describe(), 201)
+    if route == "faults" and verb == "DELETE":
+        world.faults.clear()
+        return Response.json({"faults": []})
+    if route == "calls" and verb == "GET":
+        return Response.json({"calls": dict(sorted(world.calls.items()))})
+    if route == "calls" and verb == "DELETE":
+        world.calls.clear()
+        return Response.json({"calls": {}})
+    if route == "tokens" and verb == "POST":
+        doc = _fields(body, {"email", "ttl_seconds"}, {"email"})
+        ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1)) if "ttl_seconds" in doc else None
+        token, info = world.mint_token(_text(doc, "email"), ttl)
+        return Response.json(
+            {
+                "access_token": token,
+                "expires_in": int((info.expiry - world.clock.now()).total_seconds()),
+                "token_type": "Bearer",
+            }
+        )
+    if route == "tokens:revoke" and verb == "POST":
+        doc = _fields(body, {"email"}, {"email"})
+        return Response.json({"revoked": world.revoke_tokens(_text(doc, "email"))})
+    if route == "logs" and verb == "GET":
+        return Response.json({"entries": [{"visible_at": rfc3339(r.visible_at), "entry": r.entry} for r in world.logs]})
+    if route in ("world", "reset", "clock", "actions", "faults", "calls", "tokens", "tokens:revoke", "logs"):
+        return Response.json({"error": f"method {verb} not allowed on /_emulator/{route}"}, 405)
+    return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)

@@ -1,0 +1,357 @@
+"""IAM: the role catalogue, allow policies, deny rules and the one permission check every API uses.
+
+The catalogue lists, for each predefined role, the real permission names the emulated APIs check plus the
+neighbours a reader expects to see (a subset of Google's full list for the large roles). The basic roles are
+rules rather than lists, as they are on Google Cloud: owner has every permission; editor every permission but
+IAM-policy changes and private (Data Access) log reads; viewer the read-only ones (get, list, getIamPolicy).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+_VIEWER_LOGGING = (
+    "logging.buckets.get",
+    "logging.buckets.list",
+    "logging.exclusions.get",
+    "logging.exclusions.list",
+    "logging.logEntries.list",
+    "logging.logMetrics.get",
+    "logging.logMetrics.list",
+    "logging.logServiceIndexes.list",
+    "logging.logServices.list",
+    "logging.logs.list",
+    "logging.queries.listShared",
+    "logging.sinks.get",
+    "logging.sinks.list",
+    "logging.usage.get",
+    "logging.views.get",
+    "logging.views.list",
+    "resourcemanager.projects.get",
+)
+
+_MONITORING_EDITOR = (
+    "monitoring.alertPolicies.create",
+    "monitoring.alertPolicies.delete",
+    "monitoring.alertPolicies.get",
+    "monitoring.alertPolicies.list",
+    "monitoring.alertPolicies.update",
+    "monitoring.dashboards.create",
+    "monitoring.dashboards.delete",
+    "monitoring.dashboards.get",
+    "monitoring.dashboards.list",
+    "monitoring.dashboards.update",
+    "monitoring.metricDescriptors.create",
+    "monitoring.metricDescriptors.delete",
+    "monitoring.metricDescriptors.get",
+    "monitoring.metricDescriptors.list",
+    "monitoring.monitoredResourceDescriptors.get",
+    "monitoring.monitoredResourceDescriptors.list",
+    "monitoring.notificationChannelDescriptors.get",
+    "monitoring.notificationChannelDescriptors.list",
+    "monitoring.notificationChannels.create",
+    "monitoring.notificationChannels.delete",
+    "monitoring.notificationChannels.get",
+    "monitoring.notificationChannels.list",
+    "monitoring.notificationChannels.update",
+    "monitoring.timeSeries.create",
+    "monitoring.timeSeries.list",
+    "resourcemanager.projects.get",
+)
+
+ROLES: dict[str, frozenset[str]] = {
+    "roles/aiplatform.user": frozenset(
+        {
+            "aiplatform.endpoints.get",
+            "aiplatform.endpoints.list",
+            "aiplatform.endpoints.predict",
+            "aiplatform.models.get",
+            "aiplatform.models.list",
+            "aiplatform.locations.get",
+            "aiplatform.locations.list",
+            "aiplatform.operations.get",
+            "aiplatform.operations.list",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.list",
+        }
+    ),
+    "roles/aiplatform.viewer": frozenset(
+        {
+            "aiplatform.endpoints.get",
+            "aiplatform.endpoints.list",
+            "aiplatform.models.get",
+            "aiplatform.models.list",
+            "aiplatform.locations.get",
+            "aiplatform.locations.list",
+            "aiplatform.operations.get",
+            "aiplatform.operations.list",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.list",
+        }
+    ),
+    "roles/logging.viewer": frozenset(_VIEWER_LOGGING),
+    "roles/logging.privateLogViewer": frozenset({*_VIEWER_LOGGING, "logging.privateLogEntries.list"}),
+    "roles/logging.logWriter": frozenset({"logging.logEntries.create", "logging.logEntries.route"}),
+    "roles/monitoring.metricWriter": frozenset(
+        {
+            "monitoring.metricDescriptors.create",
+            "monitoring.metricDescriptors.get",
+            "monitoring.metricDescriptors.list",
+            "monitoring.monitoredResourceDescriptors.get",
+            "monitoring.monitoredResourceDescriptors.list",
+            "monitoring.timeSeries.create",
+        }
+    ),
+    "roles/monitoring.viewer": frozenset(p for p in _MONITORING_EDITOR if p.endswith((".get", ".list"))),
+    "roles/monitoring.editor": frozenset(_MONITORING_EDITOR),
+    "roles/monitoring.alertPolicyEditor": frozenset(
+        {
+            "monitoring.alertPolicies.create",
+            "monitoring.alertPolicies.delete",
+            "monitoring.alertPolicies.get",
+            "monitoring.alertPolicies.list",
+            "monitoring.alertPolicies.update",
+        }
+    ),
+    "roles/resourcemanager.projectIamAdmin": frozenset(
+        {
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.getIamPolicy",
+            "resourcemanager.projects.setIamPolicy",
+        }
+    ),
+    "roles/serviceusage.serviceUsageAdmin": frozenset(
+        {
+            "serviceusage.quotas.get",
+            "serviceusage.quotas.update",
+            "serviceusage.services.disable",
+            "serviceusage.services.enable",
+            "serviceusage.services.get",
+            "serviceusage.services.list",
+            "serviceusage.services.use",
+            "serviceusage.operations.get",
+            "serviceusage.operations.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/serviceusage.serviceUsageConsumer": frozenset(
+        {"serviceusage.services.get", "serviceusage.services.list", "serviceusage.services.use"}
+    ),
+    "roles/iam.securityReviewer": frozenset(
+        {
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.getIamPolicy",
+            "iam.roles.get",
+            "iam.roles.list",
+        }
+    ),
+    "roles/iam.serviceAccountUser": frozenset(
+        {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get", "iam.serviceAccounts.list"}
+    ),
+    "roles/iam.serviceAccountAdmin": frozenset(
+        {
+            "iam.serviceAccounts.create",
+            "iam.serviceAccounts.delete",
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getIamPolicy",
+            "iam.serviceAccounts.list",
+            "iam.serviceAccounts.setIamPolicy",
+            "iam.serviceAccounts.update",
+        }
+    ),
+    "roles/run.invoker": frozenset({"run.routes.invoke", "run.jobs.run"}),
+    "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),
+    "roles/cloudfunctions.developer": frozenset(
+        {
+            "cloudfunctions.functions.create",
+            "cloudfunctions.functions.delete",
+            "cloudfunctions.functions.get",
+            "cloudfunctions.functions.list",
+            "cloudfunctions.functions.update",
+            "cloudfunctions.functions.sourceCodeSet",
+            "cloudfunctions.functions.generateUploadUrl",
+            "cloudfunctions.operations.get",
+            "cloudfunctions.operations.list",
+            "cloudfunctions.runtimes.list",
+            "run.services.get",
+            "run.services.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/cloudfunctions.admin": frozenset(
+        {
+            "cloudfunctions.functions.create",
+            "cloudfunctions.functions.delete",
+            "cloudfunctions.functions.get",
+            "cloudfunctions.functions.getIamPolicy",
+            "cloudfunctions.functions.list",
+            "cloudfunctions.functions.setIamPolicy",
+            "cloudfunctions.functions.update",
+            "cloudfunctions.functions.sourceCodeSet",
+            "cloudfunctions.functions.generateUploadUrl",
+            "cloudfunctions.operations.get",
+            "cloudfunctions.operations.list",
+            "cloudfunctions.runtimes.list",
+            "run.services.get",
+            "run.services.getIamPolicy",
+            "run.services.list",
+            "run.services.setIamPolicy",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/cloudscheduler.admin": frozenset(
+        {
+            "cloudscheduler.jobs.create",
+            "cloudscheduler.jobs.delete",
+            "cloudscheduler.jobs.enable",
+            "cloudscheduler.jobs.fullAccessWithoutDataAccess",
+            "cloudscheduler.jobs.get",
+            "cloudscheduler.jobs.list",
+            "cloudscheduler.jobs.pause",
+            "cloudscheduler.jobs.run",
+            "cloudscheduler.jobs.update",
+            "cloudscheduler.locations.get",
+            "cloudscheduler.locations.list",
+            "resourcemanager.projects.get",
+        }
+    ),
+    "roles/pubsub.admin": frozenset(
+        {
+            "pubsub.topics.create",
+            "pubsub.topics.delete",
+            "pubsub.topics.get",
+            "pubsub.topics.list",
+            "pubsub.topics.publish",
+            "pubsub.topics.update",
+            "pubsub.subscriptions.create",
+            "pubsub.subscriptions.delete",
+            "pubsub.subscriptions.get",
+            "pubsub.subscriptions.list",
+        }
+    ),
+}
+
+BASIC_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
+
+# What basic editor lacks: changing IAM policies and reading Data Access logs.
+_EDITOR_EXCLUDED = re.compile(r"(\.setIamPolicy$|^logging\.privateLogEntries\.list$)")
+_VIEWER_VERBS = re.compile(r"\.(get|list|getIamPolicy|listShared)$")
+
+PERMISSION_SHAPE = re.compile(r"^[a-z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2}$")
+MEMBER_SHAPE = re.compile(
+    r"^(user|serviceAccount|group|domain|principal|principalSet):[^\s]+$|^(allUsers|allAuthenticatedUsers)$"
+)
+
+
+def known_role(role: str) -> bool:
+    return role in ROLES or role in BASIC_ROLES
+
+
+def role_grants(role: str, permission: str) -> bool:
+    if role == "roles/owner":
+        return True
+    if role == "roles/editor":
+        return not _EDITOR_EXCLUDED.search(permission)
+    if role == "roles/viewer":
+        return bool(_VIEWER_VERBS.search(permission)) and permission != "logging.privateLogEntries.list"
+    return permission in ROLES.get(role, frozenset())
+
+
+def member_of(email: str) -> str:
+    """The IAM member string for a principal's e-mail."""
+    if email.endswith(".gserviceaccount.com"):
+        return f"serviceAccount:{email}"
+    return f"user:{email}"
+
+
+@dataclass
+class Binding:
+    role: str
+    members: list[str]
+    condition: dict[str, str] | None = None
+
+
+@dataclass
+class AuditLogConfig:
+    log_type: str  # DATA_READ | DATA_WRITE | ADMIN_READ
+    exempted_members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class AuditConfig:
+    service: str  # a service name or "allServices"
+    audit_log_configs: list[AuditLogConfig] = field(default_factory=list)
+
+
+@dataclass
+class Policy:
+    bindings: list[Binding] = field(default_factory=list)
+    audit_configs: list[AuditConfig] = field(default_factory=list)
+    version: int = 1
+    etag_counter: int = 1
+
+    @property
+    def etag(self) -> bytes:
+        return f"BwY{self.etag_counter:010d}".encode()
+
+    def members_with(self, role: str) -> set[str]:
+        return {m for b in self.bindings if b.role == role for m in b.members}
+
+    def roles_of(self, member: str) -> set[str]:
+        return {b.role for b in self.bindings if member in b.members and b.condition is None}
+
+    def data_logging_on(self, service: str, log_type: str, member: str) -> bool:
+        """Whether an audit log type is on for a service (a specific service or allServices) and not exempted."""
+        for config in self.audit_configs:
+            if config.service not in (service, "allServices"):
+                continue
+            for log_config in config.audit_log_configs:
+                if log_config.log_type == log_type and member not in log_config.exempted_members:
+                    return True
+        return False
+
+
+@dataclass(frozen=True)
+class DenyRule:
+    """An IAM deny policy rule: `principal` (a member string) is denied `permission` even where allowed."""
+
+    principal: str
+    permission: str
+
+
+def allowed_by_policy(policy: Policy, member: str, permission: str) -> bool:
+    """Whether an allow binding grants the permission (conditions are treated as not met)."""
+    return any(role_grants(role, permission) for role in policy.roles_of(member))
+
+
+def denied_by_rules(rules: Iterable[DenyRule], member: str, permission: str) -> bool:
+    return any(r.principal == member and r.permission == permission for r in rules)
+
+
+def binding_deltas(old: Policy, new: Policy) -> list[dict[str, str]]:
+    """serviceData.policyDelta.bindingDeltas as Resource Manager writes them: ADD/REMOVE per (role, member)."""
+    before = {(b.role, m) for b in old.bindings for m in b.members}
+    after = {(b.role, m) for b in new.bindings for m in b.members}
+    deltas = [{"action": "REMOVE", "role": r, "member": m} for r, m in sorted(before - after)]
+    deltas += [{"action": "ADD", "role": r, "member": m} for r, m in sorted(after - before)]
+    return deltas
+
+
+def audit_config_deltas(old: Policy, new: Policy) -> list[dict[str, str]]:
+    def flat(policy: Policy) -> set[tuple[str, str, str]]:
+        return {
+            (c.service, lc.log_type, ",".join(sorted(lc.exempted_members)))
+            for c in policy.audit_configs
+            for lc in c.audit_log_configs
+        }
+
+    before, after = flat(old), flat(new)
+    deltas = [{"action": "REMOVE", "service": s, "logType": t} for s, t, _ in sorted(before - after)]
+    deltas += [{"action": "ADD", "service": s, "logType": t} for s, t, _ in sorted(after - before)]
+    return deltas
+
+
+def roles_summary(policy: Policy) -> Mapping[str, list[str]]:
+    return {b.role: sorted(b.members) for b in policy.bindings}

@@ -1,0 +1,164 @@
+"""The metadata server, as Cloud Run and Cloud Functions (gen2) serve it to the workload.
+
+`google.auth.default()` finds it through GCE_METADATA_HOST / GCE_METADATA_IP and then runs its production path:
+ping, project id, the default service account, an access token. Every request must carry
+`Metadata-Flavor: Google`; every answer carries it back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from typing import Any
+
+from emulator.dispatch import hang
+from emulator.httpbase import Request, Response
+from emulator.world import World
+
+PREFIX = "/computeMetadata/v1/"
+_FLAVOR = {"Metadata-Flavor": "Google"}
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def identity_token(email: str, audience: str) -> str:
+    """A JWT shaped like Google's ID tokens. Unsigned for real use: the signature is random bytes.
+
+    `iat`/`exp` use wall time even under a virtual clock, because the client library checks them against
+    its own clock.
+    """
+    now = int(time.time())
+    header = {"alg": "RS256", "kid": "emulator", "typ": "JWT"}
+    sub = str(int.from_bytes(email.encode()[:8].ljust(8, b"\0"), "big"))
+    payload = {
+        "aud": audience,
+        "azp": sub,
+        "email": email,
+        "email_verified": True,
+        "exp": now + 3600,
+        "iat": now,
+        "iss": "https://accounts.google.com",
+        "sub": sub,
+    }
+    parts = [
+        _b64(json.dumps(header).encode()),
+        _b64(json.dumps(payload).encode()),
+        _b64(secrets.token_bytes(64)),
+    ]
+    return ".".join(parts)
+
+
+def _text(value: str, status: int = 200) -> Response:
+    return Response(status, value.encode(), {"Content-Type": "application/text", **_FLAVOR})
+
+
+def _json(doc: Any) -> Response:
+    return Response(200, json.dumps(doc).encode(), {"Content-Type": "application/json", **_FLAVOR})
+
+
+def _kind(path: str) -> str:
+    """Which fault bucket a path falls in: metadata.token, metadata.identity, metadata.project, …"""
+    rest = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
+    if rest.endswith("/token"):
+        return "metadata.token"
+    if rest.endswith("/identity"):
+        return "metadata.identity"
+    if rest.startswith("project/"):
+        return "metadata.project"
+    if rest.startswith("instance/service-accounts"):
+        return "metadata.service_account"
+    return "metadata.other"
+
+
+def make_app(world: World) -> Any:
+    def app(request: Request) -> Response:
+        kind = _kind(request.path)
+        with world.lock:
+            world.count_call(kind)
+            world.tick()
+            fault = world.take_fault(kind)
+            failure = world.metadata_failure
+        if fault is not None:
+            if fault.close:
+                return Response(close=True)
+            if fault.hang_seconds:
+                hang(fault, None)
+            if fault.malformed:
+                return Response(200, b"\x00{not json", {"Content-Type": "application/json", **_FLAVOR})
+            if fault.http_status:
+                return _text(fault.http_body or "injected failure", fault.http_status)
+        if failure and failure.get("paths", "token") in ("all", kind.split(".")[1]):
+            return _text(str(failure.get("body", "metadata server unavailable")), int(failure.get("status", 503)))
+        if request.headers.get("metadata-flavor") != "Google":
+            return Response(
+                403,
+                (
+                    f"Your client does not have permission to get URL {request.path} from this server. "
+                    "Missing Metadata-Flavor:Google header."
+                ).encode(),
+                {"Content-Type": "text/html; charset=UTF-8"},
+            )
+        if request.path in ("/", ""):
+            return _text("computeMetadata/\n")
+        with world.lock:
+            return _route(world, request)
+
+    return app
+
+
+def _route(world: World, request: Request) -> Response:
+    path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else None
+    if path is None:
+        return _text("Not Found", 404)
+    # The runtime's project; a scenario may name one the world doesn't have (a misconfigured deployment).
+    project = world.project(world.default_project)
+    number = project.number if project else "999999999999"
+    email = world.workload
+    accounts = ("instance/service-accounts/default/", f"instance/service-accounts/{email}/")
+    if path == "project/project-id":
+        return _text(world.default_project)
+    if path == "project/numeric-project-id":
+        return _text(number)
+    if path == "instance/region":
+        return _text(f"projects/{number}/regions/{world.region}")
+    if path == "instance/zone":
+        return _text(f"projects/{number}/zones/{world.region}-1")
+    if path == "instance/id":
+        return _text(world.instance_id)
+    if path == "instance/service-accounts/":
+        return _text(f"default/\n{email}/\n")
+    for prefix in accounts:
+        if path.startswith(prefix):
+            return _account(world, path[len(prefix) :], request, email)
+    return _text("Not Found", 404)
+
+
+def _account(world: World, leaf: str, request: Request, email: str) -> Response:
+    if leaf == "" and request.param("recursive") == "true":
+        return _json(
+            {
+                "aliases": ["default"],
+                "email": email,
+                "scopes": ["https://www.googleapis.com/auth/cloud-platform"],
+            }
+        )
+    if leaf == "email":
+        return _text(email)
+    if leaf == "aliases":
+        return _text("default\n")
+    if leaf == "scopes":
+        return _text("https://www.googleapis.com/auth/cloud-platform\n")
+    if leaf == "token":
+        token, info = world.mint_token(email)
+        expires_in = int((info.expiry - world.clock.now()).total_seconds())
+        return _json({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
+    if leaf == "identity":
+        audience = request.param("audience") or ""
+        if not audience:
+            return _text("non-empty audience parameter required", 400)
+        return _text(identity_token(email, audience))
+    return _text("Not Found", 404)

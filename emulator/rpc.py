@@ -1,0 +1,145 @@
+"""google.rpc.Status errors: raised by handlers, rendered by each front end the way Google renders them.
+
+gRPC: status code, message and the packed Status in the `grpc-status-details-bin` trailer.
+REST: `{"error": {"code": <http>, "message": ..., "status": "<CODE>", "details": [{"@type": ...}]}}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.protobuf import any_pb2, json_format
+from google.protobuf.message import Message
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+# google.rpc.Code → HTTP status, per google/rpc/code.proto.
+HTTP_STATUS = {
+    code_pb2.OK: 200,
+    code_pb2.CANCELLED: 499,
+    code_pb2.UNKNOWN: 500,
+    code_pb2.INVALID_ARGUMENT: 400,
+    code_pb2.DEADLINE_EXCEEDED: 504,
+    code_pb2.NOT_FOUND: 404,
+    code_pb2.ALREADY_EXISTS: 409,
+    code_pb2.PERMISSION_DENIED: 403,
+    code_pb2.UNAUTHENTICATED: 401,
+    code_pb2.RESOURCE_EXHAUSTED: 429,
+    code_pb2.FAILED_PRECONDITION: 400,
+    code_pb2.ABORTED: 409,
+    code_pb2.OUT_OF_RANGE: 400,
+    code_pb2.UNIMPLEMENTED: 501,
+    code_pb2.INTERNAL: 500,
+    code_pb2.UNAVAILABLE: 503,
+    code_pb2.DATA_LOSS: 500,
+}
+
+
+class RpcError(Exception):
+    """A google.rpc.Status a handler answers with instead of a response message."""
+
+    def __init__(self, code: int, message: str, details: Sequence[Message] = ()) -> None:
+        super().__init__(message)
+        if code not in HTTP_STATUS or code == code_pb2.OK:
+            raise ValueError(f"not an error code: {code}")
+        self.code = code
+        self.message = message
+        self.details = list(details)
+
+    @classmethod
+    def from_status(cls, status: status_pb2.Status) -> RpcError:
+        return cls(status.code, status.message, list(status.details))
+
+    @property
+    def status_name(self) -> str:
+        return code_pb2.Code.Name(self.code)
+
+    @property
+    def http_status(self) -> int:
+        return HTTP_STATUS[self.code]
+
+    def to_status(self) -> status_pb2.Status:
+        status = status_pb2.Status(code=self.code, message=self.message)
+        for detail in self.details:
+            if isinstance(detail, any_pb2.Any):  # already packed (a status given in its JSON form)
+                status.details.append(detail)
+            else:
+                status.details.add().Pack(detail)
+        return status
+
+    def to_json(self) -> dict[str, Any]:
+        """The REST error body, details in the proto3 JSON mapping with their `@type`."""
+        status = self.to_status()
+        details = [json_format.MessageToDict(d, preserving_proto_field_name=False) for d in status.details]
+        body: dict[str, Any] = {"code": self.http_status, "message": self.message, "status": self.status_name}
+        if details:
+            body["details"] = details
+        return {"error": body}
+
+    def __repr__(self) -> str:
+        return f"RpcError({self.status_name}, {self.message!r})"
+
+
+def status_from_json(doc: Mapping[str, Any]) -> status_pb2.Status:
+    """A google.rpc.Status in its JSON form (as fault injection takes it). Raises ValueError naming the field."""
+    if not isinstance(doc, Mapping):
+        raise ValueError("status: expected an object with code, message and details")
+    status = status_pb2.Status()
+    try:
+        json_format.ParseDict(dict(doc), status)
+    except json_format.ParseError as exc:
+        raise ValueError(f"status: {exc}") from None
+    if status.code not in HTTP_STATUS or status.code == code_pb2.OK:
+        raise ValueError(f"status.code: {status.code} is not a google.rpc.Code error code (1-16)")
+    return status
+
+
+# Builders for the detail messages Google attaches.
+
+
+def error_info(reason: str, domain: str, metadata: Mapping[str, str]) -> error_details_pb2.ErrorInfo:
+    return error_details_pb2.ErrorInfo(reason=reason, domain=domain, metadata=dict(metadata))
+
+
+def help_link(description: str, url: str) -> error_details_pb2.Help:
+    return error_details_pb2.Help(links=[error_details_pb2.Help.Link(description=description, url=url)])
+
+
+def localized(message: str) -> error_details_pb2.LocalizedMessage:
+    return error_details_pb2.LocalizedMessage(locale="en-US", message=message)
+
+
+def precondition(kind: str, subject: str, description: str) -> error_details_pb2.PreconditionFailure:
+    violation = error_details_pb2.PreconditionFailure.Violation(type=kind, subject=subject, description=description)
+    return error_details_pb2.PreconditionFailure(violations=[violation])
+
+
+def invalid_argument(message: str) -> RpcError:
+    return RpcError(code_pb2.INVALID_ARGUMENT, message)
+
+
+def not_found(message: str) -> RpcError:
+    return RpcError(code_pb2.NOT_FOUND, message)
+
+
+def iam_denied(permission: str) -> RpcError:
+    """How Cloud Logging (and other newer front ends) answer an IAM denial.
+
+    Seen on Logging: "Permission 'logging.logEntries.create' denied on resource (or it may not exist)." with
+    ErrorInfo{IAM_PERMISSION_DENIED, iam.googleapis.com, {permission}} (kubeflow/pipelines PR#12591).
+    """
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f"Permission '{permission}' denied on resource (or it may not exist).",
+        [error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com", {"permission": permission})],
+    )
+
+
+def monitoring_denied(permission: str) -> RpcError:
+    """Cloud Monitoring's denial: no details (dynatrace-gcp-monitor#25, terraform-google-enterprise-application#159)."""
+    return RpcError(code_pb2.PERMISSION_DENIED, f"Permission {permission} denied (or the resource may not exist).")
+
+
+def caller_denied() -> RpcError:
+    """Resource Manager's terse denial of getIamPolicy/setIamPolicy."""
+    return RpcError(code_pb2.PERMISSION_DENIED, "The caller does not have permission")

@@ -1,0 +1,488 @@
+"""Scenario files: a world described in YAML, validated strictly, then built.
+
+A scenario may `extends:` another shipped scenario; mappings merge key by key, everything else replaces.
+Every error names the file and the field path, and nothing is built from a scenario that fails validation.
+The full schema is documented in emulator/README.md.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from emulator import changes, iam
+from emulator.clock import parse_rfc3339
+from emulator.world import Perimeter, Project, TimelineEvent, World
+
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+DEFAULT_START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+
+# The default model catalogue: model id → locations where Google serves it. A scenario's `models` merges in;
+# a model with no locations is retired everywhere.
+DEFAULT_MODELS: dict[str, list[str]] = {
+    "gemini-2.5-flash": [
+        "global",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-east5",
+        "us-south1",
+        "us-west1",
+        "us-west4",
+        "europe-west1",
+        "europe-west4",
+        "europe-west8",
+        "europe-west9",
+        "asia-northeast1",
+        "asia-southeast1",
+    ],
+    "gemini-2.5-flash-lite": [
+        "global",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-west1",
+        "europe-west1",
+        "europe-west4",
+    ],
+    "gemini-2.5-pro": [
+        "global",
+        "us-central1",
+        "us-east1",
+        "us-east4",
+        "us-west1",
+        "europe-west1",
+        "europe-west4",
+        "asia-northeast1",
+    ],
+    "gemini-3-pro-preview": ["global"],
+    "gemini-2.0-flash-001": [],
+    "gemini-1.5-flash-002": [],
+}
+
+_PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+_OFFSET = re.compile(r"^\+(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+_LOG_TYPES = {"DATA_READ", "DATA_WRITE", "ADMIN_READ"}
+
+
+class ScenarioError(ValueError):
+    """A scenario that cannot be built; the message names the file and the field."""
+
+
+@dataclass
+class _Ctx:
+    source: str
+
+    def fail(self, path: str, message: str) -> ScenarioError:
+        return ScenarioError(f"scenario {self.source}: {path}: {message}")
+
+
+# Loading ----------------------------------------------------------------------------------------------
+
+
+def resolve(name_or_path: str) -> Path:
+    """A shipped scenario by name (`healthy`) or a YAML file by path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".yaml", ".yml") or "/" in name_or_path:
+        if not candidate.is_file():
+            raise ScenarioError(f"scenario file not found: {name_or_path}")
+        return candidate
+    shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if not shipped.is_file():
+        raise ScenarioError(f"unknown scenario {name_or_path!r}; shipped scenarios: {', '.join(shipped_names())}")
+    return shipped
+
+
+def shipped_names() -> list[str]:
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
+def load_document(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The scenario's document with every `extends` merged in."""
+    path = resolve(name_or_path)
+    if str(path) in _seen:
+        raise ScenarioError(f"scenario {path.name}: extends: circular ({' -> '.join((*_seen, str(path)))})")
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"scenario {path.name}: not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"scenario {path.name}: the top level must be a mapping")
+    parent = doc.pop("extends", None)
+    if parent is None:
+        return doc
+    if not isinstance(parent, str):
+        raise ScenarioError(f"scenario {path.name}: extends: expected a scenario name")
+    return merge(load_document(parent, (*_seen, str(path))), doc)
+
+
+def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def build(name_or_path: str, world: World | None = None) -> World:
+    doc = load_document(name_or_path)
+    source = resolve(name_or_path).name
+    return build_from(doc, source, world)
+
+
+def build_from(doc: Mapping[str, Any], source: str, world: World | None = None) -> World:
+    """Validate the whole document first, then build (into `world`, reset, if given)."""
+    spec = validate(doc, _Ctx(source))
+    target = world or World()
+    with target.lock:
+        _apply(spec, target)
+    return target
+
+
+# Validation -------------------------------------------------------------------------------------------
+
+_TOP = {
+    "description",
+    "name",
+    "clock",
+    "workload",
+    "region",
+    "principals",
+    "projects",
+    "deny",
+    "perimeter",
+    "models",
+    "quota",
+    "logging",
+    "tokens",
+    "metadata",
+    "timeline",
+}
+_PROJECT = {"number", "services", "billing", "bindings", "audit_logs", "allowed_models"}
+_PERIMETER = {
+    "name",
+    "organization_id",
+    "projects",
+    "restricted_services",
+    "refuse_outside",
+    "ingress_members",
+    "violation_reason",
+    "dry_run",
+}
+
+
+def _mapping(ctx: _Ctx, path: str, value: Any, allowed: set[str] | None = None) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ctx.fail(path, f"expected a mapping, got {_show(value)}")
+    if allowed is not None:
+        unknown = sorted(set(map(str, value)) - allowed)
+        if unknown:
+            raise ctx.fail(
+                f"{path}.{unknown[0]}" if path else unknown[0],
+                f"unknown field; allowed: {', '.join(sorted(allowed))}",
+            )
+    return value
+
+
+def _str(ctx: _Ctx, path: str, value: Any, pattern: re.Pattern[str] | None = None, what: str = "") -> str:
+    if not isinstance(value, str) or not value:
+        raise ctx.fail(path, f"expected a non-empty string, got {_show(value)}")
+    if pattern is not None and not pattern.match(value):
+        raise ctx.fail(path, f"{value!r} is not a valid {what}")
+    return value
+
+
+def _bool(ctx: _Ctx, path: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.fail(path, f"expected true or false, got {_show(value)}")
+    return value
+
+
+def _number(ctx: _Ctx, path: str, value: Any, minimum: float = 0) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        raise ctx.fail(path, f"expected a number >= {minimum:g}, got {_show(value)}")
+    return float(value)
+
+
+def _list(ctx: _Ctx, path: str, value: Any, item: Callable[[str, Any], Any]) -> list[Any]:
+    if not isinstance(value, list):
+        raise ctx.fail(path, f"expected a list, got {_show(value)}")
+    return [item(f"{path}[{i}]", v) for i, v in enumerate(value)]
+
+
+def _show(value: Any) -> str:
+    return "nothing" if value is None else f"{type(value).__name__} {value!r}"
+
+
+def _member(ctx: _Ctx, path: str, value: Any) -> str:
+    text = _str(ctx, path, value)
+    if not iam.MEMBER_SHAPE.match(text):
+        raise ctx.fail(path, f"{text!r} is not an IAM member (user:EMAIL, serviceAccount:EMAIL, group:EMAIL, …)")
+    return text
+
+
+def _time(ctx: _Ctx, path: str, value: Any, start: datetime) -> datetime:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise ctx.fail(path, "a time needs a timezone, e.g. 2026-11-26T09:10:00Z")
+        return value.astimezone(UTC)
+    text = _str(ctx, path, value)
+    offset = _OFFSET.match(text)
+    if offset and any(offset.groups()):
+        h, m, s = (int(g or 0) for g in offset.groups())
+        return start + timedelta(hours=h, minutes=m, seconds=s)
+    try:
+        return parse_rfc3339(text)
+    except ValueError:
+        raise ctx.fail(path, f"{text!r} is neither an offset like +10m / +1h30m / +90s nor an RFC 3339 time") from None
+
+
+def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
+    """Check every field; return a normalized spec that `_apply` can build without further checks."""
+    top = _mapping(ctx, "", doc, _TOP)
+    clock = _mapping(ctx, "clock", top.get("clock", {}), {"mode", "start"})
+    mode = clock.get("mode", "virtual")
+    if mode not in ("virtual", "wall"):
+        raise ctx.fail("clock.mode", f"expected virtual or wall, got {_show(mode)}")
+    start = _time(ctx, "clock.start", clock["start"], DEFAULT_START) if "start" in clock else DEFAULT_START
+    if mode == "wall" and "start" in clock:
+        raise ctx.fail("clock.start", "only a virtual clock has a start time")
+
+    workload = _str(ctx, "workload", top.get("workload"), _EMAIL, "e-mail address")
+    principals = _list(
+        ctx, "principals", top.get("principals", []), lambda p, v: _str(ctx, p, v, _EMAIL, "e-mail address")
+    )
+    raw_projects = _mapping(ctx, "projects", top.get("projects"))
+    if not raw_projects:
+        raise ctx.fail("projects", "at least one project is required")
+    projects = [_project(ctx, str(pid), spec) for pid, spec in raw_projects.items()]
+    ids = {p["id"] for p in projects}
+    numbers = [p["number"] for p in projects]
+    if len(set(numbers)) != len(numbers):
+        raise ctx.fail("projects", "two projects share a number")
+
+    deny = _list(ctx, "deny", top.get("deny", []), lambda p, v: _deny(ctx, p, v))
+    perimeter = _perimeter(ctx, top["perimeter"], ids) if top.get("perimeter") is not None else None
+
+    models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
+    for model, locations in _mapping(ctx, "models", top.get("models", {})).items():
+        models[str(model)] = _list(ctx, f"models.{model}", locations, lambda p, v: _str(ctx, p, v))
+
+    quota = {
+        str(k): int(_number(ctx, f"quota.{k}", v)) for k, v in _mapping(ctx, "quota", top.get("quota", {})).items()
+    }
+    for key in quota:
+        if key != "*":
+            _member(ctx, f"quota.{key}", key)
+    logging = _mapping(ctx, "logging", top.get("logging", {}), {"ingestion_lag_seconds"})
+    lag = _number(ctx, "logging.ingestion_lag_seconds", logging.get("ingestion_lag_seconds", 3))
+    tokens = _mapping(ctx, "tokens", top.get("tokens", {}), {"ttl_seconds"})
+    ttl = _number(ctx, "tokens.ttl_seconds", tokens.get("ttl_seconds", 3600), minimum=1)
+    metadata = _mapping(ctx, "metadata", top.get("metadata", {}), {"project_id", "failure"})
+    failure = None
+    if metadata.get("failure") is not None:
+        raw = _mapping(ctx, "metadata.failure", metadata["failure"], {"status", "body", "paths"})
+        status = int(_number(ctx, "metadata.failure.status", raw.get("status", 503), minimum=400))
+        paths = raw.get("paths", "token")
+        if paths not in ("token", "all"):
+            raise ctx.fail("metadata.failure.paths", f"expected token or all, got {_show(paths)}")
+        failure = {
+            "status": status,
+            "body": str(raw.get("body", "metadata server unavailable")),
+            "paths": paths,
+        }
+    meta_project = metadata.get("project_id")
+    if meta_project is not None:
+        _str(ctx, "metadata.project_id", meta_project, _PROJECT_ID, "project id")
+
+    timeline = _list(ctx, "timeline", top.get("timeline", []), lambda p, v: _event(ctx, p, v, start, ids))
+    return {
+        "mode": mode,
+        "start": start,
+        "workload": workload,
+        "principals": principals,
+        "projects": projects,
+        "deny": deny,
+        "perimeter": perimeter,
+        "models": models,
+        "quota": quota,
+        "lag": lag,
+        "ttl": ttl,
+        "metadata_failure": failure,
+        "metadata_project": meta_project,
+        "region": _str(ctx, "region", top.get("region", "us-central1")),
+        "timeline": timeline,
+    }
+
+
+def _project(ctx: _Ctx, pid: str, raw: Any) -> dict[str, Any]:
+    path = f"projects.{pid}"
+    if not _PROJECT_ID.match(pid):
+        raise ctx.fail(path, "a project id is 6-30 lower-case letters, digits or hyphens, starting with a letter")
+    spec = _mapping(ctx, path, raw or {}, _PROJECT)
+    number = str(spec.get("number", ""))
+    if not re.fullmatch(r"[1-9]\d{5,15}", number):
+        raise ctx.fail(f"{path}.number", f"expected a project number (digits), got {_show(spec.get('number'))}")
+    bindings = {}
+    for role, members in _mapping(ctx, f"{path}.bindings", spec.get("bindings", {})).items():
+        if not iam.known_role(str(role)):
+            raise ctx.fail(f"{path}.bindings.{role}", "unknown role (see emulator/iam.py for the catalogue)")
+        bindings[str(role)] = _list(ctx, f"{path}.bindings.{role}", members, lambda p, v: _member(ctx, p, v))
+    audit_logs = {}
+    for service, types in _mapping(ctx, f"{path}.audit_logs", spec.get("audit_logs", {})).items():
+
+        def log_type(p: str, v: Any) -> str:
+            if v not in _LOG_TYPES:
+                raise ctx.fail(p, f"expected one of {', '.join(sorted(_LOG_TYPES))}, got {_show(v)}")
+            return str(v)
+
+        audit_logs[str(service)] = _list(ctx, f"{path}.audit_logs.{service}", types, log_type)
+    allowed = spec.get("allowed_models")
+    if allowed is not None:
+        allowed = _list(ctx, f"{path}.allowed_models", allowed, lambda p, v: _str(ctx, p, v))
+    return {
+        "id": pid,
+        "number": number,
+        "services": _list(ctx, f"{path}.services", spec.get("services", []), lambda p, v: _str(ctx, p, v)),
+        "billing": _bool(ctx, f"{path}.billing", spec.get("billing", True)),
+        "bindings": bindings,
+        "audit_logs": audit_logs,
+        "allowed_models": allowed,
+    }
+
+
+def _deny(ctx: _Ctx, path: str, raw: Any) -> iam.DenyRule:
+    spec = _mapping(ctx, path, raw, {"principal", "permission"})
+    principal = _member(ctx, f"{path}.principal", spec.get("principal"))
+    permission = _str(ctx, f"{path}.permission", spec.get("permission"), iam.PERMISSION_SHAPE, "permission name")
+    return iam.DenyRule(principal, permission)
+
+
+def _perimeter(ctx: _Ctx, raw: Any, ids: set[str]) -> Perimeter:
+    spec = _mapping(ctx, "perimeter", raw, _PERIMETER)
+    projects = _list(ctx, "perimeter.projects", spec.get("projects", []), lambda p, v: _str(ctx, p, v))
+    for i, pid in enumerate(projects):
+        if pid not in ids:
+            raise ctx.fail(f"perimeter.projects[{i}]", f"{pid!r} is not one of the scenario's projects")
+    return Perimeter(
+        name=_str(
+            ctx,
+            "perimeter.name",
+            spec.get("name", "accessPolicies/555555555555/servicePerimeters/canary_perimeter"),
+        ),
+        organization_id=str(spec.get("organization_id", "123456789012")),
+        projects=set(projects),
+        restricted_services=set(
+            _list(
+                ctx,
+                "perimeter.restricted_services",
+                spec.get("restricted_services", ["aiplatform.googleapis.com"]),
+                lambda p, v: _str(ctx, p, v),
+            )
+        ),
+        refuse_outside=_bool(ctx, "perimeter.refuse_outside", spec.get("refuse_outside", True)),
+        ingress_members=set(
+            _list(
+                ctx,
+                "perimeter.ingress_members",
+                spec.get("ingress_members", []),
+                lambda p, v: _member(ctx, p, v),
+            )
+        ),
+        violation_reason=_str(
+            ctx, "perimeter.violation_reason", spec.get("violation_reason", "NO_MATCHING_ACCESS_LEVEL")
+        ),
+        dry_run=_bool(ctx, "perimeter.dry_run", spec.get("dry_run", False)),
+    )
+
+
+def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str]) -> TimelineEvent:
+    spec = _mapping(ctx, path, raw)
+    action = spec.get("action")
+    if action not in changes.ACTION_PARAMS:
+        raise ctx.fail(
+            f"{path}.action",
+            f"expected one of {', '.join(sorted(changes.ACTION_PARAMS))}, got {_show(action)}",
+        )
+    params = {k: v for k, v in spec.items() if k not in ("at", "actor", "action")}
+    allowed = changes.ACTION_PARAMS[action] | {"project"}
+    _mapping(ctx, path, params, allowed)
+    optional = {"service", "log_types"} if action == "set_audit_logs" else set()
+    missing = sorted(changes.ACTION_PARAMS[action] - optional - set(params))
+    if missing:
+        raise ctx.fail(f"{path}.{missing[0]}", f"required by action {action}")
+    if "project" in params and params["project"] not in ids:
+        raise ctx.fail(f"{path}.project", f"{params['project']!r} is not one of the scenario's projects")
+    for key in ("member", "principal"):
+        if key in params:
+            _member(ctx, f"{path}.{key}", params[key])
+    if "role" in params and not iam.known_role(str(params["role"])):
+        raise ctx.fail(f"{path}.role", "unknown role")
+    if "seconds" in params:
+        _number(ctx, f"{path}.seconds", params["seconds"])
+    if "models" in params:
+        _list(ctx, f"{path}.models", params["models"], lambda p, v: _str(ctx, p, v))
+    return TimelineEvent(
+        at=_time(ctx, f"{path}.at", spec.get("at"), start),
+        actor=_str(ctx, f"{path}.actor", spec.get("actor"), _EMAIL, "e-mail address"),
+        action=str(action),
+        params=params,
+    )
+
+
+# Building ---------------------------------------------------------------------------------------------
+
+
+def policy_from_spec(project: Mapping[str, Any]) -> iam.Policy:
+    """A validated project spec's bindings and audit logs as an IAM policy."""
+    return iam.Policy(
+        bindings=[iam.Binding(role, list(members)) for role, members in project["bindings"].items() if members],
+        audit_configs=[
+            iam.AuditConfig(s, [iam.AuditLogConfig(t) for t in types])
+            for s, types in project["audit_logs"].items()
+            if types
+        ],
+    )
+
+
+def _apply(spec: dict[str, Any], world: World) -> None:
+    """Replace the world's state with the scenario's (the clock object and the lock stay)."""
+    fresh = World(world.clock)
+    world.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("lock", "clock")})
+    if spec["mode"] == "virtual":
+        world.clock.freeze(spec["start"])
+    else:
+        world.clock.unfreeze()
+    world.workload = spec["workload"]
+    world.region = spec["region"]
+    world.principals = {spec["workload"]: "serviceAccount"}
+    for email in spec["principals"]:
+        world.principals[email] = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
+    for p in spec["projects"]:
+        world.projects[p["id"]] = Project(
+            project_id=p["id"],
+            number=p["number"],
+            policy=policy_from_spec(p),
+            services=set(p["services"]),
+            billing_enabled=p["billing"],
+            allowed_models=p["allowed_models"],
+        )
+    world.default_project = spec["metadata_project"] or spec["projects"][0]["id"]
+    world.deny_rules = list(spec["deny"])
+    world.perimeter = spec["perimeter"]
+    world.models = {m: set(locs) for m, locs in spec["models"].items()}
+    world.quota_rpm = dict(spec["quota"])
+    world.ingestion_lag = timedelta(seconds=spec["lag"])
+    world.token_ttl = timedelta(seconds=spec["ttl"])
+    world.metadata_failure = spec["metadata_failure"]
+    world.timeline = list(spec["timeline"])
+    world.event_runner = changes.run_event

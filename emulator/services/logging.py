@@ -1,0 +1,163 @@
+"""Cloud Logging v2 LoggingServiceV2: ListLogEntries and WriteLogEntries.
+
+Data Access audit logs (`cloudaudit.googleapis.com%2Fdata_access`) are private logs: a caller without
+`logging.privateLogEntries.list` does not see them (they are left out of the answer, no error), as the
+`_Default` log view leaves them out for roles/logging.viewer.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from typing import Any
+
+from google.cloud.audit import audit_log_pb2  # noqa: F401 - registers AuditLog for protoPayload's Any
+from google.cloud.logging_v2 import types as lt
+from google.iam.v1.logging import audit_data_pb2  # noqa: F401 - registers AuditData for serviceData's Any
+from google.protobuf import json_format
+from google.rpc import error_details_pb2  # noqa: F401 - registers the google.rpc details in status.details
+
+from emulator.clock import rfc3339
+from emulator.dispatch import Call, Method
+from emulator.logfilter import FilterError, compile_filter
+from emulator.rpc import iam_denied, invalid_argument
+from emulator.services.common import allowed, require_enabled
+from emulator.world import Project, World
+
+API = "logging.googleapis.com"
+SERVICE = "google.logging.v2.LoggingServiceV2"
+MAX_PAGE = 1000
+DEFAULT_PAGE = 50
+MAX_FILTER = 20000
+PRIVATE_LOGS = ("cloudaudit.googleapis.com%2Fdata_access", "cloudaudit.googleapis.com%2Faccess_transparency")
+
+
+def _projects(call: Call, names: list[str]) -> list[tuple[Project, bool]]:
+    """(project, may read private logs) for each resource name; refuses names it can't serve."""
+    if not names:
+        raise invalid_argument("resource_names: at least one resource name is required.")
+    out = []
+    for name in names:
+        ref = name.removeprefix("projects/")
+        if not name.startswith("projects/") or not ref or "/" in ref:
+            raise invalid_argument(f"Invalid resource name: {name!r}. Expected projects/[PROJECT_ID].")
+        project = call.world.project(ref)
+        if project is None or not allowed(call, project, "logging.logEntries.list"):
+            raise iam_denied("logging.logEntries.list")
+        require_enabled(project, API)
+        out.append((project, allowed(call, project, "logging.privateLogEntries.list")))
+    return out
+
+
+def _token(offset: int, fingerprint: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "f": fingerprint}).encode()).decode()
+
+
+def _offset(token: str, fingerprint: str) -> int:
+    if not token:
+        return 0
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
+        offset = int(doc["o"])
+        same = doc["f"] == fingerprint
+    except (ValueError, KeyError, TypeError):
+        raise invalid_argument("page_token: not a page token returned by this API.") from None
+    if not same:
+        raise invalid_argument("page_token: the page token does not match the other arguments of the request.")
+    return offset
+
+
+def list_log_entries(call: Call, request: lt.ListLogEntriesRequest) -> lt.ListLogEntriesResponse:
+    call.authenticate()
+    if request.page_size < 0 or request.page_size > MAX_PAGE:
+        raise invalid_argument(f"page_size must be between 0 and {MAX_PAGE}, got {request.page_size}.")
+    order = " ".join(request.order_by.lower().split())
+    if order not in ("", "timestamp asc", "timestamp desc"):
+        raise invalid_argument(
+            f'order_by: only "timestamp asc" and "timestamp desc" are supported, got {request.order_by!r}.'
+        )
+    if len(request.filter) > MAX_FILTER:
+        raise invalid_argument(f"filter: longer than {MAX_FILTER} characters.")
+    try:
+        matches = compile_filter(request.filter)
+    except FilterError as err:
+        raise invalid_argument(str(err)) from None
+    projects = _projects(call, list(request.resource_names))
+    names = {f"projects/{p.project_id}/": private for p, private in projects}
+    found = []
+    for entry in call.world.visible_logs():
+        log_name = entry.get("logName", "")
+        scope = next((prefix for prefix in names if log_name.startswith(prefix)), None)
+        if scope is None:
+            continue
+        if not names[scope] and log_name.endswith(PRIVATE_LOGS):
+            continue
+        if matches(entry):
+            found.append(entry)
+    found.sort(key=lambda e: (e["timestamp"], e.get("insertId", "")), reverse=order == "timestamp desc")
+    fingerprint = hashlib.sha256(
+        json.dumps([request.filter, order, sorted(request.resource_names)]).encode()
+    ).hexdigest()[:16]
+    start = _offset(request.page_token, fingerprint)
+    size = request.page_size or DEFAULT_PAGE
+    page = found[start : start + size]
+    doc: dict[str, Any] = {"entries": page}
+    if start + size < len(found):
+        doc["nextPageToken"] = _token(start + size, fingerprint)
+    raw = lt.ListLogEntriesResponse.pb()()
+    json_format.ParseDict(doc, raw)
+    return lt.ListLogEntriesResponse.wrap(raw)
+
+
+def write_log_entries(call: Call, request: lt.WriteLogEntriesRequest) -> lt.WriteLogEntriesResponse:
+    call.authenticate()
+    now = call.world.clock.now()
+    raw_request = lt.WriteLogEntriesRequest.pb(request)
+    for i, raw_entry in enumerate(raw_request.entries):
+        entry = json_format.MessageToDict(raw_entry)
+        log_name = entry.get("logName") or raw_request.log_name
+        if not log_name.startswith("projects/") or "/logs/" not in log_name:
+            raise invalid_argument(
+                f"entries[{i}].log_name: expected projects/[PROJECT_ID]/logs/[LOG_ID], got {log_name!r}."
+            )
+        project = call.world.project(log_name.split("/")[1])
+        if project is None or not allowed(call, project, "logging.logEntries.create"):
+            raise iam_denied("logging.logEntries.create")
+        require_enabled(project, API)
+        if "resource" not in entry and not raw_request.HasField("resource"):
+            raise invalid_argument(f"entries[{i}].resource: a monitored resource is required.")
+        entry.setdefault("resource", json_format.MessageToDict(raw_request.resource))
+        entry["logName"] = f"projects/{project.project_id}/logs/{log_name.split('/logs/', 1)[1]}"
+        entry["labels"] = {**dict(raw_request.labels), **entry.get("labels", {})}
+        if not entry["labels"]:
+            del entry["labels"]
+        entry.setdefault("timestamp", rfc3339(now))
+        entry.setdefault("insertId", secrets.token_hex(8))
+        entry["receiveTimestamp"] = rfc3339(now + call.world.ingestion_lag)
+        entry.setdefault("severity", "DEFAULT")
+        call.world.append_log(entry, now)
+    return lt.WriteLogEntriesResponse()
+
+
+def methods(world: World) -> list[Method]:
+    del world
+    return [
+        Method(
+            SERVICE,
+            "ListLogEntries",
+            lt.ListLogEntriesRequest,
+            lt.ListLogEntriesResponse,
+            list_log_entries,
+            API,
+        ),
+        Method(
+            SERVICE,
+            "WriteLogEntries",
+            lt.WriteLogEntriesRequest,
+            lt.WriteLogEntriesResponse,
+            write_log_entries,
+            API,
+        ),
+    ]

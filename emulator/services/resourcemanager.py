@@ -1,0 +1,175 @@
+"""Resource Manager v3 Projects: GetProject, GetIamPolicy, SetIamPolicy, TestIamPermissions.
+
+Assumptions (unverified), also listed in emulator/README.md:
+- TestIamPermissions evaluates allow policies only (not deny policies or principal access boundaries), so a
+  caller can tell "not granted" from "granted, yet denied". It needs no permission, as Google documents.
+- A project the caller cannot see and a project that does not exist get the same 403.
+"""
+
+from __future__ import annotations
+
+from google.cloud.resourcemanager_v3 import types as rt
+from google.iam.v1 import iam_policy_pb2, policy_pb2
+from google.rpc import code_pb2
+
+from emulator import changes, iam
+from emulator.dispatch import Call, Method
+from emulator.rpc import RpcError, caller_denied, invalid_argument
+from emulator.world import Project, World
+
+API = "cloudresourcemanager.googleapis.com"
+SERVICE = "google.cloud.resourcemanager.v3.Projects"
+_MASK_FIELDS = {
+    "bindings": "bindings",
+    "etag": "etag",
+    "audit_configs": "audit_configs",
+    "auditConfigs": "audit_configs",
+    "version": "bindings",
+}
+
+
+def _project(call: Call, resource: str, permission: str | None) -> Project:
+    """The project a `projects/P` resource names, after the caller's permission on it is checked."""
+    member = call.member()
+    ref = resource.removeprefix("projects/")
+    project = call.world.project(ref) if resource.startswith("projects/") and "/" not in ref else None
+    if project is None:
+        raise caller_denied()
+    if permission and not (
+        iam.allowed_by_policy(project.policy, member, permission)
+        and not iam.denied_by_rules(call.world.deny_rules, member, permission)
+    ):
+        raise caller_denied()
+    return project
+
+
+def to_pb(policy: iam.Policy) -> policy_pb2.Policy:
+    out = policy_pb2.Policy(version=policy.version, etag=policy.etag)
+    for b in policy.bindings:
+        binding = out.bindings.add(role=b.role, members=b.members)
+        if b.condition:
+            binding.condition.expression = b.condition.get("expression", "")
+            binding.condition.title = b.condition.get("title", "")
+    for c in policy.audit_configs:
+        config = out.audit_configs.add(service=c.service)
+        for lc in c.audit_log_configs:
+            config.audit_log_configs.add(
+                log_type=policy_pb2.AuditLogConfig.LogType.Value(lc.log_type),
+                exempted_members=lc.exempted_members,
+            )
+    return out
+
+
+def from_pb(pb: policy_pb2.Policy) -> iam.Policy:
+    bindings = []
+    for i, b in enumerate(pb.bindings):
+        if not iam.known_role(b.role) and not b.role.startswith(("projects/", "organizations/")):
+            raise invalid_argument(f"Role ({b.role}) does not exist in the resource's hierarchy.")
+        for member in b.members:
+            if not iam.MEMBER_SHAPE.match(member):
+                raise invalid_argument(
+                    f'Policy members must be of the form "<type>:<value>". (bindings[{i}]: {member!r})'
+                )
+        condition = (
+            {"expression": b.condition.expression, "title": b.condition.title} if b.HasField("condition") else None
+        )
+        bindings.append(iam.Binding(b.role, list(b.members), condition))
+    configs = []
+    for c in pb.audit_configs:
+        log_configs = []
+        for lc in c.audit_log_configs:
+            if lc.log_type == policy_pb2.AuditLogConfig.LogType.LOG_TYPE_UNSPECIFIED:
+                raise invalid_argument(
+                    f"auditConfigs[{c.service}]: logType must be DATA_READ, DATA_WRITE or ADMIN_READ"
+                )
+            log_configs.append(
+                iam.AuditLogConfig(policy_pb2.AuditLogConfig.LogType.Name(lc.log_type), list(lc.exempted_members))
+            )
+        configs.append(iam.AuditConfig(c.service, log_configs))
+    return iam.Policy(bindings=bindings, audit_configs=configs, version=pb.version or 1)
+
+
+def get_project(call: Call, request: rt.GetProjectRequest) -> rt.Project:
+    project = _project(call, request.name, "resourcemanager.projects.get")
+    return rt.Project(
+        name=f"projects/{project.number}",
+        project_id=project.project_id,
+        display_name=project.project_id,
+        state=rt.Project.State.ACTIVE,
+        parent=f"organizations/{call.world.organization_id}",
+    )
+
+
+def get_iam_policy(call: Call, request: iam_policy_pb2.GetIamPolicyRequest) -> policy_pb2.Policy:
+    project = _project(call, request.resource, "resourcemanager.projects.getIamPolicy")
+    return to_pb(project.policy)
+
+
+def set_iam_policy(call: Call, request: iam_policy_pb2.SetIamPolicyRequest) -> policy_pb2.Policy:
+    project = _project(call, request.resource, "resourcemanager.projects.setIamPolicy")
+    paths = list(request.update_mask.paths) if request.HasField("update_mask") else ["bindings", "etag"]
+    fields = set()
+    for path in paths:
+        if path not in _MASK_FIELDS:
+            raise invalid_argument(f"Invalid update_mask path: {path!r}. Allowed: bindings, etag, audit_configs.")
+        fields.add(_MASK_FIELDS[path])
+    if request.policy.etag and request.policy.etag != project.policy.etag:
+        raise RpcError(
+            code_pb2.ABORTED,
+            "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
+        )
+    new = from_pb(request.policy)
+    actor = call.authenticate()
+    updated = changes.set_iam_policy(
+        call.world,
+        project,
+        new,
+        actor=actor,
+        at=call.world.clock.now(),
+        fields=frozenset(fields),
+        caller_ip=call.caller_ip,
+    )
+    return to_pb(updated)
+
+
+def test_iam_permissions(
+    call: Call, request: iam_policy_pb2.TestIamPermissionsRequest
+) -> iam_policy_pb2.TestIamPermissionsResponse:
+    member = call.member()
+    for permission in request.permissions:
+        if not iam.PERMISSION_SHAPE.match(permission):
+            raise invalid_argument(f"Permission {permission} is not valid.")
+    project = _project(call, request.resource, None)
+    held = [p for p in request.permissions if iam.allowed_by_policy(project.policy, member, p)]
+    return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+
+def methods(world: World) -> list[Method]:
+    del world
+    return [
+        Method(SERVICE, "GetProject", rt.GetProjectRequest, rt.Project, get_project, API),
+        Method(
+            SERVICE,
+            "GetIamPolicy",
+            iam_policy_pb2.GetIamPolicyRequest,
+            policy_pb2.Policy,
+            get_iam_policy,
+            API,
+        ),
+        Method(
+            SERVICE,
+            "SetIamPolicy",
+            iam_policy_pb2.SetIamPolicyRequest,
+            policy_pb2.Policy,
+            set_iam_policy,
+            API,
+        ),
+        Method(
+            SERVICE,
+            "TestIamPermissions",
+            iam_policy_pb2.TestIamPermissionsRequest,
+            iam_policy_pb2.TestIamPermissionsResponse,
+            test_iam_permissions,
+            API,
+        ),
+    ]

@@ -1,0 +1,302 @@
+"""Vertex AI PredictionService (v1 and v1beta1): GenerateContent and CountTokens.
+
+Checks run in the order Google applies them, each failure exactly as ../shared/reference/gcp-wire.md §A gives it:
+credentials → consumer project → service enabled → billing → VPC-SC → IAM (deny rules included; the same 403
+whether or not the model exists) → org policy allowedModels → model served in the location → quota.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import secrets
+from dataclasses import dataclass
+
+from google.cloud.aiplatform_v1 import types as vt
+from google.rpc import code_pb2
+
+from emulator import audit, iam
+from emulator.dispatch import Call, Method
+from emulator.rpc import RpcError, error_info, help_link, invalid_argument, localized, precondition
+from emulator.services.common import service_disabled
+from emulator.world import VERTEX, Project, World
+
+PERMISSION = "aiplatform.endpoints.predict"
+_MODEL = re.compile(r"^projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/]+)$")
+REPLY = "OK. This answer comes from the local Vertex AI emulator, not from Gemini."
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    project: str  # as the caller wrote it: id or number
+    location: str
+    publisher: str
+    model: str
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/publishers/{self.publisher}/models/{self.model}"
+
+
+def parse_model(name: str, method: str) -> ModelRef:
+    match = _MODEL.match(name)
+    if match is None:
+        raise RpcError(
+            code_pb2.INVALID_ARGUMENT,
+            "Invalid resource field value in the request.",
+            [error_info("RESOURCE_PROJECT_INVALID", "googleapis.com", {"service": VERTEX, "method": method})],
+        )
+    return ModelRef(*match.groups())
+
+
+def tokens_of(text: str) -> int:
+    """Gemini counts roughly four characters a token; good enough for usage metadata."""
+    return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+def _consumer_invalid(ref: ModelRef) -> RpcError:
+    message = f"Permission denied on resource project {ref.project}."
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        message,
+        [
+            error_info(
+                "CONSUMER_INVALID",
+                "googleapis.com",
+                {"containerInfo": ref.project, "consumer": f"projects/{ref.project}", "service": VERTEX},
+            ),
+            localized(message),
+            help_link("Google developers console", "https://console.developers.google.com"),
+        ],
+    )
+
+
+def _billing_disabled(project: Project) -> RpcError:
+    url = f"https://console.developers.google.com/billing/enable?project={project.number}"
+    message = (
+        f"This API method requires billing to be enabled. Please enable billing on project #{project.number} "
+        f"by visiting {url} then retry. If you enabled billing for this project recently, wait a few minutes "
+        "for the action to propagate to our systems and retry."
+    )
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        message,
+        [
+            error_info(
+                "BILLING_DISABLED",
+                "googleapis.com",
+                {
+                    "service": VERTEX,
+                    "consumer": f"projects/{project.number}",
+                    "containerInfo": project.number,
+                },
+            ),
+            localized(message),
+            help_link("Google developers console billing", url),
+        ],
+    )
+
+
+def _vpc_sc_denied(project: Project, uid: str) -> tuple[RpcError, str]:
+    message = f"Request is prohibited by organization's policy. vpcServiceControlsUniqueIdentifier: {uid}"
+    err = RpcError(
+        code_pb2.PERMISSION_DENIED,
+        message,
+        [
+            precondition("VPC_SERVICE_CONTROLS", "", uid),
+            error_info(
+                "SECURITY_POLICY_VIOLATED",
+                "googleapis.com",
+                {
+                    "uid": uid,
+                    "service": VERTEX,
+                    "consumer": f"projects/{project.number}",
+                    "troubleshootToken": secrets.token_urlsafe(48),
+                },
+            ),
+        ],
+    )
+    return err, message
+
+
+def _iam_denied(ref: ModelRef) -> RpcError:
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f"Permission '{PERMISSION}' denied on resource '//aiplatform.googleapis.com/{ref.name}' (or it may not exist).",
+        [error_info("IAM_PERMISSION_DENIED", VERTEX, {"resource": ref.name, "permission": PERMISSION})],
+    )
+
+
+def _org_policy_denied(ref: ModelRef, project: Project) -> RpcError:
+    return RpcError(
+        code_pb2.FAILED_PRECONDITION,
+        "Organization Policy constraint constraints/vertexai.allowedModels violated for "
+        f"`projects/{project.number}` attempting to use a disallowed Gen AI model {ref.model}. Please contact "
+        "your organization administrator to fix this violation by adding "
+        f"`publishers/{ref.publisher}/models/{ref.model}:predict` to the allowed values. For more info, see "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access.",
+    )
+
+
+def _model_not_found(ref: ModelRef) -> RpcError:
+    return RpcError(
+        code_pb2.NOT_FOUND,
+        f"Publisher Model `{ref.name}` was not found or your project does not have access to it. Please ensure "
+        "you are using a valid model version. For more information, see: "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions",
+    )
+
+
+def _quota_exhausted(ref: ModelRef) -> RpcError:
+    return RpcError(
+        code_pb2.RESOURCE_EXHAUSTED,
+        "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base "
+        f"model: {ref.model}. Please submit a quota increase request. "
+        "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.",
+    )
+
+
+def _model_allowed(project: Project, ref: ModelRef) -> bool:
+    if project.allowed_models is None:
+        return True
+    base = f"publishers/{ref.publisher}/models/{ref.model}"
+    return any(v in (base, f"{base}:predict", f"publishers/{ref.publisher}/models/*") for v in project.allowed_models)
+
+
+def admit(call: Call, model_name: str) -> tuple[ModelRef, Project]:
+    """Every check before a prediction is served; raises the first failure as Google reports it."""
+    world = call.world
+    email = call.authenticate()
+    member = iam.member_of(email)
+    ref = parse_model(model_name, call.method.full_name)
+    project = world.project(ref.project)
+    if project is None:
+        raise _consumer_invalid(ref)
+    if VERTEX not in project.services:
+        raise service_disabled(project, VERTEX)
+    if not project.billing_enabled:
+        raise _billing_disabled(project)
+    _check_perimeter(call, project, ref, email, member)
+    allowed = iam.allowed_by_policy(project.policy, member, PERMISSION) and not iam.denied_by_rules(
+        world.deny_rules, member, PERMISSION
+    )
+    outcome: RpcError | None = None
+    if not allowed:
+        outcome = _iam_denied(ref)
+    elif not _model_allowed(project, ref):
+        outcome = _org_policy_denied(ref, project)
+    elif ref.publisher != "google" or ref.location not in world.models.get(ref.model, set()):
+        outcome = _model_not_found(ref)
+    elif not world.take_quota(member, ref.model):
+        outcome = _quota_exhausted(ref)
+    _audit(call, project, ref, email, allowed, outcome)
+    if outcome is not None:
+        raise outcome
+    return ref, project
+
+
+def _check_perimeter(call: Call, project: Project, ref: ModelRef, email: str, member: str) -> None:
+    perimeter = call.world.perimeter
+    if (
+        perimeter is None
+        or project.project_id not in perimeter.projects
+        or VERTEX not in perimeter.restricted_services
+        or not perimeter.refuse_outside
+        or member in perimeter.ingress_members
+    ):
+        return
+    uid = secrets.token_urlsafe(40).replace("-", "").replace("_", "")[:48]
+    err, message = _vpc_sc_denied(project, uid)
+    audit.vpc_sc_policy_denied(
+        call.world,
+        project,
+        email=email,
+        service=VERTEX,
+        method=call.method.full_name,
+        resource=ref.name,
+        uid=uid,
+        message=message,
+        caller_ip=call.caller_ip,
+    )
+    if not perimeter.dry_run:
+        raise err
+
+
+def _audit(call: Call, project: Project, ref: ModelRef, email: str, granted: bool, outcome: RpcError | None) -> None:
+    version = "v1beta1" if ".v1beta1." in call.method.full_name else "v1"
+    audit.vertex_data_access(
+        call.world,
+        project,
+        email=email,
+        method=call.method.full_name,
+        resource=ref.name,
+        permission=PERMISSION,
+        granted=granted,
+        code=outcome.code if outcome else 0,
+        message=outcome.message if outcome else "",
+        user_agent=call.user_agent,
+        caller_ip=call.caller_ip,
+        request_type=f"type.googleapis.com/google.cloud.aiplatform.{version}.{call.method.name}Request",
+    )
+
+
+def _prompt_text(contents: list[vt.Content]) -> str:
+    return " ".join(part.text for content in contents for part in content.parts if part.text)
+
+
+def generate_content(call: Call, request: vt.GenerateContentRequest) -> vt.GenerateContentResponse:
+    ref, _ = admit(call, request.model)
+    if not request.contents:
+        raise invalid_argument(
+            "Unable to submit request because it has an empty contents field. Learn more: "
+            "https://cloud.google.com/vertex-ai/generative-ai/docs/model-reference/gemini"
+        )
+    words = REPLY.split(" ")
+    limit = request.generation_config.max_output_tokens or len(words)
+    text = " ".join(words[:limit])
+    truncated = limit < len(words)
+    prompt_tokens = tokens_of(_prompt_text(list(request.contents)))
+    out_tokens = min(limit, len(words))
+    return vt.GenerateContentResponse(
+        candidates=[
+            vt.Candidate(
+                index=0,
+                content=vt.Content(role="model", parts=[vt.Part(text=text)]),
+                finish_reason=vt.Candidate.FinishReason.MAX_TOKENS if truncated else vt.Candidate.FinishReason.STOP,
+            )
+        ],
+        usage_metadata=vt.GenerateContentResponse.UsageMetadata(
+            prompt_token_count=prompt_tokens,
+            candidates_token_count=out_tokens,
+            total_token_count=prompt_tokens + out_tokens,
+        ),
+        model_version=ref.model,
+        response_id=secrets.token_urlsafe(16),
+        create_time=call.world.clock.now(),
+    )
+
+
+def count_tokens(call: Call, request: vt.CountTokensRequest) -> vt.CountTokensResponse:
+    admit(call, request.model or request.endpoint)
+    text = _prompt_text(list(request.contents))
+    return vt.CountTokensResponse(total_tokens=tokens_of(text), total_billable_characters=len(text.replace(" ", "")))
+
+
+def methods(world: World) -> list[Method]:
+    del world  # handlers reach the world through the Call
+    out: list[Method] = []
+    for version in ("v1", "v1beta1"):
+        service = f"google.cloud.aiplatform.{version}.PredictionService"
+        # v1beta1 messages share v1's wire format for every field used here, so one set of types serves both.
+        out.append(
+            Method(
+                service,
+                "GenerateContent",
+                vt.GenerateContentRequest,
+                vt.GenerateContentResponse,
+                generate_content,
+                VERTEX,
+            )
+        )
+        out.append(Method(service, "CountTokens", vt.CountTokensRequest, vt.CountTokensResponse, count_tokens, VERTEX))
+    return out

@@ -1,0 +1,228 @@
+"""The one in-memory state every emulated API reads and changes.
+
+A front end (gRPC, REST, admin, metadata) takes `world.lock` for the whole of a handler call, after running any
+timeline events that have come due (`world.tick()`), so each call sees one consistent world.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import threading
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from emulator.clock import Clock
+from emulator.iam import DenyRule, Policy
+
+VERTEX = "aiplatform.googleapis.com"
+
+
+@dataclass
+class Project:
+    project_id: str
+    number: str
+    policy: Policy = field(default_factory=Policy)
+    services: set[str] = field(default_factory=set)
+    billing_enabled: bool = True
+    # constraints/vertexai.allowedModels: None = no policy set (every model allowed).
+    allowed_models: list[str] | None = None
+    # Cloud Monitoring, keyed by resource name or series identity; values belong to services/monitoring.py.
+    metric_descriptors: dict[str, Any] = field(default_factory=dict)
+    time_series: dict[Any, Any] = field(default_factory=dict)
+    alert_policies: dict[str, Any] = field(default_factory=dict)
+    notification_channels: dict[str, Any] = field(default_factory=dict)
+    dashboards: dict[str, Any] = field(default_factory=dict)
+    # Resources the deploy tool manages (REST front end).
+    functions: dict[str, Any] = field(default_factory=dict)
+    scheduler_jobs: dict[str, Any] = field(default_factory=dict)
+    service_accounts: dict[str, Any] = field(default_factory=dict)
+    topics: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"projects/{self.project_id}"
+
+
+@dataclass
+class Perimeter:
+    """A VPC Service Controls service perimeter around some projects."""
+
+    name: str  # accessPolicies/A/servicePerimeters/X
+    organization_id: str
+    projects: set[str]  # project ids inside
+    restricted_services: set[str] = field(default_factory=lambda: {VERTEX})
+    refuse_outside: bool = True  # refuse calls that come from outside the perimeter
+    # Principals an ingress rule / access level lets in (member strings).
+    ingress_members: set[str] = field(default_factory=set)
+    violation_reason: str = "NO_MATCHING_ACCESS_LEVEL"
+    dry_run: bool = False
+
+
+@dataclass
+class TokenInfo:
+    email: str
+    expiry: datetime
+    revoked: bool = False
+
+
+@dataclass
+class Fault:
+    """The next `count` calls of `method` fail this way instead of being served."""
+
+    method: str  # full gRPC method (/google.cloud.aiplatform.v1.PredictionService/GenerateContent) or metadata.*
+    count: int
+    status: Any = None  # google.rpc.Status (pb2) to answer with
+    hang_seconds: float = 0.0
+    close: bool = False
+    malformed: bool = False
+    http_status: int = 0  # metadata server faults answer with an HTTP status and body instead
+    http_body: str = ""
+
+    def describe(self) -> dict[str, Any]:
+        kinds = {
+            "status": self.status is not None,
+            "hang": bool(self.hang_seconds),
+            "close": self.close,
+            "malformed": self.malformed,
+            "http_status": bool(self.http_status),
+        }
+        return {
+            "method": self.method,
+            "remaining": self.count,
+            "kind": next(k for k, on in kinds.items() if on),
+        }
+
+
+@dataclass
+class TimelineEvent:
+    at: datetime
+    actor: str  # e-mail of the person or account making the change
+    action: str
+    params: dict[str, Any]
+    done: bool = False
+
+
+@dataclass
+class LogRecord:
+    entry: dict[str, Any]  # LogEntry in proto3 JSON form
+    visible_at: datetime
+
+
+class World:
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.lock = threading.RLock()
+        self.clock = clock or Clock()
+        self.projects: dict[str, Project] = {}
+        self.principals: dict[str, str] = {}  # e-mail → display kind ("serviceAccount" | "user")
+        self.deny_rules: list[DenyRule] = []
+        self.perimeter: Perimeter | None = None
+        self.models: dict[str, set[str]] = {}
+        self.retired_models: set[str] = set()
+        self.quota_rpm: dict[str, int] = {}  # member → requests per minute on Gemini calls; "*" for everyone
+        self._quota_used: Counter[tuple[str, str, int]] = Counter()
+        self.tokens: dict[str, TokenInfo] = {}
+        self.workload = ""  # the metadata server's default service account
+        self.default_project = ""
+        self.region = "us-central1"
+        self.instance_id = "00" + secrets.token_hex(40)
+        self.token_ttl = timedelta(hours=1)
+        self.metadata_failure: dict[str, Any] | None = None  # {"status": 503, "body": "..."} or {"hang_seconds": x}
+        self.logs: list[LogRecord] = []
+        self.ingestion_lag = timedelta(seconds=3)
+        self.faults: list[Fault] = []
+        self.calls: Counter[str] = Counter()
+        self.timeline: list[TimelineEvent] = []
+        self.event_runner: Callable[[World, TimelineEvent], None] | None = None
+        self._ids = itertools.count(1)
+        self.organization_id = "123456789012"
+
+    # Identity -----------------------------------------------------------------------------------
+
+    def project(self, ref: str) -> Project | None:
+        """A project by id or by number (Google accepts either in resource names)."""
+        if ref in self.projects:
+            return self.projects[ref]
+        return next((p for p in self.projects.values() if p.number == ref), None)
+
+    def mint_token(self, email: str, ttl: timedelta | None = None) -> tuple[str, TokenInfo]:
+        token = "ya29.emu-" + secrets.token_urlsafe(24)
+        info = TokenInfo(email=email, expiry=self.clock.now() + (ttl or self.token_ttl))
+        self.tokens[token] = info
+        return token, info
+
+    def token_state(self, token: str) -> tuple[str, str]:
+        """("ok", email) or ("missing"|"invalid"|"expired"|"revoked", email-or-empty)."""
+        if not token:
+            return "missing", ""
+        info = self.tokens.get(token)
+        if info is None:
+            return "invalid", ""
+        if info.revoked:
+            return "revoked", info.email
+        if self.clock.now() >= info.expiry:
+            return "expired", info.email
+        return "ok", info.email
+
+    def revoke_tokens(self, email: str) -> int:
+        n = 0
+        for info in self.tokens.values():
+            if info.email == email and not info.revoked:
+                info.revoked = True
+                n += 1
+        return n
+
+    # Quota ----------------------------------------------------------------------------------------
+
+    def take_quota(self, member: str, bucket: str) -> bool:
+        """Count one request against the member's per-minute limit; False when the limit is used up."""
+        limit = self.quota_rpm.get(member, self.quota_rpm.get("*"))
+        if limit is None:
+            return True
+        minute = int(self.clock.now().timestamp() // 60)
+        key = (member, bucket, minute)
+        if self._quota_used[key] >= limit:
+            return False
+        self._quota_used[key] += 1
+        return True
+
+    # Logs -----------------------------------------------------------------------------------------
+
+    def next_id(self) -> int:
+        return next(self._ids)
+
+    def append_log(self, entry: dict[str, Any], at: datetime) -> None:
+        self.logs.append(LogRecord(entry=entry, visible_at=at + self.ingestion_lag))
+
+    def visible_logs(self) -> list[dict[str, Any]]:
+        now = self.clock.now()
+        return [r.entry for r in self.logs if r.visible_at <= now]
+
+    # Faults and counting --------------------------------------------------------------------------
+
+    def take_fault(self, method: str) -> Fault | None:
+        for fault in self.faults:
+            if fault.method == method and fault.count > 0:
+                fault.count -= 1
+                if fault.count == 0:
+                    self.faults.remove(fault)
+                return fault
+        return None
+
+    def count_call(self, method: str) -> None:
+        self.calls[method] += 1
+
+    # Timeline ---------------------------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Apply every timeline event whose time has come, in order."""
+        if self.event_runner is None:
+            return
+        now = self.clock.now()
+        for event in sorted(self.timeline, key=lambda e: e.at):
+            if not event.done and event.at <= now:
+                event.done = True
+                self.event_runner(self, event)
