@@ -3,7 +3,7 @@
     GET    /_emulator/world            the world as a scenario document (plus clock, logs and counters)
     PATCH  /_emulator/world            merge a partial scenario document into the live world (validated whole)
     POST   /_emulator/reset            rebuild the world from its scenario
-    POST   /_emulator/clock            {"advance_seconds": N} | {"set": RFC3339} | {"mode": "virtual"|"wall"}
+    POST   /_emulator/clock            {"advance_seconds": N} | {"set": RFC3339} | {"mode": "virtual"|"running"|"wall"}
     POST   /_emulator/actions          {"actor", "action", ...params}: a change made now, audited as a person's
     GET    /_emulator/faults           armed faults;  DELETE clears them
     POST   /_emulator/faults           {"method", "count", and one of "status" | "hang_seconds" | "close" |
@@ -87,7 +87,7 @@ def export(world: World) -> dict[str, Any]:
 
 def status(world: World) -> dict[str, Any]:
     doc = export(world)
-    doc["clock"] = {"mode": "virtual" if world.clock.virtual else "wall", "now": rfc3339(world.clock.now())}
+    doc["clock"] = {"mode": world.clock.mode, "now": rfc3339(world.clock.now())}
     doc["timeline"] = [
         {"at": rfc3339(e.at), "actor": e.actor, "action": e.action, **e.params, "done": e.done} for e in world.timeline
     ]
@@ -183,17 +183,19 @@ def set_clock(world: World, body: Any) -> dict[str, Any]:
         elif "set" in doc:
             world.clock.set(parse_rfc3339(_text(doc, "set")))
         elif doc["mode"] == "virtual":
-            world.clock.freeze()
+            world.clock.freeze(world.clock.now())
+        elif doc["mode"] == "running":
+            world.clock.run_from(world.clock.now())
         elif doc["mode"] == "wall":
             world.clock.unfreeze()
         else:
-            raise AdminError(f"mode: expected virtual or wall, got {doc['mode']!r}")
+            raise AdminError(f"mode: expected virtual, running or wall, got {doc['mode']!r}")
     except ValueError as err:
         if isinstance(err, AdminError):
             raise
         raise AdminError(f"{next(iter(doc))}: {err}") from None
     world.tick()
-    return {"mode": "virtual" if world.clock.virtual else "wall", "now": rfc3339(world.clock.now())}
+    return {"mode": world.clock.mode, "now": rfc3339(world.clock.now())}
 
 
 def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:

@@ -1,25 +1,55 @@
-"""The emulator's one clock: wall time by default, or a virtual clock that tests and scenarios advance."""
+"""The emulator's one clock, in one of three modes:
+
+- wall: real time;
+- virtual: frozen at a start time, moving only when `advance` or `set` says so (deterministic tests);
+- running: starts at a given time (default now), moves with real time, and `advance` jumps it ahead. This is the
+  mode for driving a real client that stamps its own requests with the wall clock (the canary's metric points and
+  audit-log time bounds), while tests still skip ahead past ingestion lags or timeline events.
+"""
 
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 
 class Clock:
-    """Wall time unless `freeze` was called; then time only moves when `advance` or `set` says so."""
+    """Wall time unless `freeze` or `run_from` was called (see the module docstring)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._virtual: datetime | None = None
+        self._running = False
+        self._anchor = 0.0  # time.monotonic() when the running clock was last set
 
     @property
     def virtual(self) -> bool:
         return self._virtual is not None
 
+    @property
+    def mode(self) -> str:
+        return "wall" if self._virtual is None else "running" if self._running else "virtual"
+
     def now(self) -> datetime:
         with self._lock:
-            return self._virtual if self._virtual is not None else datetime.now(UTC)
+            return self._now()
+
+    def _now(self) -> datetime:
+        if self._virtual is None:
+            return datetime.now(UTC)
+        if self._running:
+            return self._virtual + timedelta(seconds=time.monotonic() - self._anchor)
+        return self._virtual
+
+    def run_from(self, at: datetime | None = None) -> None:
+        """Switch to a running clock starting at `at` (default: now)."""
+        start = at if at is not None else datetime.now(UTC)
+        _require_aware(start)
+        with self._lock:
+            self._virtual = start.astimezone(UTC)
+            self._running = True
+            self._anchor = time.monotonic()
 
     def freeze(self, at: datetime | None = None) -> None:
         """Switch to virtual time, starting at `at` (default: the current wall time)."""
@@ -27,10 +57,12 @@ class Clock:
         _require_aware(start)
         with self._lock:
             self._virtual = start.astimezone(UTC)
+            self._running = False
 
     def unfreeze(self) -> None:
         with self._lock:
             self._virtual = None
+            self._running = False
 
     def advance(self, seconds: float) -> datetime:
         if seconds < 0:
@@ -39,16 +71,17 @@ class Clock:
             if self._virtual is None:
                 raise ValueError("the clock is on wall time; switch it to virtual before advancing it")
             self._virtual += timedelta(seconds=seconds)
-            return self._virtual
+            return self._now()
 
     def set(self, at: datetime) -> datetime:
         _require_aware(at)
         with self._lock:
             if self._virtual is None:
                 raise ValueError("the clock is on wall time; switch it to virtual before setting it")
-            if at < self._virtual:
+            if at < self._now():
                 raise ValueError("the clock only moves forward: the new time is before the current one")
             self._virtual = at.astimezone(UTC)
+            self._anchor = time.monotonic()
             return self._virtual
 
 

@@ -133,8 +133,11 @@ def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any
     return out
 
 
-def build(name_or_path: str, world: World | None = None) -> World:
+def build(name_or_path: str, world: World | None = None, clock_mode: str | None = None) -> World:
+    """Build a scenario's world; `clock_mode` overrides the scenario's clock (starting now)."""
     doc = load_document(name_or_path)
+    if clock_mode is not None:
+        doc["clock"] = {"mode": clock_mode}
     source = resolve(name_or_path).name
     return build_from(doc, source, world)
 
@@ -251,11 +254,13 @@ def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
     top = _mapping(ctx, "", doc, _TOP)
     clock = _mapping(ctx, "clock", top.get("clock", {}), {"mode", "start"})
     mode = clock.get("mode", "virtual")
-    if mode not in ("virtual", "wall"):
-        raise ctx.fail("clock.mode", f"expected virtual or wall, got {_show(mode)}")
-    start = _time(ctx, "clock.start", clock["start"], DEFAULT_START) if "start" in clock else DEFAULT_START
+    if mode not in ("virtual", "running", "wall"):
+        raise ctx.fail("clock.mode", f"expected virtual, running or wall, got {_show(mode)}")
     if mode == "wall" and "start" in clock:
-        raise ctx.fail("clock.start", "only a virtual clock has a start time")
+        raise ctx.fail("clock.start", "only a virtual or running clock has a start time")
+    default_start = DEFAULT_START if mode == "virtual" else datetime.now(UTC)
+    raw_start = clock.get("start", "now")
+    start = default_start if raw_start == "now" else _time(ctx, "clock.start", raw_start, default_start)
 
     workload = _str(ctx, "workload", top.get("workload"), _EMAIL, "e-mail address")
     principals = _list(
@@ -460,6 +465,8 @@ def _apply(spec: dict[str, Any], world: World) -> None:
     world.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("lock", "clock")})
     if spec["mode"] == "virtual":
         world.clock.freeze(spec["start"])
+    elif spec["mode"] == "running":
+        world.clock.run_from(spec["start"])
     else:
         world.clock.unfreeze()
     world.workload = spec["workload"]

@@ -37,11 +37,13 @@ class Emulator:
         grpc_port: int = 0,
         http_port: int = 0,
         metadata_port: int = 0,
+        clock_mode: str | None = None,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the emulator listens on loopback only, not on {host}")
         self.scenario = scenario_name
-        self.world = scenario.build(scenario_name, World(Clock()))
+        self.clock_mode = clock_mode
+        self.world = scenario.build(scenario_name, World(Clock()), clock_mode)
         methods = all_methods(self.world)
         known = {m.full_name for m in methods}
         self.grpc = GrpcServer(self.world, methods, host, grpc_port)
@@ -57,7 +59,7 @@ class Emulator:
         self.http = HttpServer(http, host, http_port)
 
     def reset(self) -> None:
-        scenario.build(self.scenario, self.world)
+        scenario.build(self.scenario, self.world, self.clock_mode)
 
     def start(self) -> Emulator:
         self.grpc.start()

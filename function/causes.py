@@ -1,0 +1,244 @@
+"""One closed vocabulary for why a Gemini call failed, and the classifier that maps an error to it.
+
+The classifier reads, in order: the ErrorInfo reason/domain (gRPC trailer or REST body), the status code, and the
+documented message forms (../shared/reference/gcp-wire.md §A), so gRPC and REST surfaces, and client-side credential
+failures that never reached Google, land on the same names. The names appear unchanged as the `cause` metric label,
+in the log line and in the README's cause table.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from google.api_core import exceptions as core
+from google.auth import exceptions as auth
+
+
+class Cause(StrEnum):
+    OK = "ok"
+    IAM_PERMISSION_DENIED = "iam_permission_denied"
+    API_DISABLED = "api_disabled"
+    BILLING_DISABLED = "billing_disabled"
+    VPC_SC = "vpc_sc"
+    ORG_POLICY = "org_policy"
+    WRONG_PROJECT = "wrong_project"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    QUOTA = "quota"
+    CREDENTIALS = "credentials"
+    UNAVAILABLE = "unavailable"
+    DEADLINE = "deadline"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_denial(self) -> bool:
+        """A configuration or permission problem that stays until someone changes something."""
+        return self in DENIALS
+
+    @property
+    def is_transient(self) -> bool:
+        """A condition that may pass by itself (the next run is the retry)."""
+        return self in TRANSIENT
+
+
+DENIALS = frozenset(
+    {
+        Cause.IAM_PERMISSION_DENIED,
+        Cause.API_DISABLED,
+        Cause.BILLING_DISABLED,
+        Cause.VPC_SC,
+        Cause.ORG_POLICY,
+        Cause.WRONG_PROJECT,
+        Cause.MODEL_UNAVAILABLE,
+        Cause.CREDENTIALS,
+    }
+)
+TRANSIENT = frozenset({Cause.QUOTA, Cause.UNAVAILABLE, Cause.DEADLINE})
+
+_BY_REASON = {
+    "IAM_PERMISSION_DENIED": Cause.IAM_PERMISSION_DENIED,
+    "SERVICE_DISABLED": Cause.API_DISABLED,
+    "BILLING_DISABLED": Cause.BILLING_DISABLED,
+    "SECURITY_POLICY_VIOLATED": Cause.VPC_SC,
+    "CONSUMER_INVALID": Cause.WRONG_PROJECT,
+    "RESOURCE_PROJECT_INVALID": Cause.WRONG_PROJECT,
+    "RESOURCE_USAGE_RESTRICTION_VIOLATED": Cause.ORG_POLICY,
+    "ACCESS_TOKEN_EXPIRED": Cause.CREDENTIALS,
+    "ACCESS_TOKEN_TYPE_UNSUPPORTED": Cause.CREDENTIALS,
+    "CREDENTIALS_MISSING": Cause.CREDENTIALS,
+    "ACCOUNT_STATE_INVALID": Cause.CREDENTIALS,
+    "API_KEY_SERVICE_BLOCKED": Cause.CREDENTIALS,
+    "API_KEY_INVALID": Cause.CREDENTIALS,
+    "RATE_LIMIT_EXCEEDED": Cause.QUOTA,
+    "RESOURCE_EXHAUSTED": Cause.QUOTA,
+}
+
+# Message forms for bodies that come without an ErrorInfo (older front ends, proxies), most specific first.
+_BY_MESSAGE = (
+    ("getting metadata from plugin failed", Cause.CREDENTIALS),
+    ("organization policy constraint", Cause.ORG_POLICY),
+    ("request is prohibited by organization's policy", Cause.VPC_SC),
+    ("vpcservicecontrolsuniqueidentifier", Cause.VPC_SC),
+    ("has not been used in project", Cause.API_DISABLED),
+    ("requires billing to be enabled", Cause.BILLING_DISABLED),
+    ("billing account for the owning project is disabled", Cause.BILLING_DISABLED),
+    ("permission denied on resource project", Cause.WRONG_PROJECT),
+    ("is not allowed to use publisher model", Cause.MODEL_UNAVAILABLE),
+    ("publisher model", Cause.MODEL_UNAVAILABLE),
+    ("quota exceeded", Cause.QUOTA),
+    ("resource exhausted", Cause.QUOTA),
+    ("resource has been exhausted", Cause.QUOTA),
+    ("invalid authentication credentials", Cause.CREDENTIALS),
+    ("missing required authentication credential", Cause.CREDENTIALS),
+)
+
+_BY_CODE = {
+    401: Cause.CREDENTIALS,
+    404: Cause.MODEL_UNAVAILABLE,
+    429: Cause.QUOTA,
+    499: Cause.DEADLINE,
+    502: Cause.UNAVAILABLE,
+    503: Cause.UNAVAILABLE,
+    504: Cause.DEADLINE,
+}
+
+
+@dataclass
+class Failure:
+    """What the error said, kept whole so an `unknown` loses nothing."""
+
+    cause: Cause
+    code: int | None = None  # HTTP status (google-api-core's .code)
+    status: str | None = None  # canonical status name, e.g. PERMISSION_DENIED
+    reason: str | None = None
+    domain: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+    links: list[dict[str, str]] = field(default_factory=list)
+    violations: list[dict[str, str]] = field(default_factory=list)
+    error_type: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"cause": str(self.cause), "code": self.code, "status": self.status}
+        for key in ("reason", "domain", "message", "error_type"):
+            if getattr(self, key):
+                doc[key] = getattr(self, key)
+        if self.metadata:
+            doc["metadata"] = dict(self.metadata)
+        if self.links:
+            doc["links"] = list(self.links)
+        if self.violations:
+            doc["violations"] = list(self.violations)
+        return doc
+
+
+def _detail_fields(detail: Any) -> tuple[str, dict[str, Any]]:
+    """(type name, fields) of one status detail: a protobuf message on gRPC, a dict on REST."""
+    if isinstance(detail, dict):
+        kind = str(detail.get("@type", "")).rsplit(".", 1)[-1]
+        return kind, detail
+    kind = type(detail).__name__
+    fields: dict[str, Any] = {}
+    if kind == "ErrorInfo":
+        fields = {"reason": detail.reason, "domain": detail.domain, "metadata": dict(detail.metadata)}
+    elif kind == "Help":
+        fields = {"links": [{"description": lk.description, "url": lk.url} for lk in detail.links]}
+    elif kind == "PreconditionFailure":
+        fields = {
+            "violations": [
+                {"type": v.type, "subject": v.subject, "description": v.description} for v in detail.violations
+            ]
+        }
+    elif kind == "QuotaFailure":
+        fields = {"violations": [{"subject": v.subject, "description": v.description} for v in detail.violations]}
+    return kind, fields
+
+
+def _from_api_error(error: Any) -> Failure:
+    """google.api_core.exceptions.GoogleAPICallError, from either transport."""
+    status = getattr(error, "grpc_status_code", None)
+    failure = Failure(
+        cause=Cause.UNKNOWN,
+        code=getattr(error, "code", None),
+        status=status.name if status is not None else _status_from_http(getattr(error, "code", None)),
+        message=str(getattr(error, "message", "") or error),
+        error_type=type(error).__name__,
+    )
+    for detail in getattr(error, "details", None) or []:
+        kind, fields = _detail_fields(detail)
+        if kind == "ErrorInfo" and failure.reason is None:
+            failure.reason = fields.get("reason") or None
+            failure.domain = fields.get("domain") or None
+            failure.metadata = {str(k): str(v) for k, v in (fields.get("metadata") or {}).items()}
+        elif kind == "Help":
+            failure.links += [
+                {"description": lk.get("description", ""), "url": lk.get("url", "")} for lk in fields.get("links", [])
+            ]
+        elif kind in ("PreconditionFailure", "QuotaFailure"):
+            failure.violations += [{k: str(v) for k, v in item.items()} for item in fields.get("violations", [])]
+    failure.cause = _cause(failure)
+    return failure
+
+
+def _status_from_http(code: int | None) -> str | None:
+    names = {
+        400: "INVALID_ARGUMENT",
+        401: "UNAUTHENTICATED",
+        403: "PERMISSION_DENIED",
+        404: "NOT_FOUND",
+        409: "ABORTED",
+        429: "RESOURCE_EXHAUSTED",
+        499: "CANCELLED",
+        500: "INTERNAL",
+        501: "UNIMPLEMENTED",
+        503: "UNAVAILABLE",
+        504: "DEADLINE_EXCEEDED",
+    }
+    return names.get(code) if code is not None else None
+
+
+def _cause(failure: Failure) -> Cause:
+    if failure.reason in _BY_REASON:
+        return _BY_REASON[failure.reason]
+    message = failure.message.lower()
+    for needle, cause in _BY_MESSAGE:
+        if needle in message:
+            return cause
+    if failure.status == "DEADLINE_EXCEEDED":
+        return Cause.DEADLINE
+    if failure.status == "UNAVAILABLE":
+        return Cause.UNAVAILABLE
+    if failure.code == 403 and "permission" in message and "denied" in message:
+        return Cause.IAM_PERMISSION_DENIED
+    return _BY_CODE.get(failure.code or 0, Cause.UNKNOWN)
+
+
+def classify(error: BaseException) -> Failure:
+    """Map any error a Gemini call can raise to a Failure with a Cause."""
+    if isinstance(error, core.GoogleAPICallError):
+        return _from_api_error(error)
+    if isinstance(error, core.RetryError):
+        cause = error.cause
+        return (
+            classify(cause)
+            if cause is not None
+            else Failure(Cause.DEADLINE, message=str(error), error_type="RetryError")
+        )
+    if isinstance(error, auth.GoogleAuthError):
+        # RefreshError (token endpoint refused), DefaultCredentialsError (no ADC), TransportError (metadata
+        # server unreachable): the call never reached Google.
+        return Failure(Cause.CREDENTIALS, message=_short(error), error_type=type(error).__name__)
+    if isinstance(error, concurrent.futures.TimeoutError | TimeoutError):
+        return Failure(
+            Cause.DEADLINE, message=_short(error) or "the run's deadline passed", error_type=type(error).__name__
+        )
+    if isinstance(error, ConnectionError):
+        return Failure(Cause.UNAVAILABLE, message=_short(error), error_type=type(error).__name__)
+    return Failure(Cause.UNKNOWN, message=_short(error), error_type=type(error).__name__)
+
+
+def _short(error: BaseException, limit: int = 500) -> str:
+    text = str(error)
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,156 @@
+"""Builds the Google clients once per instance, lazily, as the identity Application Default Credentials give.
+
+Production: Google's endpoints with TLS, the credentials of the runtime's attached service account (the
+workload's). Against the local emulator (CANARY_EMULATOR_GRPC) only the endpoint and the channel security differ:
+gRPC local channel credentials on loopback, which still carry the same ADC token on every call. No other code path
+exists for tests. The logging and Resource Manager clients are imported only on the failure path.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import urllib.request
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import google.auth
+import grpc
+
+from .config import Config
+
+if TYPE_CHECKING:
+    from google.cloud.aiplatform_v1 import PredictionServiceClient
+    from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+    from google.cloud.monitoring_v3 import MetricServiceClient
+    from google.cloud.resourcemanager_v3 import ProjectsClient
+
+SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
+
+
+def vertex_endpoint(location: str) -> str:
+    """Vertex AI's regional endpoint for a location; `global` uses the global host.
+
+    Assumption (unverified): the multi-regions `us` and `eu` are served at aiplatform.{us,eu}.rep.googleapis.com.
+    """
+    if location == "global":
+        return "aiplatform.googleapis.com"
+    if location in ("us", "eu"):
+        return f"aiplatform.{location}.rep.googleapis.com"
+    return f"{location}-aiplatform.googleapis.com"
+
+
+def _metadata(path: str) -> str | None:
+    """One value from the metadata server (the one google.auth uses), or None when it doesn't answer."""
+    host = os.environ.get("GCE_METADATA_HOST", "metadata.google.internal")
+    request = urllib.request.Request(f"http://{host}/computeMetadata/v1/{path}", headers={"Metadata-Flavor": "Google"})
+    try:
+        with urllib.request.urlopen(request, timeout=1) as response:  # noqa: S310 - the metadata server
+            return response.read().decode().strip() or None
+    except (OSError, ValueError):
+        return None
+
+
+class Clients:
+    """One per instance. Thread-safe: probes run concurrently."""
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._credentials: Any = None
+        self._adc_project: str | None = None
+        self._prediction: dict[str, PredictionServiceClient] = {}
+        self._logging: LoggingServiceV2Client | None = None
+        self._metrics: MetricServiceClient | None = None
+        self._projects: ProjectsClient | None = None
+        self._region: str | None = None
+        self.task_id = uuid.uuid4().hex  # one per instance: each instance writes its own series
+
+    # Identity ------------------------------------------------------------------------------------------
+
+    def credentials(self) -> Any:
+        with self._lock:
+            if self._credentials is None:
+                self._credentials, self._adc_project = google.auth.default(scopes=SCOPES)
+            return self._credentials
+
+    def project(self) -> str:
+        """The project to probe: CANARY_PROJECT, else the one ADC reports (the runtime's)."""
+        if self._config.project:
+            return self._config.project
+        self.credentials()
+        if not self._adc_project:
+            raise RuntimeError("cannot tell which project to probe: ADC reports none; set CANARY_PROJECT")
+        return self._adc_project
+
+    def principal(self) -> str | None:
+        """The e-mail the canary calls as (None when unknown, e.g. user credentials on a laptop)."""
+        email = getattr(self._credentials, "service_account_email", None)
+        if email and email != "default":
+            return str(email)
+        if email == "default":  # compute credentials not yet refreshed (e.g. the token endpoint failed)
+            return _metadata("instance/service-accounts/default/email")
+        return None
+
+    def region(self) -> str:
+        """Where this instance runs (the generic_task `location` label), from the metadata server; else global."""
+        if self._region is None:
+            region = _metadata("instance/region")
+            self._region = region.rsplit("/", 1)[-1] if region else "global"
+        return self._region
+
+    # Transports ---------------------------------------------------------------------------------------
+
+    def _transport(self, transport_cls: Any, host: str) -> Any:
+        credentials = self.credentials()
+        if self._config.emulator:
+            return transport_cls(
+                host=self._config.emulator,
+                credentials=credentials,
+                ssl_channel_credentials=grpc.local_channel_credentials(),
+            )
+        return transport_cls(host=host, credentials=credentials)
+
+    def prediction(self, location: str) -> PredictionServiceClient:
+        endpoint = vertex_endpoint(location)
+        client = self._prediction.get(endpoint)
+        if client is None:
+            from google.cloud.aiplatform_v1.services.prediction_service import PredictionServiceClient
+            from google.cloud.aiplatform_v1.services.prediction_service.transports import (
+                PredictionServiceGrpcTransport,
+            )
+
+            client = PredictionServiceClient(transport=self._transport(PredictionServiceGrpcTransport, endpoint))
+            with self._lock:
+                client = self._prediction.setdefault(endpoint, client)
+        return client
+
+    def metrics(self) -> MetricServiceClient:
+        if self._metrics is None:
+            from google.cloud.monitoring_v3.services.metric_service import MetricServiceClient
+            from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
+
+            self._metrics = MetricServiceClient(
+                transport=self._transport(MetricServiceGrpcTransport, "monitoring.googleapis.com")
+            )
+        return self._metrics
+
+    def logging(self) -> LoggingServiceV2Client:
+        if self._logging is None:
+            from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
+            from google.cloud.logging_v2.services.logging_service_v2.transports import LoggingServiceV2GrpcTransport
+
+            self._logging = LoggingServiceV2Client(
+                transport=self._transport(LoggingServiceV2GrpcTransport, "logging.googleapis.com")
+            )
+        return self._logging
+
+    def projects(self) -> ProjectsClient:
+        if self._projects is None:
+            from google.cloud.resourcemanager_v3.services.projects import ProjectsClient
+            from google.cloud.resourcemanager_v3.services.projects.transports import ProjectsGrpcTransport
+
+            self._projects = ProjectsClient(
+                transport=self._transport(ProjectsGrpcTransport, "cloudresourcemanager.googleapis.com")
+            )
+        return self._projects

@@ -1,0 +1,546 @@
+"""Evidence for a failed run: what the principal may do, what Cloud Audit Logs recorded, and what changed.
+
+Bounded by design: at most one TestIamPermissions, one GetIamPolicy and three ListLogEntries a run, whatever the
+number of failing targets (the Logging API allows 60 entries.list a minute per project), and every call within the
+run's deadline. Every Logging filter is time-bounded and built only from validated values, quoted.
+
+When the canary's own identity lacks a permission for a piece of evidence, that piece says so and names the
+permission; everything else still goes out.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from google.api_core import exceptions as core
+from google.cloud.audit import audit_log_pb2
+from google.protobuf import json_format
+
+from .causes import Cause, Failure
+from .clients import Clients
+from .config import Config
+from .probe import Outcome
+from .recorder import Deadline, Recorder
+
+PREDICT = "aiplatform.endpoints.predict"
+OWN_PERMISSIONS = (
+    PREDICT,
+    "logging.logEntries.list",
+    "logging.privateLogEntries.list",
+    "resourcemanager.projects.getIamPolicy",
+    "monitoring.timeSeries.create",
+)
+VERTEX = "aiplatform.googleapis.com"
+MAX_LIST_CALLS = 3
+_MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._:/%+\-]{1,512}$")
+
+
+@dataclass
+class Item:
+    """One piece of evidence as an operator reads it."""
+
+    step: str  # iam | audit_config | data_access | policy_denied | admin_activity
+    status: str  # found | not_found | pending | off | unavailable | skipped | error
+    summary: str
+    missing_permission: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"step": self.step, "status": self.status, "summary": self.summary}
+        if self.missing_permission:
+            doc["missing_permission"] = self.missing_permission
+        if self.data:
+            doc["data"] = self.data
+        return doc
+
+
+@dataclass
+class Change:
+    """An Admin Activity entry that explains a failure: who did what, when."""
+
+    kind: str  # role_removed | deny_policy | service_disabled | billing_changed | org_policy_changed
+    actor: str
+    at: str
+    detail: str
+    role: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class Evidence:
+    items: list[Item] = field(default_factory=list)
+    predict_granted: bool | None = None  # TestIamPermissions as the principal itself
+    own_permissions: set[str] | None = None
+    data_read_on: bool | None = None
+    roles_held: list[str] | None = None
+    change: Change | None = None
+    denial: dict[str, Any] | None = None  # the data_access entry of a denial
+    policy_denial: dict[str, Any] | None = None  # the VPC-SC Policy Denied entry
+    pending: bool = False
+    logs_query: str | None = None  # a Logs Explorer query that shows the evidence
+
+    def item(self, step: str) -> Item | None:
+        return next((i for i in self.items if i.step == step), None)
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"items": [i.to_json() for i in self.items], "pending": self.pending}
+        if self.predict_granted is not None:
+            doc["predict_granted"] = self.predict_granted
+        if self.data_read_on is not None:
+            doc["data_access_logs_on"] = self.data_read_on
+        if self.roles_held is not None:
+            doc["roles_held"] = self.roles_held
+        if self.change is not None:
+            doc["change"] = self.change.to_json()
+        if self.denial is not None:
+            doc["denial_entry"] = self.denial
+        if self.policy_denial is not None:
+            doc["policy_denied_entry"] = self.policy_denial
+        return doc
+
+
+# Filter building: every value is validated, then quoted with escapes -----------------------------------
+
+
+def quote(value: str) -> str:
+    """A Logging query string literal. Values are validated first; quoting is the second line of defence."""
+    if not _SAFE_VALUE.match(value):
+        raise ValueError(f"refusing to put {value!r} into a Logging filter")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def since(at: datetime) -> str:
+    return f"timestamp>={quote(at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ'))}"
+
+
+def denial_filter(
+    project: str, principal: str | None, uids: Iterable[str], want_data_access: bool, start: datetime
+) -> str | None:
+    """One filter for both denial records: the data_access entry and the VPC-SC Policy Denied entry."""
+    parts = []
+    if want_data_access:
+        clause = (
+            f"logName={quote(f'projects/{project}/logs/cloudaudit.googleapis.com%2Fdata_access')} "
+            f"AND protoPayload.serviceName={quote(VERTEX)} AND protoPayload.status.code=7"
+        )
+        if principal:
+            clause += f" AND protoPayload.authenticationInfo.principalEmail={quote(principal)}"
+        parts.append(f"({clause})")
+    uid_list = sorted(set(uids))
+    if uid_list:
+        who = " OR ".join(f"protoPayload.metadata.vpcServiceControlsUniqueId={quote(u)}" for u in uid_list)
+        if principal:
+            who += f" OR protoPayload.authenticationInfo.principalEmail={quote(principal)}"
+        parts.append(f'(LOG_ID("cloudaudit.googleapis.com/policy") AND ({who}))')
+    if not parts:
+        return None
+    return f"{since(start)} AND ({' OR '.join(parts)})"
+
+
+def activity_filter(project: str, principal: str | None, causes: set[Cause], start: datetime) -> str | None:
+    """The Admin Activity entries that would explain the failures seen."""
+    parts = []
+    if Cause.IAM_PERMISSION_DENIED in causes and principal:
+        member = ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
+        parts.append(
+            f'(protoPayload.methodName="SetIamPolicy" AND '
+            f"protoPayload.serviceData.policyDelta.bindingDeltas.member={quote(member)})"
+        )
+        parts.append('(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")')
+    if Cause.API_DISABLED in causes:
+        parts.append(
+            '(protoPayload.methodName="google.api.serviceusage.v1.ServiceUsage.DisableService" AND '
+            f"protoPayload.resourceName:{quote(VERTEX)})"
+        )
+    if Cause.BILLING_DISABLED in causes:
+        parts.append('(protoPayload.serviceName="cloudbilling.googleapis.com")')
+    if Cause.ORG_POLICY in causes:
+        parts.append(
+            '(protoPayload.serviceName="orgpolicy.googleapis.com" AND '
+            'protoPayload.resourceName:"vertexai.allowedModels")'
+        )
+    if not parts:
+        return None
+    log = quote(f"projects/{project}/logs/cloudaudit.googleapis.com%2Factivity")
+    return f"logName={log} AND {since(start)} AND ({' OR '.join(parts)})"
+
+
+# Gathering --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Context:
+    config: Config
+    clients: Clients
+    project: str
+    principal: str | None
+    deadline: Deadline
+    recorder: Recorder
+    list_calls: int = 0
+
+
+def gather(
+    config: Config,
+    clients: Clients,
+    project: str,
+    principal: str | None,
+    outcomes: list[Outcome],
+    deadline: Deadline,
+    recorder: Recorder,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Evidence:
+    """Evidence for every failing outcome of one run, gathered once."""
+    evidence = Evidence()
+    failures = [o.failure for o in outcomes if o.failure is not None]
+    causes = {f.cause for f in failures}
+    if not failures or not config.evidence:
+        return evidence
+    ctx = _Context(config, clients, project, principal, deadline, recorder)
+    reachable = causes - {Cause.CREDENTIALS, Cause.UNAVAILABLE, Cause.DEADLINE, Cause.QUOTA}
+    if "iam" in config.evidence and reachable:
+        _test_permissions(ctx, evidence)
+    if "audit_config" in config.evidence and Cause.IAM_PERMISSION_DENIED in causes:
+        _audit_config(ctx, evidence)
+    start = datetime.now(UTC) - timedelta(seconds=config.audit_lookback_s)
+    _denials(ctx, evidence, failures, causes, start, sleep)
+    if "admin_activity" in config.evidence:
+        _activity(ctx, evidence, causes, start)
+    return evidence
+
+
+def _lacks(evidence: Evidence, permission: str) -> bool:
+    return evidence.own_permissions is not None and permission not in evidence.own_permissions
+
+
+def _unavailable(step: str, error: BaseException, permission: str | None) -> Item:
+    if isinstance(error, core.PermissionDenied | core.Forbidden):
+        return Item(
+            step, "unavailable", f"the canary may not read this: {getattr(error, 'message', error)}", permission
+        )
+    if isinstance(error, core.DeadlineExceeded | core.RetryError):
+        return Item(step, "unavailable", "the call did not finish within the run's deadline")
+    code = getattr(error, "code", None)
+    return Item(step, "error", f"{type(error).__name__} {code or ''}: {getattr(error, 'message', error)}".strip())
+
+
+def _test_permissions(ctx: _Context, evidence: Evidence) -> None:
+    if ctx.deadline.remaining() < _MIN_CALL_SECONDS:
+        evidence.items.append(Item("iam", "skipped", "no time left in the run's deadline"))
+        return
+    try:
+        response = ctx.recorder.call(
+            "resourcemanager.TestIamPermissions",
+            lambda: ctx.clients.projects().test_iam_permissions(
+                request={"resource": f"projects/{ctx.project}", "permissions": list(OWN_PERMISSIONS)},
+                timeout=ctx.deadline.timeout(),
+                retry=None,
+            ),
+        )
+    except Exception as error:
+        evidence.items.append(_unavailable("iam", error, None))
+        return
+    held = set(response.permissions)
+    evidence.own_permissions = held
+    evidence.predict_granted = PREDICT in held
+    who = ctx.principal or "the canary's identity"
+    if evidence.predict_granted:
+        summary = (
+            f"{who} holds {PREDICT} on projects/{ctx.project} through its roles, yet Google denied the call: "
+            "a deny policy, a principal access boundary, a resource-level policy or a model that does not "
+            "exist (Google answers all of these with the same 403)"
+        )
+    else:
+        summary = f"{who} does not hold {PREDICT} on projects/{ctx.project}: no role grants it"
+    missing = sorted(set(OWN_PERMISSIONS) - held - {PREDICT})
+    data = {"held": sorted(held), "missing": missing}
+    evidence.items.append(Item("iam", "found", summary, data=data))
+
+
+def _audit_config(ctx: _Context, evidence: Evidence) -> None:
+    permission = "resourcemanager.projects.getIamPolicy"
+    if _lacks(evidence, permission):
+        evidence.items.append(
+            Item("audit_config", "unavailable", "cannot tell whether Data Access audit logs are on", permission)
+        )
+        return
+    if ctx.deadline.remaining() < _MIN_CALL_SECONDS:
+        evidence.items.append(Item("audit_config", "skipped", "no time left in the run's deadline"))
+        return
+    try:
+        policy = ctx.recorder.call(
+            "resourcemanager.GetIamPolicy",
+            lambda: ctx.clients.projects().get_iam_policy(
+                request={"resource": f"projects/{ctx.project}"}, timeout=ctx.deadline.timeout(), retry=None
+            ),
+        )
+    except Exception as error:
+        evidence.items.append(_unavailable("audit_config", error, permission))
+        return
+    member = _member(ctx.principal)
+    evidence.roles_held = sorted({b.role for b in policy.bindings if member and member in b.members})
+    on = False
+    for config in policy.audit_configs:
+        if config.service in (VERTEX, "allServices"):
+            for log_config in config.audit_log_configs:
+                if log_config.log_type == 2 and (not member or member not in log_config.exempted_members):  # DATA_READ
+                    on = True
+    evidence.data_read_on = on
+    state = "on" if on else "off"
+    summary = f"Data Access audit logs (DATA_READ) for {VERTEX} are {state} in projects/{ctx.project}"
+    if evidence.roles_held is not None and member:
+        summary += f"; {ctx.principal} holds {', '.join(evidence.roles_held) or 'no roles'} on the project"
+    evidence.items.append(
+        Item("audit_config", "found", summary, data={"data_read": on, "roles_held": evidence.roles_held})
+    )
+
+
+def _member(principal: str | None) -> str | None:
+    if not principal:
+        return None
+    return ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
+
+
+def _list(ctx: _Context, name: str, query: str, page_size: int) -> list[Any]:
+    ctx.list_calls += 1
+    response = ctx.recorder.call(
+        f"logging.ListLogEntries({name})",
+        lambda: ctx.clients.logging().list_log_entries(
+            request={
+                "resource_names": [f"projects/{ctx.project}"],
+                "filter": query,
+                "order_by": "timestamp desc",
+                "page_size": page_size,
+            },
+            timeout=ctx.deadline.timeout(),
+            retry=None,
+        ),
+    )
+    # One page only (iterating the pager would fetch more): the newest entries are what explain a failure.
+    return list(next(iter(response.pages)).entries)
+
+
+def _payload(entry: Any) -> dict[str, Any]:
+    """protoPayload of a LogEntry as a JSON-shaped dict (AuditLog unpacked)."""
+    raw = type(entry).pb(entry) if hasattr(type(entry), "pb") else entry
+    audit = audit_log_pb2.AuditLog()
+    if raw.proto_payload.Unpack(audit):
+        return json_format.MessageToDict(audit)
+    return {}
+
+
+def _when(entry: Any) -> str:
+    stamp = entry.timestamp
+    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
+
+
+def _denials(
+    ctx: _Context,
+    evidence: Evidence,
+    failures: list[Failure],
+    causes: set[Cause],
+    start: datetime,
+    sleep: Callable[[float], None],
+) -> None:
+    uids = [f.metadata["uid"] for f in failures if f.cause == Cause.VPC_SC and f.metadata.get("uid")]
+    uids = [u for u in uids if _SAFE_VALUE.match(u)]
+    want_data = "data_access" in ctx.config.evidence and Cause.IAM_PERMISSION_DENIED in causes
+    want_policy = "policy_denied" in ctx.config.evidence and bool(uids)
+    if want_data and evidence.data_read_on is False:
+        evidence.items.append(
+            Item(
+                "data_access",
+                "off",
+                f"Data Access audit logs are off for {VERTEX} in projects/{ctx.project}, so Google did not record the "
+                "denial: no audit entry here does NOT mean the call was allowed. Turn them on to see every denied call "
+                "(see remedies).",
+            )
+        )
+        want_data = False
+    if want_data and _lacks(evidence, "logging.privateLogEntries.list"):
+        evidence.items.append(
+            Item(
+                "data_access",
+                "unavailable",
+                "the canary cannot read Data Access audit logs",
+                "logging.privateLogEntries.list",
+            )
+        )
+        want_data = False
+    if want_policy and _lacks(evidence, "logging.logEntries.list"):
+        evidence.items.append(
+            Item("policy_denied", "unavailable", "the canary cannot read audit logs", "logging.logEntries.list")
+        )
+        want_policy = False
+    query = denial_filter(ctx.project, ctx.principal, uids if want_policy else [], want_data, start)
+    if query is None:
+        return
+    evidence.logs_query = query
+    budget_end = time.monotonic() + ctx.config.audit_lag_budget_s
+    entries: list[Any] = []
+    error: BaseException | None = None
+    for attempt in range(2):  # the first look, and one more after waiting out the lag budget
+        if ctx.list_calls >= MAX_LIST_CALLS - (1 if "admin_activity" in ctx.config.evidence else 0):
+            break
+        if ctx.deadline.remaining() < _MIN_CALL_SECONDS:
+            break
+        try:
+            entries = _list(ctx, "denial", query, page_size=10)
+        except Exception as err:
+            error = err
+            break
+        if entries or attempt == 1:
+            break
+        wait = min(budget_end - time.monotonic(), ctx.deadline.remaining() - 2 * _MIN_CALL_SECONDS)
+        if wait <= 0:
+            break
+        sleep(wait)
+    _read_denials(ctx, evidence, entries, error, want_data, want_policy)
+
+
+def _read_denials(
+    ctx: _Context,
+    evidence: Evidence,
+    entries: list[Any],
+    error: BaseException | None,
+    want_data: bool,
+    want_policy: bool,
+) -> None:
+    data_entry = next((e for e in entries if e.log_name.endswith("%2Fdata_access")), None)
+    policy_entry = next((e for e in entries if e.log_name.endswith("%2Fpolicy")), None)
+    for step, wanted, entry, permission in (
+        ("data_access", want_data, data_entry, "logging.privateLogEntries.list"),
+        ("policy_denied", want_policy, policy_entry, "logging.logEntries.list"),
+    ):
+        if not wanted:
+            continue
+        if error is not None:
+            evidence.items.append(_unavailable(step, error, permission))
+        elif entry is None:
+            evidence.pending = True
+            evidence.items.append(
+                Item(
+                    step,
+                    "pending",
+                    f"audit evidence pending: no {step.replace('_', ' ')} entry yet within the last "
+                    f"{ctx.config.audit_lookback_s / 60:g} min (audit entries can take minutes to arrive; this run "
+                    f"waited {ctx.config.audit_lag_budget_s:g} s); a later run finds it within the look-back window",
+                )
+            )
+        elif step == "data_access":
+            evidence.denial = _denial_facts(entry)
+            d = evidence.denial
+            evidence.items.append(
+                Item(
+                    step,
+                    "found",
+                    f"denied call recorded at {d['timestamp']}: {d['principal']} "
+                    f"was refused {d['permission']} on {d['method']}",
+                    data=d,
+                )
+            )
+        else:
+            evidence.policy_denial = _policy_facts(entry)
+            p = evidence.policy_denial
+            evidence.items.append(
+                Item(
+                    step,
+                    "found",
+                    f"VPC Service Controls refused the call ({p['violation_reason']}) at perimeter {p['perimeter']}",
+                    data=p,
+                )
+            )
+
+
+def _denial_facts(entry: Any) -> dict[str, Any]:
+    payload = _payload(entry)
+    info = (payload.get("authorizationInfo") or [{}])[0]
+    return {
+        "timestamp": _when(entry),
+        "principal": payload.get("authenticationInfo", {}).get("principalEmail", "(redacted)"),
+        "permission": info.get("permission", ""),
+        "resource": info.get("resource", payload.get("resourceName", "")),
+        "method": payload.get("methodName", ""),
+        "status": payload.get("status", {}).get("code", 0),
+        "insert_id": entry.insert_id,
+    }
+
+
+def _policy_facts(entry: Any) -> dict[str, Any]:
+    metadata = _payload(entry).get("metadata", {})
+    return {
+        "timestamp": _when(entry),
+        "unique_id": metadata.get("vpcServiceControlsUniqueId", ""),
+        "violation_reason": metadata.get("violationReason", ""),
+        "perimeter": metadata.get("securityPolicyInfo", {}).get("servicePerimeterName", ""),
+        "insert_id": entry.insert_id,
+    }
+
+
+def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: datetime) -> None:
+    query = activity_filter(ctx.project, ctx.principal, causes, start)
+    if query is None:
+        return
+    if _lacks(evidence, "logging.logEntries.list"):
+        evidence.items.append(
+            Item("admin_activity", "unavailable", "the canary cannot read audit logs", "logging.logEntries.list")
+        )
+        return
+    if ctx.list_calls >= MAX_LIST_CALLS or ctx.deadline.remaining() < _MIN_CALL_SECONDS:
+        evidence.items.append(Item("admin_activity", "skipped", "no call or time left in this run's budget"))
+        return
+    try:
+        entries = _list(ctx, "activity", query, page_size=20)
+    except Exception as error:
+        evidence.items.append(_unavailable("admin_activity", error, "logging.logEntries.list"))
+        return
+    change = next((c for c in (_change(e, ctx.principal) for e in entries) if c is not None), None)
+    if change is None:
+        evidence.items.append(
+            Item(
+                "admin_activity",
+                "not_found",
+                f"no admin change that explains it in the last {ctx.config.audit_lookback_s / 60:g} min of Admin "
+                "Activity logs (it may be older, or made at the folder or organization level)",
+            )
+        )
+        return
+    evidence.change = change
+    evidence.items.append(
+        Item("admin_activity", "found", f"{change.detail} by {change.actor} at {change.at}", data=change.to_json())
+    )
+
+
+def _change(entry: Any, principal: str | None) -> Change | None:
+    payload = _payload(entry)
+    actor = payload.get("authenticationInfo", {}).get("principalEmail", "(unknown)")
+    method = payload.get("methodName", "")
+    at = _when(entry)
+    if method == "SetIamPolicy":
+        member = _member(principal)
+        for delta in payload.get("serviceData", {}).get("policyDelta", {}).get("bindingDeltas", []):
+            if delta.get("action") == "REMOVE" and delta.get("member") == member:
+                role = delta.get("role", "")
+                return Change("role_removed", actor, at, f"{role} removed from {member}", role=role)
+        return None
+    if "DisableService" in method:
+        return Change("service_disabled", actor, at, f"{VERTEX} disabled")
+    if payload.get("serviceName") == "orgpolicy.googleapis.com":
+        return Change(
+            "org_policy_changed",
+            actor,
+            at,
+            f"organization policy vertexai.allowedModels changed ({method.rsplit('.', 1)[-1]})",
+        )
+    if payload.get("serviceName") == "cloudbilling.googleapis.com":
+        return Change("billing_changed", actor, at, "the project's billing changed")
+    if payload.get("serviceName") == "iam.googleapis.com":
+        return Change("deny_policy", actor, at, "an IAM deny policy changed")
+    return None

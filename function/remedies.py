@@ -1,0 +1,208 @@
+"""Per cause: the exact commands that fix it (real project, principal and role filled in) and pre-filled links.
+
+Console deep links follow the URL forms the console uses today; Google does not document them as an API
+(Assumption: Policy Troubleshooter `iam-admin/troubleshooter;principal=…;resources=…;permissions=…/result`,
+VPC-SC troubleshooter `security/service-perimeter/troubleshoot;uniqueId=…`, Logs Explorer `logs/query;query=…`).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote
+
+from .causes import Cause
+from .evidence import PREDICT, VERTEX, Evidence
+from .probe import Outcome
+
+LEAST_PRIVILEGE_ROLE = "roles/aiplatform.user"
+CONSOLE = "https://console.cloud.google.com"
+
+
+@dataclass(frozen=True)
+class Remedy:
+    title: str
+    command: str | None = None
+    url: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in (("title", self.title), ("command", self.command), ("url", self.url)) if v}
+
+
+def member(principal: str) -> str:
+    return ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
+
+
+def logs_explorer(project: str, query: str) -> str:
+    return f"{CONSOLE}/logs/query;query={quote(query, safe='')}?project={quote(project)}"
+
+
+def troubleshooter(project: str, principal: str, permission: str = PREDICT) -> str:
+    resource = quote(f"//cloudresourcemanager.googleapis.com/projects/{project}", safe="")
+    return (
+        f"{CONSOLE}/iam-admin/troubleshooter;principal={quote(principal, safe='@')};resources={resource};"
+        f"permissions={permission}/result?project={quote(project)}"
+    )
+
+
+def enable_data_access_logs(project: str) -> str:
+    """Turn on DATA_READ for Vertex AI: set-iam-policy sends the auditConfigs update mask when the file has them."""
+    p = shlex.quote(project)
+    add = (
+        '.auditConfigs = ((.auditConfigs // []) | map(select(.service != "aiplatform.googleapis.com")) + '
+        '[{"service":"aiplatform.googleapis.com","auditLogConfigs":[{"logType":"DATA_READ"},{"logType":"DATA_WRITE"}]}])'
+    )
+    return (
+        f"gcloud projects get-iam-policy {p} --format=json | jq {shlex.quote(add)} > /tmp/policy.json && "
+        f"gcloud projects set-iam-policy {p} /tmp/policy.json"
+    )
+
+
+def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str | None) -> list[Remedy]:
+    failure = outcome.failure
+    if failure is None:
+        return []
+    who = principal or "SERVICE_ACCOUNT_EMAIL"
+    p = shlex.quote(project)
+    model = outcome.target.model
+    out: list[Remedy] = []
+    cause = failure.cause
+    if cause == Cause.IAM_PERMISSION_DENIED:
+        if evidence.predict_granted:
+            out += [
+                Remedy(
+                    "Find the deny policy that blocks it",
+                    f"gcloud iam policies list --attachment-point=cloudresourcemanager.googleapis.com/projects/{p} "
+                    "--kind=denypolicies --format=json",
+                ),
+                Remedy(
+                    "Check that the model exists in this location (a missing model is also answered 403)",
+                    url=f"https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#{quote(model)}",
+                ),
+            ]
+        else:
+            role = evidence.change.role if evidence.change and evidence.change.role else LEAST_PRIVILEGE_ROLE
+            if role in ("roles/owner", "roles/editor"):
+                role = LEAST_PRIVILEGE_ROLE  # restore access with the least privilege, not the basic role
+            out.append(
+                Remedy(
+                    f"Grant {role} to the workload's service account",
+                    f"gcloud projects add-iam-policy-binding {p} --member={shlex.quote(member(who))} "
+                    f"--role={role} --condition=None",
+                )
+            )
+        out.append(Remedy("Ask Policy Troubleshooter why", url=troubleshooter(project, who)))
+        if evidence.data_read_on is False:
+            out.append(
+                Remedy(
+                    "Turn on Data Access audit logs for Vertex AI so every denial is recorded",
+                    enable_data_access_logs(project),
+                )
+            )
+    elif cause == Cause.API_DISABLED:
+        out.append(
+            Remedy(
+                "Enable the Vertex AI API",
+                f"gcloud services enable {VERTEX} --project={p}",
+                failure.metadata.get("activationUrl") or f"{CONSOLE}/apis/library/{VERTEX}?project={quote(project)}",
+            )
+        )
+    elif cause == Cause.BILLING_DISABLED:
+        out.append(
+            Remedy(
+                "Link an open billing account to the project",
+                f"gcloud billing projects link {p} --billing-account=BILLING_ACCOUNT_ID",
+                _help_url(failure.links, "billing") or f"{CONSOLE}/billing/linkedaccount?project={quote(project)}",
+            )
+        )
+        out.append(Remedy("See the project's billing state", f"gcloud billing projects describe {p}"))
+    elif cause == Cause.VPC_SC:
+        uid = failure.metadata.get("uid", "")
+        out.append(
+            Remedy(
+                "Open the VPC Service Controls troubleshooter for this denial",
+                url=f"{CONSOLE}/security/service-perimeter/troubleshoot;uniqueId={quote(uid, safe='')}"
+                f"?project={quote(project)}",
+            )
+        )
+        perimeter = (evidence.policy_denial or {}).get("perimeter", "")
+        if perimeter.startswith("accessPolicies/"):
+            policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
+            out.append(
+                Remedy(
+                    "Inspect the perimeter's ingress rules (add one for the workload's identity)",
+                    f"gcloud access-context-manager perimeters describe {shlex.quote(name)} "
+                    f"--policy={shlex.quote(policy)}",
+                )
+            )
+    elif cause == Cause.ORG_POLICY:
+        out.append(
+            Remedy(
+                "See the effective model allowlist",
+                f"gcloud org-policies describe vertexai.allowedModels --project={p} --effective",
+            )
+        )
+        out.append(
+            Remedy(
+                f"Ask an organization policy administrator to allow publishers/google/models/{model}:predict",
+                url="https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access",
+            )
+        )
+    elif cause == Cause.WRONG_PROJECT:
+        out.append(
+            Remedy(
+                "Check the project the canary probes (CANARY_PROJECT or the runtime's project) exists and "
+                "is the workload's",
+                f"gcloud projects describe {p}",
+            )
+        )
+    elif cause == Cause.MODEL_UNAVAILABLE:
+        out.append(
+            Remedy(
+                f"Move the target to a location where {model} is served, or to a current model version",
+                url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations",
+            )
+        )
+        out.append(
+            Remedy(
+                "Check model versions and retirement dates",
+                url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions",
+            )
+        )
+    elif cause == Cause.QUOTA:
+        out.append(
+            Remedy(
+                "Check Vertex AI quotas and request an increase",
+                url=f"{CONSOLE}/iam-admin/quotas?project={quote(project)}&service={VERTEX}",
+            )
+        )
+        out.append(
+            Remedy(
+                "Understand 429s on Gemini", url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
+            )
+        )
+    elif cause == Cause.CREDENTIALS:
+        out.append(
+            Remedy(
+                "Check the service account exists and is enabled",
+                f"gcloud iam service-accounts describe {shlex.quote(who)} --project={p}",
+            )
+        )
+        out.append(
+            Remedy(
+                "Re-enable it if it was disabled",
+                f"gcloud iam service-accounts enable {shlex.quote(who)} --project={p}",
+            )
+        )
+    elif cause in (Cause.UNAVAILABLE, Cause.DEADLINE):
+        out.append(Remedy("Check Google Cloud's status for Vertex AI", url="https://status.cloud.google.com/"))
+    else:
+        out.append(Remedy("Ask Policy Troubleshooter", url=troubleshooter(project, who)))
+    if evidence.logs_query:
+        out.append(Remedy("See the audit entries in Logs Explorer", url=logs_explorer(project, evidence.logs_query)))
+    return out
+
+
+def _help_url(links: list[dict[str, str]], word: str) -> str | None:
+    return next((lk["url"] for lk in links if word in lk.get("description", "").lower() and lk.get("url")), None)

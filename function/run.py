@@ -1,0 +1,165 @@
+"""The harness: one run from trigger to Result. It owns the deadline, the timing, the evidence budget and the
+metrics; a probe only probes (STYLE.md principle 1).
+
+    trigger → probe every target (bounded concurrency) → classify → evidence (on failure) → remedies
+            → one CreateTimeSeries → Result (rendered by report.py as the log line and the HTTP response)
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .causes import Cause, classify
+from .clients import Clients
+from .config import Config, Target
+from .evidence import Evidence, gather
+from .metrics import MetricsReport, MetricsWriter, TargetSignal
+from .probe import Outcome, probe
+from .recorder import Deadline, Recorder
+from .remedies import Remedy, remedies
+
+
+@dataclass(frozen=True)
+class Trigger:
+    kind: str  # scheduler | http | pubsub
+    job: str | None = None
+    schedule_time: str | None = None
+    message_id: str | None = None
+    trace: str | None = None  # the trace id, when the front end sent one
+    span: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and k not in ("trace", "span")}
+
+
+@dataclass
+class Result:
+    run_id: str
+    started_at: datetime
+    trigger: Trigger
+    config: Config
+    project: str | None = None
+    principal: str | None = None
+    outcomes: list[Outcome] = field(default_factory=list)
+    evidence: Evidence = field(default_factory=Evidence)
+    remedies: dict[str, list[Remedy]] = field(default_factory=dict)
+    metrics: MetricsReport = field(default_factory=MetricsReport)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    duration_ms: float = 0.0
+    error: str | None = None  # the canary itself failed
+
+    @property
+    def verdict(self) -> str:
+        """healthy | denied | degraded | error: what the log line, the status code and the alerts key on."""
+        if self.error is not None:
+            return "error"
+        failing = [o for o in self.outcomes if not o.ok]
+        if not failing:
+            return "healthy"
+        if any(o.cause.is_denial or o.cause == Cause.UNKNOWN for o in failing):
+            return "denied"
+        return "degraded"
+
+    @property
+    def run_outcome(self) -> str:
+        """The `outcome` label of the runs metric."""
+        return {"healthy": "healthy", "error": "error"}.get(self.verdict, "failing")
+
+
+class Instance:
+    """What lives as long as the function instance: config, clients, the metrics writer."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.clients = Clients(config)
+        self.writer = MetricsWriter()
+
+
+def _probe_all(
+    instance: Instance, project: str, targets: list[Target], deadline: Deadline, recorder: Recorder
+) -> list[Outcome]:
+    if len(targets) == 1:
+        return [probe(targets[0], project, instance.clients, deadline, recorder)]
+    pool = ThreadPoolExecutor(max_workers=min(instance.config.concurrency, len(targets)), thread_name_prefix="probe")
+    try:
+        futures = [(t, pool.submit(probe, t, project, instance.clients, deadline, recorder)) for t in targets]
+        outcomes = []
+        for target, future in futures:
+            try:
+                outcomes.append(future.result(timeout=deadline.remaining() + 1.0))
+            except FutureTimeout as error:
+                failure = classify(error)
+                outcomes.append(Outcome(target, failure.cause, deadline.seconds * 1000, failure=failure))
+        return outcomes
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _signals(result: Result) -> list[TargetSignal]:
+    signals = []
+    for outcome in result.outcomes:
+        permission = ""
+        remedy = ""
+        if outcome.failure is not None:
+            permission = outcome.failure.metadata.get("permission", "")
+            first = next(iter(result.remedies.get(str(outcome.target), [])), None)
+            remedy = (first.command or first.url or "") if first else ""
+        signals.append(TargetSignal(str(outcome.target), outcome.cause, outcome.latency_ms, permission, remedy))
+    return signals
+
+
+def execute(instance: Instance, trigger: Trigger, targets: list[Target]) -> Result:
+    """One run. Never raises: a failure of the canary itself becomes Result.error."""
+    config = instance.config
+    started = time.perf_counter()
+    deadline = Deadline(config.deadline_s)
+    recorder = Recorder()
+    result = Result(run_id=uuid.uuid4().hex[:16], started_at=datetime.now(UTC), trigger=trigger, config=config)
+    try:
+        _run(instance, result, targets, deadline, recorder)
+    except Exception as error:
+        result.error = f"{type(error).__name__}: {error}"
+        if result.project and not result.metrics.written:
+            result.metrics = instance.writer.write(
+                config, instance.clients, result.project, "error", [], deadline, recorder
+            )
+    result.calls = recorder.calls
+    result.duration_ms = (time.perf_counter() - started) * 1000
+    return result
+
+
+def _run(instance: Instance, result: Result, targets: list[Target], deadline: Deadline, recorder: Recorder) -> None:
+    clients = instance.clients
+    try:
+        result.project = clients.project()
+    except Exception as error:
+        failure = classify(error)
+        if failure.cause == Cause.UNKNOWN:
+            raise
+        result.project = instance.config.project
+        result.outcomes = [Outcome(t, failure.cause, 0.0, failure=failure) for t in targets]
+    else:
+        result.outcomes = _probe_all(instance, result.project, targets, deadline, recorder)
+    result.principal = clients.principal()
+    project = result.project
+    if project is None:
+        result.error = (
+            "cannot tell which project to probe: Application Default Credentials gave none; set CANARY_PROJECT"
+        )
+        return
+    if any(not o.ok for o in result.outcomes):
+        result.evidence = gather(
+            instance.config, clients, project, result.principal, result.outcomes, deadline, recorder
+        )
+        result.remedies = {
+            str(o.target): remedies(o, result.evidence, project, result.principal) for o in result.outcomes if not o.ok
+        }
+    result.metrics = instance.writer.write(
+        instance.config, clients, project, result.run_outcome, _signals(result), deadline, recorder
+    )
