@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m demo
+	$(PY) -m emulator.demo
 
 test: $(STAMP) lint typecheck unit
 
