@@ -49,13 +49,15 @@ def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) 
     raise RuntimeError(f"functions-framework did not listen on {port} within {seconds:g} s")
 
 
-def _request(url: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None,
-             timeout: float = 60) -> tuple[int, Any]:
+def _request(
+    url: str, *, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None, timeout: float = 60
+) -> tuple[int, Any]:
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json", **(headers or {})})
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback URLs we built
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")
@@ -92,8 +94,14 @@ def _print_step(now: datetime, changes: list[str], status: int, doc: dict[str, A
         print(f"           who/when: {change['detail']} by {change['actor']} at {change['at']}")
     for item in evidence.get("items", []):
         if item["step"] in ("data_access", "policy_denied"):
-            print(textwrap.fill(f"{item['step']}: {item['status']} — {item['summary']}", 116,
-                                initial_indent=" " * 11, subsequent_indent=" " * 13))
+            print(
+                textwrap.fill(
+                    f"{item['step']}: {item['status']} — {item['summary']}",
+                    116,
+                    initial_indent=" " * 11,
+                    subsequent_indent=" " * 13,
+                )
+            )
     metrics = doc["metrics"]
     state = "written" if metrics["written"] else f"NOT written ({metrics.get('error') or metrics.get('skipped')})"
     print(f"           metrics: {state}, {metrics['series']} series")
@@ -120,9 +128,23 @@ def main(argv: list[str] | None = None) -> int:
     log_path.parent.mkdir(exist_ok=True)
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "functions_framework", "--target", "canary", "--source", "function/main.py",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                "canary",
+                "--source",
+                "function/main.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_for(port, server)
@@ -130,8 +152,10 @@ def main(argv: list[str] | None = None) -> int:
         print("Gemini access canary — demo against the local Google Cloud emulator\n")
         print(f"  emulator  gRPC {info['grpc']}  metadata {info['metadata']}  admin {info['admin']}")
         print(f"  project   {info['project']}    workload service account {info['service_account']}")
-        print(f"  canary    real functions-framework on http://127.0.0.1:{port}/ (target canary), "
-              "called as Cloud Scheduler calls it")
+        print(
+            f"  canary    real functions-framework on http://127.0.0.1:{port}/ (target canary), "
+            "called as Cloud Scheduler calls it"
+        )
         print(f"  canary log lines: {log_path.relative_to(ROOT)}\n")
         _, world = _request(f"{emulator.admin_url}/world")
         start = parse_rfc3339(world["clock"]["now"])
@@ -148,9 +172,15 @@ def main(argv: list[str] | None = None) -> int:
             changes = _changes(world, seen)
             seen += len(changes)
             status, doc = _request(
-                f"http://127.0.0.1:{port}/", method="POST", body={},
-                headers={"X-CloudScheduler": "true", "X-CloudScheduler-JobName": "gemini-canary-demo",
-                         "X-CloudScheduler-ScheduleTime": rfc3339(at), "User-Agent": "Google-Cloud-Scheduler"},
+                f"http://127.0.0.1:{port}/",
+                method="POST",
+                body={},
+                headers={
+                    "X-CloudScheduler": "true",
+                    "X-CloudScheduler-JobName": "gemini-canary-demo",
+                    "X-CloudScheduler-ScheduleTime": rfc3339(at),
+                    "User-Agent": "Google-Cloud-Scheduler",
+                },
             )
             last = time.monotonic()
             _print_step(at, changes, status, doc)

@@ -124,9 +124,12 @@ def load_document(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, A
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON Merge Patch (RFC 7396): mappings merge key by key, null removes a key, anything else replaces."""
     out = dict(base)
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = merge(out[key], value)
         else:
             out[key] = value

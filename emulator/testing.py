@@ -44,10 +44,13 @@ def admin(emulator: Emulator, method: str, path: str, body: Any = None) -> tuple
     """Call the admin API; returns (HTTP status, decoded JSON)."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(
-        f"{emulator.admin_url}/{path.lstrip('/')}", data=data, method=method, headers={"Content-Type": "application/json"}
+        f"{emulator.admin_url}/{path.lstrip('/')}",
+        data=data,
+        method=method,
+        headers={"Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback URL we built
+        with urllib.request.urlopen(request, timeout=10) as response:
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read() or b"null")

@@ -160,6 +160,13 @@ def _run(instance: Instance, result: Result, targets: list[Target], deadline: De
         result.remedies = {
             str(o.target): remedies(o, result.evidence, project, result.principal) for o in result.outcomes if not o.ok
         }
+    if result.outcomes and all(o.cause == Cause.CREDENTIALS for o in result.outcomes):
+        # Every call needs the same credentials: Monitoring would refuse (or hang on) them just the same.
+        result.metrics = MetricsReport(
+            skipped="not attempted: the canary's own credentials failed (cause credentials); "
+            "the log line carries the result"
+        )
+        return
     result.metrics = instance.writer.write(
         instance.config, clients, project, result.run_outcome, _signals(result), deadline, recorder
     )

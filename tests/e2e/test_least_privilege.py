@@ -1,0 +1,118 @@
+"""With exactly the documented role set the diagnosis is complete; without each optional role it degrades as
+documented; without a required one the failure is clear."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from function.roles import OPTIONAL, REQUIRED
+from tests.e2e.conftest import WORKLOAD, Canary, StartCanary
+
+MEMBER = f"serviceAccount:{WORKLOAD}"
+
+
+def _only(canary: Canary, roles: list[str]) -> None:
+    """Give the workload exactly these roles (alice keeps owner)."""
+    bindings: dict[str, Any] = {role: [] for role in (*REQUIRED, *OPTIONAL, "roles/logging.viewer")}
+    bindings.update({role: [MEMBER] for role in roles})
+    canary.patch({"projects": {"demo-proj": {"bindings": bindings}}})
+
+
+def _diagnose(start_canary: StartCanary, roles: list[str]) -> dict[str, Any]:
+    """role_removed_at_t past the removal, audit entries visible at once: the fullest diagnosis there is."""
+    canary = start_canary("role_removed_at_t")
+    _only(canary, ["roles/aiplatform.user", *roles])  # the timeline removes roles/aiplatform.user at +10m
+    canary.patch({"logging": {"ingestion_lag_seconds": 0}})
+    canary.advance(10 * 60 + 30)
+    body: dict[str, Any] = canary.scheduler().get_json()
+    return body
+
+
+def _statuses(body: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+    return {i["step"]: (i["status"], i.get("missing_permission")) for i in body["evidence"]["items"]}
+
+
+def test_the_documented_set_is_the_healthy_scenarios_set() -> None:
+    from emulator.scenario import load_document
+
+    bindings = load_document("healthy")["projects"]["demo-proj"]["bindings"]
+    held = sorted(role for role, members in bindings.items() if MEMBER in members)
+    assert held == sorted((*REQUIRED, *OPTIONAL))
+
+
+def test_with_the_full_set_the_diagnosis_is_complete(start_canary: StartCanary) -> None:
+    body = _diagnose(start_canary, [*REQUIRED, *OPTIONAL])
+    assert _statuses(body) == {
+        "iam": ("found", None),
+        "audit_config": ("found", None),
+        "data_access": ("found", None),
+        "admin_activity": ("found", None),
+    }
+    assert body["evidence"]["change"]["actor"] == "alice@example.com"
+    assert body["metrics"]["written"] is True
+
+
+@pytest.mark.parametrize(
+    ("without", "expected"),
+    [
+        (
+            "roles/logging.privateLogViewer",
+            {
+                "data_access": ("unavailable", "logging.privateLogEntries.list"),
+                "admin_activity": ("unavailable", "logging.logEntries.list"),
+            },
+        ),
+        (
+            "roles/iam.securityReviewer",
+            {"audit_config": ("unavailable", "resourcemanager.projects.getIamPolicy"), "data_access": ("found", None)},
+        ),
+    ],
+    ids=["no-private-log-viewer", "no-security-reviewer"],
+)
+def test_without_an_optional_role_the_diagnosis_degrades(
+    start_canary: StartCanary, without: str, expected: dict[str, tuple[str, str | None]]
+) -> None:
+    roles = [r for r in (*REQUIRED, *OPTIONAL) if r != without]
+    body = _diagnose(start_canary, roles)
+    statuses = _statuses(body)
+    for step, want in expected.items():
+        assert statuses[step] == want
+    assert body["targets"][0]["cause"] == "iam_permission_denied"  # the verdict itself never degrades
+    assert body["metrics"]["written"] is True
+
+
+def test_logging_viewer_instead_of_private_log_viewer(start_canary: StartCanary) -> None:
+    roles = ["roles/monitoring.metricWriter", "roles/iam.securityReviewer", "roles/logging.viewer"]
+    statuses = _statuses(_diagnose(start_canary, roles))
+    assert statuses["data_access"] == ("unavailable", "logging.privateLogEntries.list")
+    assert statuses["admin_activity"] == ("found", None)
+
+
+def test_without_the_required_metric_writer_the_error_is_clear(start_canary: StartCanary) -> None:
+    canary = start_canary("healthy")
+    _only(canary, ["roles/aiplatform.user", *OPTIONAL])
+    body = canary.scheduler().get_json()
+    assert body["verdict"] == "healthy"
+    assert body["metrics"] == {
+        "written": False,
+        "series": 4,
+        "error": "PermissionDenied: Permission monitoring.timeSeries.create denied (or the resource may not exist).",
+    }
+    assert canary.last_log["metrics"] == body["metrics"]
+
+
+def test_audit_lag_pending_then_found(start_canary: StartCanary) -> None:
+    """Ingestion lag 90 s, lag budget 20 s: this run says pending; a run after the lag finds the entry."""
+    canary = start_canary("iam_denied", CANARY_AUDIT_LAG_BUDGET_SECONDS="20")
+    canary.patch({"logging": {"ingestion_lag_seconds": 90}})
+    first = canary.scheduler().get_json()
+    assert first["evidence"]["pending"] is True
+    assert _statuses(first)["data_access"] == ("pending", None)
+    assert "audit evidence pending" in first["summary"]
+    assert canary.calls("google.logging.v2.LoggingServiceV2.ListLogEntries") == 3  # 2 looks + activity
+    canary.advance(90)
+    second = canary.scheduler().get_json()
+    assert _statuses(second)["data_access"] == ("found", None)
+    assert second["evidence"]["pending"] is False

@@ -1,0 +1,167 @@
+"""The function as deployed: a real `functions-framework` process (gunicorn), loaded from function/main.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from emulator import testing
+from emulator.server import Emulator
+from tests.e2e.conftest import METADATA_PORT, WORKLOAD
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def functions_framework(emulator: Emulator, target: str, *extra: str) -> Iterator[tuple[int, Path]]:
+    port = _port()
+    log = ROOT / ".cache" / f"ff-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    env.update(emulator.client_env(), PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                target,
+                "--source",
+                "function/main.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, log.read_text()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "functions-framework did not start"
+                time.sleep(0.05)
+        yield port, log
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        log.unlink(missing_ok=True)
+
+
+def _http(url: str, method: str = "GET", body: Any = None, headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(
+        url, data=data, method=method, headers={"Content-Type": "application/json", **(headers or {})}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            raw = response.read()
+            return response.status, json.loads(raw) if raw.strip().startswith(b"{") else raw.decode()
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
+
+
+def _log_lines(log: Path) -> list[dict[str, Any]]:
+    lines = []
+    for raw in log.read_text().splitlines():
+        if raw.startswith("{"):
+            lines.append(json.loads(raw))
+    return lines
+
+
+def test_http_target_in_a_real_functions_framework_process() -> None:
+    with (
+        Emulator("healthy", metadata_port=METADATA_PORT, clock_mode="running") as emulator,
+        functions_framework(emulator, "canary") as (port, log),
+    ):
+        status, body = _http(f"http://127.0.0.1:{port}/")
+        assert status == 200
+        assert body["verdict"] == "healthy"
+        assert body["principal"] == WORKLOAD
+
+        testing.admin(emulator, "PATCH", "world", {"projects": {"demo-proj": {"billing": False}}})
+        time.sleep(5.1)  # one point per series per 5 s: let this instance's next run write its metrics
+        status, body = _http(
+            f"http://127.0.0.1:{port}/",
+            "POST",
+            {},
+            {
+                "X-CloudScheduler": "true",
+                "X-CloudScheduler-JobName": "gemini-canary",
+                "X-CloudScheduler-ScheduleTime": "2026-11-26T09:05:00Z",
+                "X-Cloud-Trace-Context": "0123456789abcdef0123456789abcdef/42;o=1",
+            },
+        )
+        assert status == 502
+        assert body["targets"][0]["cause"] == "billing_disabled"
+        assert body["metrics"]["written"] is True
+
+        status, body = _http(f"http://127.0.0.1:{port}/?nope=1")
+        assert status == 400
+
+        time.sleep(0.3)
+        lines = _log_lines(log)
+        verdicts = [line.get("verdict") for line in lines if "run_id" in line]
+        assert verdicts == ["healthy", "denied"]
+        denied = next(line for line in lines if line.get("verdict") == "denied")
+        assert denied["severity"] == "ERROR"
+        assert denied["logging.googleapis.com/trace"] == "projects/demo-proj/traces/0123456789abcdef0123456789abcdef"
+        assert denied["logging.googleapis.com/spanId"] == "42"
+        assert any(
+            line.get("message", "").startswith("gemini-canary REJECTED: unknown query parameter") for line in lines
+        )
+
+
+def test_pubsub_target_in_a_real_functions_framework_process() -> None:
+    with (
+        Emulator("api_disabled", metadata_port=METADATA_PORT, clock_mode="running") as emulator,
+        functions_framework(emulator, "canary_pubsub", "--signature-type", "cloudevent") as (port, log),
+    ):
+        data = base64.b64encode(b'{"targets": ["gemini-2.5-flash-lite@us-central1"]}').decode()
+        headers = {
+            "ce-id": "9876543210",
+            "ce-specversion": "1.0",
+            "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/t",
+            "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+        }
+        status, _ = _http(
+            f"http://127.0.0.1:{port}/",
+            "POST",
+            {
+                "message": {"data": data, "messageId": "9876543210"},
+                "subscription": "projects/demo-proj/subscriptions/s",
+            },
+            headers,
+        )
+        assert status == 200
+        time.sleep(0.3)
+        [line] = [x for x in _log_lines(log) if "run_id" in x]
+        assert line["trigger"] == {"kind": "pubsub", "message_id": "9876543210"}
+        assert line["targets"][0]["cause"] == "api_disabled"
+        assert emulator.world.calls["google.monitoring.v3.MetricService.CreateTimeSeries"] == 1
