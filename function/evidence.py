@@ -244,7 +244,7 @@ def _test_permissions(ctx: _Context, evidence: Evidence) -> None:
                 retry=None,
             ),
         )
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - evidence must never sink the run
         evidence.items.append(_unavailable("iam", error, None))
         return
     held = set(response.permissions)
@@ -281,7 +281,7 @@ def _audit_config(ctx: _Context, evidence: Evidence) -> None:
                 request={"resource": f"projects/{ctx.project}"}, timeout=ctx.deadline.timeout(), retry=None
             ),
         )
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - evidence must never sink the run
         evidence.items.append(_unavailable("audit_config", error, permission))
         return
     member = _member(ctx.principal)
@@ -393,7 +393,7 @@ def _denials(
             break
         try:
             entries = _list(ctx, "denial", query, page_size=10)
-        except Exception as err:
+        except Exception as err:  # noqa: BLE001 - evidence must never sink the run
             error = err
             break
         if entries or attempt == 1:
@@ -498,7 +498,7 @@ def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: date
         return
     try:
         entries = _list(ctx, "activity", query, page_size=20)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - evidence must never sink the run
         evidence.items.append(_unavailable("admin_activity", error, "logging.logEntries.list"))
         return
     change = next((c for c in (_change(e, ctx.principal) for e in entries) if c is not None), None)

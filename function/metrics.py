@@ -165,7 +165,7 @@ class MetricsWriter:
                 "task_id": clients.task_id,
             }
             series = series_for(config.metric_prefix, outcome, signals, resource, datetime.now(UTC))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - a failing sink never hides the result
             report.error = f"could not build the time series: {type(error).__name__}: {error}"
             return report
         report.series = len(series)
@@ -196,7 +196,7 @@ class MetricsWriter:
                     time.sleep(0.5)
                     continue
                 return report
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - a failing sink never hides the result
                 report.error = _describe(error)
                 return report
         return report

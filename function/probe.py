@@ -67,7 +67,7 @@ def probe(target: Target, project: str, clients: Clients, deadline: Deadline, re
                 request=request_for(target, project), timeout=deadline.timeout(), retry=None
             ),
         )
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - every failure is an outcome, classified
         failure = classify(error)
         return Outcome(target, failure.cause, _ms(started), failure=failure)
     candidate = response.candidates[0] if response.candidates else None

@@ -123,7 +123,7 @@ def execute(instance: Instance, trigger: Trigger, targets: list[Target]) -> Resu
     result = Result(run_id=uuid.uuid4().hex[:16], started_at=datetime.now(UTC), trigger=trigger, config=config)
     try:
         _run(instance, result, targets, deadline, recorder)
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - the canary reports its own failure instead of crashing
         result.error = f"{type(error).__name__}: {error}"
         if result.project and not result.metrics.written:
             result.metrics = instance.writer.write(
@@ -138,7 +138,7 @@ def _run(instance: Instance, result: Result, targets: list[Target], deadline: De
     clients = instance.clients
     try:
         result.project = clients.project()
-    except Exception as error:
+    except Exception as error:  # no credentials is the workload's failure too
         failure = classify(error)
         if failure.cause == Cause.UNKNOWN:
             raise

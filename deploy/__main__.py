@@ -1,0 +1,92 @@
+"""python -m deploy: put the canary into one project or a thousand, safely re-runnable; or take it out again.
+
+python -m deploy apply    --project P [--project P2 | --projects-file F] --region R --service-account SA [...]
+python -m deploy apply    ... --dry-run        # print every command and API call; change nothing
+python -m deploy teardown --project P --region R --service-account SA
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .runner import run_all
+from .spec import SpecError, make_spec, read_projects_file
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
+    p.add_argument("command", choices=("apply", "teardown"))
+    p.add_argument("--project", action="append", default=[], help="a project to deploy into (repeatable)")
+    p.add_argument("--projects-file", help="a file with one project id a line (# comments allowed)")
+    p.add_argument("--region", required=True, help="region of the function and the Scheduler job, e.g. us-central1")
+    p.add_argument(
+        "--service-account", required=True, help="the workload's service account: the function runs as it (required)"
+    )
+    p.add_argument(
+        "--targets",
+        default="gemini-2.5-flash-lite@us-central1",
+        help="comma-separated MODEL@LOCATION targets (default: %(default)s)",
+    )
+    p.add_argument("--schedule", default="*/5 * * * *", help="unix-cron schedule (default: every 5 minutes)")
+    p.add_argument("--time-zone", default="Etc/UTC")
+    p.add_argument(
+        "--notification-channel",
+        action="append",
+        default=[],
+        help="an existing notification channel id for the alert policies (repeatable)",
+    )
+    p.add_argument("--notify-email", help="create (or reuse) an e-mail notification channel for this address")
+    p.add_argument("--pubsub", action="store_true", help="trigger through Pub/Sub instead of HTTP")
+    p.add_argument(
+        "--grant-evidence-roles",
+        action="store_true",
+        help="also grant the optional evidence roles (roles/logging.privateLogViewer, roles/iam.securityReviewer)",
+    )
+    p.add_argument(
+        "--enable-data-access-logs",
+        action="store_true",
+        help="turn on Data Access audit logs (DATA_READ, DATA_WRITE) for aiplatform.googleapis.com — "
+        "billed as log ingestion beyond the free tier; see README",
+    )
+    p.add_argument(
+        "--force-default-service-account",
+        action="store_true",
+        help="allow the default compute service account as the workload's",
+    )
+    p.add_argument("--parallel", type=int, default=8, help="projects at once (default: %(default)s)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        projects = list(args.project)
+        if args.projects_file:
+            projects += read_projects_file(args.projects_file)
+        spec = make_spec(
+            projects=projects,
+            region=args.region,
+            service_account=args.service_account,
+            targets=[t for t in args.targets.split(",") if t.strip()],
+            schedule=args.schedule,
+            time_zone=args.time_zone,
+            channels=args.notification_channel,
+            notify_email=args.notify_email,
+            pubsub=args.pubsub,
+            evidence_roles=args.grant_evidence_roles,
+            data_access_logs=args.enable_data_access_logs,
+            force_default_sa=args.force_default_service_account,
+            parallel=args.parallel,
+            dry_run=args.dry_run,
+        )
+    except SpecError as err:
+        print(f"deploy: {err}", file=sys.stderr)
+        return 2
+    results = run_all(spec, args.command, out=sys.stdout)
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

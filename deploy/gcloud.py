@@ -1,0 +1,73 @@
+"""Runs the real gcloud CLI: argv lists only (no shell), JSON output, and a plan of every mutating command.
+
+Reads (describe, list, get-iam-policy) always run, even with --dry-run: they change nothing and the plan needs the
+current state. Mutating commands are recorded in the plan and, unless dry-running, executed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "does not exist", "404")
+TIMEOUT_S = 900  # a first function deploy builds a container: minutes, not seconds
+
+
+class GcloudError(RuntimeError):
+    def __init__(self, argv: Sequence[str], code: int, stderr: str) -> None:
+        self.argv = list(argv)
+        self.code = code
+        self.stderr = stderr.strip()
+        super().__init__(f"{shlex.join(['gcloud', *argv[:3]])} … failed ({code}): {self.first_line}")
+
+    @property
+    def first_line(self) -> str:
+        lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
+        error = next((ln for ln in lines if ln.startswith("ERROR")), lines[-1] if lines else "")
+        return error[:500]
+
+    @property
+    def not_found(self) -> bool:
+        return any(marker in self.stderr for marker in NOT_FOUND_MARKERS)
+
+
+@dataclass
+class Gcloud:
+    project: str
+    dry_run: bool = False
+    env: Mapping[str, str] | None = None
+    plan: list[str] = field(default_factory=list)
+    binary: str = "gcloud"
+
+    def _run(self, argv: Sequence[str]) -> Any:
+        full = [*argv, f"--project={self.project}", "--format=json", "--quiet"]
+        env = dict(self.env if self.env is not None else os.environ)
+        env.setdefault("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+        completed = subprocess.run(
+            [self.binary, *full], capture_output=True, text=True, env=env, timeout=TIMEOUT_S, check=False
+        )
+        if completed.returncode != 0:
+            raise GcloudError(full, completed.returncode, completed.stderr)
+        out = completed.stdout.strip()
+        return json.loads(out) if out else None
+
+    def read(self, *argv: str) -> Any:
+        """A read; None when the resource does not exist."""
+        try:
+            return self._run(argv)
+        except GcloudError as err:
+            if err.not_found:
+                return None
+            raise
+
+    def change(self, *argv: str) -> Any:
+        """A mutation: planned, and run unless this is a dry run."""
+        self.plan.append(shlex.join(["gcloud", *argv, f"--project={self.project}"]))
+        if self.dry_run:
+            return None
+        return self._run(argv)

@@ -1,0 +1,466 @@
+"""One project: read what exists, compare with what should, and create / update / leave alone — or tear down.
+
+Every resource is read first, so a second run with the same inputs changes nothing and says so. What the tool
+created in a project (roles it granted, Data Access logs it turned on) is recorded in the invoker service account's
+description, so `teardown` removes exactly that and nothing else, from any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from function.roles import OPTIONAL, REQUIRED
+
+from .gcloud import Gcloud
+from .monitoring import POLICY_FILES, Monitoring, load_policy_file, render_policy
+from .spec import (
+    ATTEMPT_DEADLINE_S,
+    INVOKER_ID,
+    MANAGED_LABEL,
+    MAX_INSTANCES,
+    MEMORY,
+    NAME,
+    RUNTIME,
+    TIMEOUT_S,
+    Spec,
+)
+
+DASHBOARD_FILE = Path(__file__).resolve().parent / "dashboard.json"
+PUBLIC = ("allUsers", "allAuthenticatedUsers")
+VERTEX = "aiplatform.googleapis.com"
+_MANIFEST = re.compile(r"granted=([a-zA-Z./,]*); audit=([01])")
+MANAGEABLE_ROLES = set(REQUIRED) | set(OPTIONAL)
+
+
+@dataclass
+class Change:
+    resource: str
+    action: str  # created | updated | unchanged | deleted | absent
+    detail: str = ""
+
+
+@dataclass
+class Manifest:
+    granted: set[str] = field(default_factory=set)
+    audit: bool = False
+
+    def text(self) -> str:
+        return (
+            f"Invokes the Gemini access canary; managed by its deploy tool. "
+            f"granted={','.join(sorted(self.granted))}; audit={int(self.audit)}"
+        )
+
+    @classmethod
+    def parse(cls, description: str | None) -> Manifest:
+        match = _MANIFEST.search(description or "")
+        if match is None:
+            return cls()
+        granted = {r for r in match.group(1).split(",") if r in MANAGEABLE_ROLES}
+        return cls(granted=granted, audit=match.group(2) == "1")
+
+
+def source_hash(root: Path) -> str:
+    """What gets uploaded (see .gcloudignore): the function package and requirements.txt."""
+    digest = hashlib.sha256()
+    for path in sorted([*root.joinpath("function").rglob("*.py"), root / "requirements.txt"]):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:12]
+
+
+def member(email: str) -> str:
+    return f"serviceAccount:{email}"
+
+
+class Project:
+    def __init__(self, spec: Spec, project: str, gcloud: Gcloud, monitoring: Monitoring) -> None:
+        self.spec = spec
+        self.project = project
+        self.gcloud = gcloud
+        self.monitoring = monitoring
+        self.changes: list[Change] = []
+        self.invoker = spec.invoker(project)
+        self.manifest = Manifest()
+
+    def note(self, resource: str, action: str, detail: str = "") -> None:
+        self.changes.append(Change(resource, action, detail))
+
+    # apply --------------------------------------------------------------------------------------------
+
+    def apply(self) -> None:
+        if self.gcloud.read("iam", "service-accounts", "describe", self.spec.service_account) is None:
+            raise RuntimeError(
+                f"the workload's service account {self.spec.service_account} does not exist or the "
+                "deployer cannot see it"
+            )
+        self._invoker_account()
+        self._grants()
+        self._data_access_logs()
+        self._save_manifest()  # before anything can fail: teardown must know what was granted
+        if self.spec.pubsub:
+            self._topic()
+        uri = self._function()
+        if not self.spec.pubsub:
+            self._invoker_binding()
+        self._scheduler(uri)
+        channels = self._channels()
+        self._policies(channels)
+        self._dashboard()
+        self._save_manifest()
+
+    def _invoker_account(self) -> None:
+        current = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
+        if current is None:
+            self.gcloud.change(
+                "iam",
+                "service-accounts",
+                "create",
+                INVOKER_ID,
+                "--display-name=Gemini canary invoker",
+                f"--description={Manifest().text()}",
+            )
+            self.note("invoker service account", "created", self.invoker)
+            return
+        self.manifest = Manifest.parse(current.get("description"))
+        self.note("invoker service account", "unchanged", self.invoker)
+
+    def _policy(self) -> dict[str, Any]:
+        policy: dict[str, Any] = self.gcloud.read("projects", "get-iam-policy", self.project) or {}
+        return policy
+
+    def _grants(self) -> None:
+        policy = self._policy()
+        who = member(self.spec.service_account)
+        held = {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
+        for role in self.spec.roles:
+            if role in held:
+                self.note(f"grant {role}", "unchanged")
+                continue
+            self.gcloud.change(
+                "projects",
+                "add-iam-policy-binding",
+                self.project,
+                f"--member={who}",
+                f"--role={role}",
+                "--condition=None",
+            )
+            self.manifest.granted.add(role)
+            self.note(f"grant {role}", "created", who)
+        for role in sorted(self.manifest.granted - set(self.spec.roles)):
+            if role in held:
+                self.gcloud.change(
+                    "projects",
+                    "remove-iam-policy-binding",
+                    self.project,
+                    f"--member={who}",
+                    f"--role={role}",
+                    "--condition=None",
+                )
+                self.note(f"grant {role}", "deleted", "no longer requested")
+            self.manifest.granted.discard(role)
+
+    def _data_access_logs(self) -> None:
+        policy = self._policy()
+        configs = policy.get("auditConfigs", [])
+        ours = next((c for c in configs if c.get("service") == VERTEX), None)
+        on = ours is not None and any(lc.get("logType") == "DATA_READ" for lc in ours.get("auditLogConfigs", []))
+        if self.spec.data_access_logs and not on:
+            others = [c for c in configs if c.get("service") != VERTEX]
+            policy["auditConfigs"] = [
+                *others,
+                {"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]},
+            ]
+            self._set_policy(policy)
+            self.manifest.audit = True
+            self.note("Data Access audit logs (aiplatform)", "created", "DATA_READ, DATA_WRITE")
+        elif not self.spec.data_access_logs and on and self.manifest.audit:
+            policy["auditConfigs"] = [c for c in configs if c.get("service") != VERTEX]
+            self._set_policy(policy)
+            self.manifest.audit = False
+            self.note("Data Access audit logs (aiplatform)", "deleted", "no longer requested")
+        else:
+            self.note("Data Access audit logs (aiplatform)", "unchanged", "on" if on else "off")
+
+    def _set_policy(self, policy: dict[str, Any]) -> None:
+        """set-iam-policy from a file: gcloud adds auditConfigs to the update mask when the file has them."""
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump(policy, handle)
+        try:
+            self.gcloud.change("projects", "set-iam-policy", self.project, handle.name)
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
+
+    def _topic(self) -> None:
+        if self.gcloud.read("pubsub", "topics", "describe", NAME) is None:
+            self.gcloud.change("pubsub", "topics", "create", NAME, f"--labels={MANAGED_LABEL[0]}={MANAGED_LABEL[1]}")
+            self.note("pub/sub topic", "created", NAME)
+        else:
+            self.note("pub/sub topic", "unchanged", NAME)
+
+    def _desired_function(self) -> dict[str, Any]:
+        return {
+            "runtime": RUNTIME,
+            "entryPoint": "canary_pubsub" if self.spec.pubsub else "canary",
+            "buildEnv": {"GOOGLE_FUNCTION_SOURCE": "function/main.py"},
+            "serviceAccount": self.spec.service_account,
+            "memory": MEMORY,
+            "timeout": TIMEOUT_S,
+            "maxInstances": MAX_INSTANCES,
+            "env": {"CANARY_TARGETS": ",".join(self.spec.targets)},
+            "labels": {MANAGED_LABEL[0]: MANAGED_LABEL[1], "canary-source": source_hash(self.spec.source)},
+            "topic": f"projects/{self.project}/topics/{NAME}" if self.spec.pubsub else None,
+        }
+
+    @staticmethod
+    def _observed_function(fn: dict[str, Any]) -> dict[str, Any]:
+        build, service = fn.get("buildConfig", {}), fn.get("serviceConfig", {})
+        env = {k: v for k, v in service.get("environmentVariables", {}).items() if k.startswith("CANARY_")}
+        return {
+            "runtime": build.get("runtime"),
+            "entryPoint": build.get("entryPoint"),
+            "buildEnv": {
+                k: v for k, v in build.get("environmentVariables", {}).items() if k == "GOOGLE_FUNCTION_SOURCE"
+            },
+            "serviceAccount": service.get("serviceAccountEmail"),
+            "memory": service.get("availableMemory"),
+            "timeout": int(service.get("timeoutSeconds", 0)),
+            "maxInstances": int(service.get("maxInstanceCount", 0)),
+            "env": env,
+            "labels": {k: v for k, v in fn.get("labels", {}).items() if k in (MANAGED_LABEL[0], "canary-source")},
+            "topic": fn.get("eventTrigger", {}).get("pubsubTopic"),
+        }
+
+    def _function(self) -> str:
+        region = f"--region={self.spec.region}"
+        current = self.gcloud.read("functions", "describe", NAME, region, "--gen2")
+        desired = self._desired_function()
+        if current is not None and current.get("state") == "ACTIVE" and self._observed_function(current) == desired:
+            self.note("function", "unchanged", current.get("serviceConfig", {}).get("uri", ""))
+            return str(current.get("serviceConfig", {}).get("uri", ""))
+        trigger = (
+            [f"--trigger-topic={NAME}", f"--trigger-service-account={self.invoker}"]
+            if self.spec.pubsub
+            else ["--trigger-http"]
+        )
+        labels = ",".join(f"{k}={v}" for k, v in desired["labels"].items())
+        result = self.gcloud.change(
+            "functions",
+            "deploy",
+            NAME,
+            "--gen2",
+            region,
+            f"--runtime={RUNTIME}",
+            f"--source={self.spec.source}",
+            f"--entry-point={desired['entryPoint']}",
+            *trigger,
+            "--no-allow-unauthenticated",
+            f"--service-account={self.spec.service_account}",
+            "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=function/main.py",
+            f"--set-env-vars=^;^CANARY_TARGETS={desired['env']['CANARY_TARGETS']}",
+            f"--memory={MEMORY}",
+            f"--timeout={TIMEOUT_S}s",
+            f"--max-instances={MAX_INSTANCES}",
+            f"--update-labels={labels}",
+        )
+        self.note("function", "created" if current is None else "updated", self._function_diff(current, desired))
+        if isinstance(result, dict) and result.get("serviceConfig", {}).get("uri"):
+            return str(result["serviceConfig"]["uri"])
+        after = None if self.gcloud.dry_run else self.gcloud.read("functions", "describe", NAME, region, "--gen2")
+        return str((after or {}).get("serviceConfig", {}).get("uri", "https://FUNCTION-URL-AFTER-DEPLOY"))
+
+    def _function_diff(self, current: dict[str, Any] | None, desired: dict[str, Any]) -> str:
+        if current is None:
+            return f"as {self.spec.service_account}"
+        observed = self._observed_function(current)
+        return ", ".join(sorted(k for k in desired if observed.get(k) != desired[k])) or "state"
+
+    def _invoker_binding(self) -> None:
+        region = f"--region={self.spec.region}"
+        policy = self.gcloud.read("run", "services", "get-iam-policy", NAME, region) or {}
+        public = sorted({m for b in policy.get("bindings", []) for m in b.get("members", []) if m in PUBLIC})
+        for who in public:
+            role = next(b["role"] for b in policy["bindings"] if who in b.get("members", []))
+            self.gcloud.change(
+                "run", "services", "remove-iam-policy-binding", NAME, region, f"--member={who}", f"--role={role}"
+            )
+            self.note("public access", "deleted", f"{who} removed from {role}")
+        invokers = {
+            m for b in policy.get("bindings", []) if b.get("role") == "roles/run.invoker" for m in b.get("members", [])
+        }
+        if member(self.invoker) in invokers:
+            self.note("invoker binding", "unchanged", f"roles/run.invoker for {self.invoker}")
+            return
+        self.gcloud.change("functions", "add-invoker-policy-binding", NAME, region, f"--member={member(self.invoker)}")
+        self.note("invoker binding", "created", f"roles/run.invoker on {NAME} only, for {self.invoker}")
+
+    def _scheduler(self, uri: str) -> None:
+        location = f"--location={self.spec.region}"
+        current = self.gcloud.read("scheduler", "jobs", "describe", NAME, location)
+        common = [
+            f"--schedule={self.spec.schedule}",
+            f"--time-zone={self.spec.time_zone}",
+            f"--attempt-deadline={ATTEMPT_DEADLINE_S}s",
+            "--max-retry-attempts=0",
+            "--description=Runs the Gemini access canary",
+        ]
+        if self.spec.pubsub:
+            kind = "pubsub"
+            target = [f"--topic={NAME}", "--message-body={}"]
+        else:
+            kind = "http"
+            target = [
+                f"--uri={uri}",
+                "--http-method=POST",
+                "--headers=Content-Type=application/json",
+                "--message-body={}",
+                f"--oidc-service-account-email={self.invoker}",
+                f"--oidc-token-audience={uri}",
+            ]
+        if current is not None and self._job_matches(current, uri):
+            self.note("scheduler job", "unchanged", self.spec.schedule)
+            return
+        verb = "create" if current is None else "update"
+        self.gcloud.change("scheduler", "jobs", verb, kind, NAME, location, *common, *target)
+        self.note("scheduler job", "created" if current is None else "updated", self.spec.schedule)
+
+    def _job_matches(self, job: dict[str, Any], uri: str) -> bool:
+        retry = job.get("retryConfig", {})
+        same = (
+            job.get("schedule") == self.spec.schedule
+            and job.get("timeZone", "Etc/UTC") == self.spec.time_zone
+            and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
+            and int(retry.get("retryCount", 0)) == 0
+        )
+        if self.spec.pubsub:
+            return same and job.get("pubsubTarget", {}).get("topicName") == f"projects/{self.project}/topics/{NAME}"
+        http = job.get("httpTarget", {})
+        oidc = http.get("oidcToken", {})
+        return (
+            same
+            and http.get("uri") == uri
+            and http.get("httpMethod") == "POST"
+            and oidc.get("serviceAccountEmail") == self.invoker
+            and oidc.get("audience") == uri
+        )
+
+    def _channels(self) -> list[str]:
+        names = []
+        for channel in self.spec.channels:
+            name = (
+                channel
+                if channel.startswith("projects/")
+                else f"projects/{self.project}/notificationChannels/{channel}"
+            )
+            if not self.monitoring.channel_exists(name):
+                raise RuntimeError(f"notification channel {name} does not exist")
+            names.append(name)
+        if self.spec.notify_email:
+            name, action = self.monitoring.ensure_email_channel(self.spec.notify_email)
+            self.note("notification channel", action, self.spec.notify_email)
+            names.append(name)
+        return names
+
+    def _policies(self, channels: list[str]) -> None:
+        existing = self.monitoring.managed_policies()
+        for file in POLICY_FILES:
+            desired = render_policy(load_policy_file(file), self.spec, channels)
+            action = self.monitoring.ensure_policy(desired, existing)
+            self.note(f"alert policy {desired['displayName']!r}", action)
+
+    def _dashboard(self) -> None:
+        doc = json.loads(DASHBOARD_FILE.read_text())
+        dashboards = self.gcloud.read("monitoring", "dashboards", "list") or []
+        current = next((d for d in dashboards if d.get("displayName") == doc["displayName"]), None)
+        if current is not None and current.get("mosaicLayout") == doc["mosaicLayout"]:
+            self.note("dashboard", "unchanged")
+            return
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+            json.dump({**doc, "etag": current["etag"]} if current and current.get("etag") else doc, handle)
+        try:
+            if current is None:
+                self.gcloud.change("monitoring", "dashboards", "create", f"--config-from-file={handle.name}")
+                self.note("dashboard", "created")
+            else:
+                self.gcloud.change(
+                    "monitoring", "dashboards", "update", current["name"], f"--config-from-file={handle.name}"
+                )
+                self.note("dashboard", "updated")
+        finally:
+            Path(handle.name).unlink(missing_ok=True)
+
+    def _save_manifest(self) -> None:
+        current = self.gcloud.read("iam", "service-accounts", "describe", self.invoker) or {}
+        text = self.manifest.text()
+        if current.get("description") != text and (current or self.gcloud.dry_run):
+            self.gcloud.change("iam", "service-accounts", "update", self.invoker, f"--description={text}")
+
+    # teardown -------------------------------------------------------------------------------------------
+
+    def teardown(self) -> None:
+        account = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
+        self.manifest = Manifest.parse((account or {}).get("description"))
+        location, region = f"--location={self.spec.region}", f"--region={self.spec.region}"
+        self._delete(
+            "scheduler job",
+            ("scheduler", "jobs", "describe", NAME, location),
+            ("scheduler", "jobs", "delete", NAME, location),
+            lambda job: job.get("description") == "Runs the Gemini access canary",
+        )
+        self._delete(
+            "function",
+            ("functions", "describe", NAME, region, "--gen2"),
+            ("functions", "delete", NAME, region, "--gen2"),
+            lambda fn: fn.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1],
+        )
+        topic = self.gcloud.read("pubsub", "topics", "describe", NAME)
+        if topic is not None and topic.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]:
+            self.gcloud.change("pubsub", "topics", "delete", NAME)
+            self.note("pub/sub topic", "deleted")
+        for dashboard in self.gcloud.read("monitoring", "dashboards", "list") or []:
+            if dashboard.get("displayName") == "Gemini access canary":
+                self.gcloud.change("monitoring", "dashboards", "delete", dashboard["name"])
+                self.note("dashboard", "deleted")
+        for policy in self.monitoring.managed_policies():
+            self.monitoring.delete_policy(policy.name)
+            self.note(f"alert policy {policy.display_name!r}", "deleted")
+        for channel in self.monitoring.managed_channels():
+            self.monitoring.delete_channel(channel.name)
+            self.note("notification channel", "deleted", channel.labels.get("email_address", ""))
+        who = member(self.spec.service_account)
+        held = {b["role"] for b in self._policy().get("bindings", []) if who in b.get("members", [])}
+        for role in sorted(self.manifest.granted & held):
+            self.gcloud.change(
+                "projects",
+                "remove-iam-policy-binding",
+                self.project,
+                f"--member={who}",
+                f"--role={role}",
+                "--condition=None",
+            )
+            self.note(f"grant {role}", "deleted")
+        if self.manifest.audit:
+            policy = self._policy()
+            policy["auditConfigs"] = [c for c in policy.get("auditConfigs", []) if c.get("service") != VERTEX]
+            self._set_policy(policy)
+            self.note("Data Access audit logs (aiplatform)", "deleted")
+        if account is not None:
+            self.gcloud.change("iam", "service-accounts", "delete", self.invoker)
+            self.note("invoker service account", "deleted")
+
+    def _delete(
+        self, what: str, describe: tuple[str, ...], delete: tuple[str, ...], ours: Callable[[dict[str, Any]], bool]
+    ) -> None:
+        current = self.gcloud.read(*describe)
+        if current is None:
+            self.note(what, "absent")
+        elif not ours(current):
+            self.note(what, "kept", f"{NAME} exists but was not created by this tool")
+        else:
+            self.gcloud.change(*delete)
+            self.note(what, "deleted")

@@ -1,0 +1,178 @@
+"""What to deploy: the inputs, validated before anything runs. Every value that reaches a gcloud command line or a
+resource name is checked against a strict pattern here, and a bad one is refused with a message naming the flag."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from function.config import ConfigError, Target
+from function.roles import OPTIONAL, REQUIRED
+
+NAME = "gemini-canary"
+INVOKER_ID = "gemini-canary-invoker"
+MANAGED_LABEL = ("managed-by", "gemini-canary")
+# From the benchmarks (BENCHMARKS.md): peak RSS stays well under 256 MiB on the failure path; a run's deadline is 30 s.
+MEMORY = "256Mi"
+TIMEOUT_S = 60
+ATTEMPT_DEADLINE_S = 90  # Scheduler's attempt deadline must exceed the function's timeout
+MAX_INSTANCES = 2
+RUNTIME = "python311"
+
+PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
+SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$")
+DEFAULT_COMPUTE_SA = re.compile(r"^\d{6,20}-compute@developer\.gserviceaccount\.com$")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}$")
+CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?\d{1,30}$")
+_CRON_FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*$")
+TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}$")
+
+
+class SpecError(ValueError):
+    """A bad input; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    projects: tuple[str, ...]
+    region: str
+    service_account: str
+    targets: tuple[str, ...] = ("gemini-2.5-flash-lite@us-central1",)
+    schedule: str = "*/5 * * * *"
+    time_zone: str = "Etc/UTC"
+    channels: tuple[str, ...] = ()
+    notify_email: str | None = None
+    pubsub: bool = False
+    evidence_roles: bool = False
+    data_access_logs: bool = False
+    force_default_sa: bool = False
+    parallel: int = 8
+    dry_run: bool = False
+    source: Path = field(default_factory=lambda: Path(__file__).resolve().parents[1])
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        return REQUIRED + (OPTIONAL if self.evidence_roles else ())
+
+    def invoker(self, project: str) -> str:
+        return f"{INVOKER_ID}@{project}.iam.gserviceaccount.com"
+
+    def schedule_period_s(self) -> int:
+        """The interval between runs for `*/N * * * *` and `N * * * *`-style schedules; else 5 minutes."""
+        minute, hour = self.schedule.split()[:2]
+        if minute.startswith("*/") and hour == "*":
+            return int(minute[2:]) * 60
+        if minute == "*" and hour == "*":
+            return 60
+        if minute.isdigit() and hour == "*":
+            return 3600
+        return 300
+
+
+def _check(pattern: re.Pattern[str], value: str, flag: str, what: str) -> str:
+    if not pattern.match(value):
+        raise SpecError(f"{flag}: {value[:100]!r} is not {what}")
+    return value
+
+
+def validate_schedule(schedule: str) -> str:
+    fields = schedule.split()
+    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+        raise SpecError(
+            f"--schedule: {schedule[:100]!r} is not a unix-cron schedule of five fields (e.g. '*/5 * * * *')"
+        )
+    minute = fields[0]
+    if minute.startswith("*/") and not 1 <= int(minute[2:]) <= 59:
+        raise SpecError(f"--schedule: {schedule!r}: the minute step must be 1-59")
+    return schedule
+
+
+def make_spec(
+    *,
+    projects: list[str],
+    region: str,
+    service_account: str,
+    targets: list[str] | None = None,
+    schedule: str = "*/5 * * * *",
+    time_zone: str = "Etc/UTC",
+    channels: list[str] | None = None,
+    notify_email: str | None = None,
+    pubsub: bool = False,
+    evidence_roles: bool = False,
+    data_access_logs: bool = False,
+    force_default_sa: bool = False,
+    parallel: int = 8,
+    dry_run: bool = False,
+) -> Spec:
+    if not projects:
+        raise SpecError("--project: at least one project is required (or --projects-file)")
+    seen = set()
+    for p in projects:
+        _check(PROJECT, p, "--project", "a project id (6-30 lower-case letters, digits, hyphens)")
+        if p in seen:
+            raise SpecError(f"--project: {p!r} is given twice")
+        seen.add(p)
+    _check(REGION, region, "--region", "a region such as us-central1")
+    if DEFAULT_COMPUTE_SA.match(service_account):
+        if not force_default_sa:
+            raise SpecError(
+                f"--service-account: {service_account} is the default compute service account, which most projects "
+                "grant roles/editor; the canary should run as the workload's own service account. Pass "
+                "--force-default-service-account if the workload really runs as it."
+            )
+    else:
+        _check(
+            SERVICE_ACCOUNT,
+            service_account,
+            "--service-account",
+            "a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)",
+        )
+    chosen = targets or ["gemini-2.5-flash-lite@us-central1"]
+    try:
+        parsed = [str(Target.parse(t, "--targets")) for t in chosen]
+    except ConfigError as err:
+        raise SpecError(str(err)) from None
+    if len(set(parsed)) != len(parsed):
+        raise SpecError("--targets: a target is listed twice")
+    for c in channels or []:
+        _check(CHANNEL, c, "--notification-channel", "a notification channel id (digits, or its full resource name)")
+    if notify_email is not None:
+        _check(EMAIL, notify_email, "--notify-email", "an e-mail address")
+    _check(TIME_ZONE, time_zone, "--time-zone", "a tz database name such as Etc/UTC or Europe/Paris")
+    if not 1 <= parallel <= 64:
+        raise SpecError(f"--parallel: {parallel} is out of range; allowed: 1 to 64")
+    return Spec(
+        projects=tuple(projects),
+        region=region,
+        service_account=service_account,
+        targets=tuple(parsed),
+        schedule=validate_schedule(schedule),
+        time_zone=time_zone,
+        channels=tuple(channels or ()),
+        notify_email=notify_email,
+        pubsub=pubsub,
+        evidence_roles=evidence_roles,
+        data_access_logs=data_access_logs,
+        force_default_sa=force_default_sa,
+        parallel=parallel,
+        dry_run=dry_run,
+    )
+
+
+def read_projects_file(path: str) -> list[str]:
+    """One project id a line; blank lines and # comments are skipped."""
+    try:
+        text = Path(path).read_text()
+    except OSError as err:
+        raise SpecError(f"--projects-file: cannot read {path}: {err.strerror}") from None
+    projects = []
+    for number, line in enumerate(text.splitlines(), 1):
+        entry = line.split("#", 1)[0].strip()
+        if not entry:
+            continue
+        if not PROJECT.match(entry):
+            raise SpecError(f"--projects-file: line {number}: {entry[:100]!r} is not a project id")
+        projects.append(entry)
+    return projects
