@@ -15,6 +15,8 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import google.auth
+import google.auth.exceptions
+import google.auth.transport.requests
 import grpc
 
 from .config import Config
@@ -73,6 +75,43 @@ class Clients:
             if self._credentials is None:
                 self._credentials, self._adc_project = google.auth.default(scopes=SCOPES)
             return self._credentials
+
+    def prepare(self, timeout: float) -> str:
+        """Credentials, project and a fresh access token, within `timeout`: returns the project.
+
+        google.auth retries the metadata server with backoff (about 15 s for five 5xx answers) and a gRPC deadline
+        does not interrupt a token refresh, so the harness bounds this step itself. A step that does not finish
+        raises TransportError (the credentials cause); it goes on in the background and a later run reuses it.
+        """
+        box: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                project = self.project()
+                credentials = self.credentials()
+                if not credentials.valid:
+                    credentials.refresh(google.auth.transport.requests.Request())
+                box["project"] = project
+            except Exception as error:  # noqa: BLE001 - handed to the caller below
+                box["error"] = error
+
+        worker = threading.Thread(target=work, name="adc", daemon=True)
+        worker.start()
+        worker.join(timeout)
+        if worker.is_alive():
+            raise google.auth.exceptions.TransportError(
+                f"the metadata server issued no credentials within {timeout:.0f} s"
+            )
+        error = box.get("error")
+        if error is None:
+            return str(box["project"])
+        if isinstance(error, google.auth.exceptions.GoogleAuthError | RuntimeError):
+            raise error
+        raise google.auth.exceptions.RefreshError(f"could not get an access token: {type(error).__name__}: {error}")
+
+    def known_project(self) -> str | None:
+        """The project if it is already known, without any I/O (for reporting after a credentials failure)."""
+        return self._config.project or self._adc_project
 
     def project(self) -> str:
         """The project to probe: CANARY_PROJECT, else the one ADC reports (the runtime's)."""

@@ -137,12 +137,13 @@ def execute(instance: Instance, trigger: Trigger, targets: list[Target]) -> Resu
 def _run(instance: Instance, result: Result, targets: list[Target], deadline: Deadline, recorder: Recorder) -> None:
     clients = instance.clients
     try:
-        result.project = clients.project()
+        # Cloud Run's metadata server answers in milliseconds: ten seconds is ample, and leaves time to report.
+        result.project = clients.prepare(timeout=min(10.0, max(1.0, deadline.remaining() / 2)))
     except Exception as error:  # no credentials is the workload's failure too
         failure = classify(error)
         if failure.cause == Cause.UNKNOWN:
             raise
-        result.project = instance.config.project
+        result.project = clients.known_project()
         result.outcomes = [Outcome(t, failure.cause, 0.0, failure=failure) for t in targets]
     else:
         result.outcomes = _probe_all(instance, result.project, targets, deadline, recorder)
