@@ -217,6 +217,8 @@ def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
     fault = Fault(method=method, count=count)
     kind = kinds[0]
     if kind == "status":
+        if method.startswith("metadata."):  # the metadata server answers HTTP, not google.rpc.Status
+            raise AdminError("status: only for gRPC/REST methods; metadata.* methods take http_status")
         try:
             fault.status = status_from_json(doc["status"])
         except ValueError as err:

@@ -120,7 +120,10 @@ class HttpServer:
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = ThreadingHTTPServer((host, port), _handler_class(app))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="emu-http", daemon=True)
+        # A short poll interval: stop() waits for serve_forever to notice, up to one interval (default 0.5 s).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="emu-http", daemon=True
+        )
         self.host = host
         self.port = self._server.server_address[1]
 

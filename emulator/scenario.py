@@ -112,7 +112,11 @@ def load_document(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, A
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"scenario {path.name}: not valid YAML: {exc}") from None
+        # PyYAML's own text spans several lines and names "<unicode string>"; give the position and the problem.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ScenarioError(f"scenario {path.name}: not valid YAML{where}: {problem}") from None
     if not isinstance(doc, dict):
         raise ScenarioError(f"scenario {path.name}: the top level must be a mapping")
     parent = doc.pop("extends", None)

@@ -286,10 +286,14 @@ def _partial_failure(
         where = f"timeSeries[{_ranges(indices)}]"
         if write:
             ex = examples[slot]
-            labels = "{" + ", ".join(f'{k}="{v}"' for k, v in ex.metric.labels.items()) + "}"
+            # As Google prints them (opentelemetry-operations-python#431): metric labels JSON-quoted, resource
+            # labels bare and without project_id. Google's order looks arbitrary; sorted / descriptor order here.
+            labels = "{" + ", ".join(f'"{k}": "{v}"' for k, v in sorted(ex.metric.labels.items())) + "}"
+            given = dict(ex.resource.labels)
+            resource = {k: given[k] for k in WRITABLE.get(ex.resource.type, ()) if k != "project_id" and k in given}
             parts.append(
                 f'{where} (example metric.type="{ex.metric.type}", metric.labels={labels}): write for '
-                f"resource={ex.resource.type}{_labels_text(dict(ex.resource.labels))} failed with: {reason}"
+                f"resource={ex.resource.type}{_labels_text(resource)} failed with: {reason}"
             )
         else:
             parts.append(f"{reason}: {where}")

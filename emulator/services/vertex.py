@@ -1,4 +1,5 @@
-"""Vertex AI PredictionService (v1 and v1beta1): GenerateContent and CountTokens.
+"""Vertex AI PredictionService (v1 and v1beta1): GenerateContent; CountTokens (v1 LlmUtilityService, v1beta1
+PredictionService).
 
 Checks run in the order Google applies them, each failure exactly as ../shared/reference/gcp-wire.md §A gives it:
 credentials → consumer project → service enabled → billing → VPC-SC → IAM (deny rules included; the same 403
@@ -85,11 +86,7 @@ def _billing_disabled(project: Project) -> RpcError:
             error_info(
                 "BILLING_DISABLED",
                 "googleapis.com",
-                {
-                    "service": VERTEX,
-                    "consumer": f"projects/{project.number}",
-                    "containerInfo": project.number,
-                },
+                {"service": VERTEX, "consumer": f"projects/{project.number}"},  # §A3: no containerInfo
             ),
             localized(message),
             help_link("Google developers console billing", url),
@@ -298,5 +295,7 @@ def methods(world: World) -> list[Method]:
                 VERTEX,
             )
         )
-        out.append(Method(service, "CountTokens", vt.CountTokensRequest, vt.CountTokensResponse, count_tokens, VERTEX))
+        # CountTokens is on LlmUtilityService in v1 and on PredictionService in v1beta1, as in Google's protos.
+        counter = "google.cloud.aiplatform.v1.LlmUtilityService" if version == "v1" else service
+        out.append(Method(counter, "CountTokens", vt.CountTokensRequest, vt.CountTokensResponse, count_tokens, VERTEX))
     return out
