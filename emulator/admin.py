@@ -115,7 +115,9 @@ def patch_world(world: World, patch: Any) -> None:
     simple: dict[str, Callable[[], None]] = {
         "workload": lambda: setattr(world, "workload", spec["workload"]),
         "region": lambda: setattr(world, "region", spec["region"]),
-        "principals": lambda: world.principals.update(dict.fromkeys(spec["principals"], "user")),
+        "principals": lambda: world.principals.update(
+            {e: "serviceAccount" if e.endswith(".gserviceaccount.com") else "user" for e in spec["principals"]}
+        ),
         "deny": lambda: setattr(world, "deny_rules", list(spec["deny"])),
         "perimeter": lambda: setattr(world, "perimeter", spec["perimeter"]),
         "models": lambda: setattr(world, "models", {m: set(v) for m, v in spec["models"].items()}),
@@ -176,7 +178,7 @@ def _text(body: Mapping[str, Any], key: str) -> str:
 def set_clock(world: World, body: Any) -> dict[str, Any]:
     doc = _fields(body, {"advance_seconds", "set", "mode"})
     if len(doc) != 1:
-        raise AdminError("give exactly one of advance_seconds, set, mode")
+        raise AdminError(f"give exactly one of advance_seconds, set, mode (got {', '.join(sorted(doc)) or 'none'})")
     try:
         if "advance_seconds" in doc:
             world.clock.advance(_num(doc, "advance_seconds"))
@@ -213,7 +215,10 @@ def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
     count = int(_num(doc, "count", 1)) if "count" in doc else 1
     kinds = [k for k in ("status", "hang_seconds", "close", "malformed", "http_status") if k in doc]
     if len(kinds) != 1:
-        raise AdminError("give exactly one of status, hang_seconds, close, malformed, http_status")
+        raise AdminError(
+            "give exactly one of status, hang_seconds, close, malformed, http_status "
+            f"(got {', '.join(kinds) or 'none'})"
+        )
     fault = Fault(method=method, count=count)
     kind = kinds[0]
     if kind == "status":

@@ -91,9 +91,7 @@ def make_app(world: World) -> Any:
                 return Response(200, b"\x00{not json", {"Content-Type": "application/json", **_FLAVOR})
             if fault.http_status:
                 return _text(fault.http_body or "injected failure", fault.http_status)
-        if failure and failure.get("paths", "token") in ("all", kind.split(".")[1]):
-            return _text(str(failure.get("body", "metadata server unavailable")), int(failure.get("status", 503)))
-        if request.headers.get("metadata-flavor") != "Google":
+        if request.headers.get("metadata-flavor") != "Google":  # the server's first gate, before any backend
             return Response(
                 403,
                 (
@@ -102,6 +100,8 @@ def make_app(world: World) -> Any:
                 ).encode(),
                 {"Content-Type": "text/html; charset=UTF-8"},
             )
+        if failure and failure.get("paths", "token") in ("all", kind.split(".")[1]):
+            return _text(str(failure.get("body", "metadata server unavailable")), int(failure.get("status", 503)))
         if request.path in ("/", ""):
             return _text("computeMetadata/\n")
         with world.lock:

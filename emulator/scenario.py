@@ -124,6 +124,8 @@ def load_document(name_or_path: str, _seen: tuple[str, ...] = ()) -> dict[str, A
         return doc
     if not isinstance(parent, str):
         raise ScenarioError(f"scenario {path.name}: extends: expected a scenario name")
+    if parent.endswith((".yaml", ".yml")) and not Path(parent).is_absolute():
+        parent = str(path.parent / parent)  # a file path is relative to the file that names it
     return merge(load_document(parent, (*_seen, str(path))), doc)
 
 

@@ -90,7 +90,7 @@ BAD_INPUT = [
         "clock",
         {"advance_seconds": 1, "mode": "wall"},
         400,
-        "give exactly one of advance_seconds, set, mode",
+        "give exactly one of advance_seconds, set, mode (got advance_seconds, mode)",
         id="clock-two-fields",
     ),
     pytest.param("POST", "clock", [60], 400, "the body must be a JSON object", id="clock-not-an-object"),
@@ -110,7 +110,7 @@ BAD_INPUT = [
         "faults",
         {"method": GENERATE, "close": True, "hang_seconds": 1},
         400,
-        "give exactly one of status, hang_seconds, close, malformed, http_status",
+        "give exactly one of status, hang_seconds, close, malformed, http_status (got hang_seconds, close)",
         id="fault-two-kinds",
     ),
     pytest.param(
