@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -116,9 +117,19 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up mid-request (a test's deadline, a dropped connection) is not a server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
+
+
 class HttpServer:
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = ThreadingHTTPServer((host, port), _handler_class(app))
+        self._server = _QuietServer((host, port), _handler_class(app))
         self._server.daemon_threads = True
         # A short poll interval: stop() waits for serve_forever to notice, up to one interval (default 0.5 s).
         self._thread = threading.Thread(
