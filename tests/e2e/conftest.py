@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -19,11 +20,35 @@ from google.cloud import monitoring_v3
 
 from emulator import testing
 from emulator.server import Emulator
+from emulator.services.vertex import REPLY
+from function.probe import PROMPT
 
 OWNER = "alice@example.com"
 WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 PREFIX = "custom.googleapis.com/gemini_canary"
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])  # reserved by tests/conftest.py
+
+
+SECRET_SHAPES = (re.compile(r"ya29\.[A-Za-z0-9_\-.]+"), re.compile(r"eyJ[A-Za-z0-9_\-]+\.eyJ[A-Za-z0-9_\-]+"))
+
+
+def assert_no_secrets(texts: list[str], emulator: Emulator) -> None:
+    """No access token, identity token, prompt or model answer in anything the canary produced."""
+    forbidden = [PROMPT, REPLY, *REPLY.split(". ")[1:], *emulator.world.tokens]
+    for text in texts:
+        for shape in SECRET_SHAPES:
+            assert not shape.search(text), f"a token-shaped string in output: {shape.search(text)}"
+        for secret in forbidden:
+            assert secret not in text, f"{secret[:20]}… leaked into output"
+
+
+def metric_texts(emulator: Emulator) -> list[str]:
+    """Every label and value of every time series the emulator stored."""
+    out = []
+    for project in emulator.world.projects.values():
+        for series in project.time_series.values():
+            out.append(json.dumps([series.metric_labels, series.resource_labels, [p.value for p in series.points]]))
+    return out
 
 
 @dataclass
@@ -32,9 +57,11 @@ class Canary:
     client: Any
     capture: Any
     lines: list[dict[str, Any]] = field(default_factory=list)
+    outputs: list[str] = field(default_factory=list)  # every response body and log line, for the secrets scan
 
     def call(self, method: str = "POST", path: str = "/", **kwargs: Any) -> Any:
         response = self.client.open(path, method=method, **kwargs)
+        self.outputs.append(response.get_data(as_text=True))
         self._collect()
         return response
 
@@ -54,6 +81,7 @@ class Canary:
 
     def _collect(self) -> None:
         out = self.capture.readouterr().out
+        self.outputs.append(out)
         for raw in out.splitlines():
             line = raw.strip()
             if line.startswith("{"):
@@ -97,13 +125,24 @@ StartCanary = Callable[..., Canary]
 
 @pytest.fixture
 def start_canary(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Iterator[StartCanary]:
-    """start_canary("iam_denied", CANARY_TARGETS=...) → the function loaded cold, as a fresh instance."""
+    """start_canary("iam_denied", CANARY_TARGETS=...) → the function loaded cold, as a fresh instance.
+
+    When the test ends, everything the canary produced is scanned for tokens, the prompt and the model's answer.
+    """
     started: list[Emulator] = []
+    canaries: list[Canary] = []
+
+    def scan() -> None:
+        for canary in canaries:
+            canary._collect()
+            assert_no_secrets(canary.outputs + metric_texts(canary.emulator), canary.emulator)
 
     def start(scenario: str = "healthy", **env: str) -> Canary:
+        scan()
         for old in started:
             old.stop()
         started.clear()
+        canaries.clear()
         emulator = Emulator(scenario, metadata_port=METADATA_PORT, clock_mode="running").start()
         started.append(emulator)
         monkeypatch.delenv("GOOGLE_CLOUD_PROJECT", raising=False)
@@ -115,8 +154,13 @@ def start_canary(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[
             monkeypatch.setenv(key, value)
         app = create_app(target="canary", source="function/main.py")
         capsys.readouterr()
-        return Canary(emulator, app.test_client(), capsys)
+        canary = Canary(emulator, app.test_client(), capsys)
+        canaries.append(canary)
+        return canary
 
     yield start
-    for emulator in started:
-        emulator.stop()
+    try:
+        scan()
+    finally:
+        for emulator in started:
+            emulator.stop()
