@@ -11,7 +11,21 @@ from emulator.dispatch import Method
 from emulator.grpc_server import GrpcServer
 from emulator.httpbase import HttpServer, Request, Response
 from emulator.metadata_server import make_app as metadata_app
-from emulator.services import logging, monitoring, resourcemanager, vertex
+from emulator.services import (
+    cloudbuild,
+    dashboards,
+    functions,
+    iamadmin,
+    locations,
+    logging,
+    monitoring,
+    pubsub,
+    resourcemanager,
+    run,
+    scheduler,
+    serviceusage,
+    vertex,
+)
 from emulator.world import World
 
 LOOPBACK = "127.0.0.1"
@@ -23,6 +37,21 @@ def all_methods(world: World) -> list[Method]:
         *logging.methods(world),
         *monitoring.methods(world),
         *resourcemanager.methods(world),
+    ]
+
+
+def rest_only_methods() -> list[Method]:
+    """The APIs whose Python types are not installed: JSON handlers, served by the REST front end only."""
+    return [
+        *functions.METHODS,
+        *run.METHODS,
+        *scheduler.METHODS,
+        *serviceusage.METHODS,
+        *iamadmin.METHODS,
+        *dashboards.METHODS,
+        *pubsub.METHODS,
+        *cloudbuild.METHODS,
+        *locations.METHODS,
     ]
 
 
@@ -45,11 +74,12 @@ class Emulator:
         self.clock_mode = clock_mode
         self.world = scenario.build(scenario_name, World(Clock()), clock_mode)
         methods = all_methods(self.world)
-        known = {m.full_name for m in methods}
+        rest_only = rest_only_methods()
+        known = {m.full_name for m in [*methods, *rest_only]}
         self.grpc = GrpcServer(self.world, methods, host, grpc_port)
         self.metadata = HttpServer(metadata_app(self.world), host, metadata_port)
         admin_handler = admin.make_app(self.world, self.reset, known)
-        rest_handler = rest_server.make_app(self.world, methods)
+        rest_handler = rest_server.make_app(self.world, [*methods, *rest_only])
 
         def http(request: Request) -> Response:
             if request.path.startswith(admin.ADMIN_PREFIX):

@@ -41,6 +41,9 @@ class Project:
     scheduler_jobs: dict[str, Any] = field(default_factory=dict)
     service_accounts: dict[str, Any] = field(default_factory=dict)
     topics: dict[str, Any] = field(default_factory=dict)
+    run_services: dict[str, Any] = field(default_factory=dict)  # Cloud Run services behind gen2 functions
+    operations: dict[str, Any] = field(default_factory=dict)  # long-running operations, by name
+    uploads: dict[str, Any] = field(default_factory=dict)  # Cloud Functions source upload URLs, by object path
 
     @property
     def name(self) -> str:

@@ -16,7 +16,7 @@ def _raw(emulator: Emulator, method: str, payload: bytes, token: str) -> grpc.Rp
     channel = grpc.secure_channel(emulator.grpc.address, grpc.local_channel_credentials())
     call = channel.unary_unary(method, request_serializer=None, response_deserializer=None)
     try:
-        return bytes(call(payload, metadata=[("authorization", f"Bearer {token}")], timeout=5))
+        return bytes(call(payload, metadata=(("authorization", f"Bearer {token}"),), timeout=5))
     except grpc.RpcError as err:
         return err
     finally:

@@ -1,0 +1,48 @@
+"""Cloud Build v1 (cloudbuild.googleapis.com): only GetDefaultServiceAccount, which `gcloud functions deploy` asks
+for to warn when the build service account lacks roles/cloudbuild.builds.builder. Builds themselves are not emulated:
+a function's build finishes the moment it is created (services/functions.py).
+
+Assumption: the default build service account is the project's default compute account (Google's default for
+projects created since 2024), and reading it needs only credentials and the API enabled; the permission Google
+checks here is not documented.
+"""
+
+from __future__ import annotations
+
+import re
+
+from emulator.dispatch import Call
+from emulator.rpc import caller_denied, invalid_argument
+from emulator.services.common import require_enabled
+from emulator.services.restapi import Doc, HttpRule, JsonMethod, json_method, text
+
+API = "cloudbuild.googleapis.com"
+SERVICE = "google.devtools.cloudbuild.v1.CloudBuild"
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/defaultServiceAccount$")
+
+
+def get_default_service_account(call: Call, request: Doc) -> Doc:
+    call.authenticate()
+    name = text(request, "name")
+    match = _NAME.match(name)
+    if match is None:
+        raise invalid_argument(f"Invalid name: {name!r}. Expected projects/P/locations/L/defaultServiceAccount.")
+    project = call.world.project(match.group(1))
+    if project is None:
+        raise caller_denied()
+    require_enabled(project, API)
+    email = f"{project.number}-compute@developer.gserviceaccount.com"
+    return {"name": name, "serviceAccountEmail": f"projects/{project.project_id}/serviceAccounts/{email}"}
+
+
+METHODS: list[JsonMethod] = [
+    json_method(SERVICE, "GetDefaultServiceAccount", get_default_service_account, API, {"name": None}),
+]
+
+RULES: list[HttpRule] = [
+    HttpRule(
+        "GET",
+        "/v1/{name=projects/*/locations/*/defaultServiceAccount}",
+        f"{SERVICE}.GetDefaultServiceAccount",
+    ),
+]

@@ -1,0 +1,617 @@
+"""Cloud Functions v2 (cloudfunctions.googleapis.com): functions, their long-running operations, runtimes, the
+function IAM policy, and the source upload URL (a signed-URL PUT of a zip, served by the emulator itself).
+
+`gcloud functions deploy --gen2` asks, in order: GET the function (404 when new), list runtimes, generateUploadUrl,
+PUT the zip to the URL, POST the function (or PATCH it with an updateMask), GET the operation until done, then GET the
+function. A function owns a Cloud Run service of the same name (services/run.py) whose policy holds the invokers.
+Only the zip's size and file list are kept, never its bytes. The upload PUT is Cloud Storage's, not an API method of
+this service: it is not counted and takes no faults; a URL this emulator did not sign gets Cloud Storage's 403.
+
+Checks, in order: credentials → project (unknown: the denial) → API enabled → IAM on the project or the function
+→ request validation → iam.serviceAccounts.actAs on the runtime service account (create, or a changed account).
+
+Assumption: operations finish at once (done: true in the create/update/delete answer); gcloud still polls them.
+Assumption: denials read "Permission 'P' denied on resource 'NAME' (or resource may not exist)." and a missing
+function "Resource 'NAME' was not found"; the actAs denial "Could not create Cloud Run service F. Permission
+'iam.serviceaccounts.actAs' denied on service account SA (or it may not exist)." — texts seen in users' reports,
+details unknown.
+Assumption: the service URI is https://NAME-HASH-CODE.a.run.app with HASH from the project number and CODE the
+region's two letters (uc for us-central1; unknown regions get uc); `url` is https://REGION-PROJECT.cloudfunctions.net/NAME.
+Assumption: the source must be a zip uploaded to a URL this emulator issued; any other source is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+import io
+import re
+import secrets
+import uuid
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from google.rpc import code_pb2
+
+from emulator import iam
+from emulator.dispatch import Call
+from emulator.httpbase import Request, Response
+from emulator.rpc import RpcError, invalid_argument, not_found
+from emulator.services import iamadmin
+from emulator.services.common import require_enabled
+from emulator.services.restapi import (
+    GET_POLICY,
+    SET_POLICY,
+    TEST_PERMISSIONS,
+    Doc,
+    Fields,
+    HttpRule,
+    JsonMethod,
+    RestCall,
+    allowed_on,
+    apply_mask,
+    held_permissions,
+    integer,
+    json_method,
+    mask_paths,
+    message,
+    new_operation,
+    now,
+    operation_id,
+    page,
+    policy_json,
+    replace_policy,
+    text,
+)
+from emulator.services.run import RunService
+from emulator.world import Project, World
+
+API = "cloudfunctions.googleapis.com"
+SERVICE = "google.cloud.functions.v2.FunctionService"
+OPERATIONS = "google.cloud.functions.v2.Operations"  # google.longrunning.Operations on this API's endpoint
+FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
+METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/functions/([^/]+)$")
+_FUNCTION_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
+_MEMORY = re.compile(r"^\d+(?:\.\d+)?(?:k|M|G|Mi|Gi|Ki)?$")
+_UPLOAD = re.compile(r"^/(gcf-v2-uploads-(\d+)-([a-z0-9-]+))/([0-9a-f-]+\.zip)$")
+REGION_CODES = {
+    "us-central1": "uc",
+    "us-east1": "ue",
+    "us-east4": "uk",
+    "us-west1": "uw",
+    "europe-west1": "ew",
+    "europe-west2": "nw",
+    "europe-west3": "ey",
+    "europe-west4": "ez",
+    "asia-northeast1": "an",
+    "asia-southeast1": "as",
+}
+RUNTIMES = {
+    "python310": "Python 3.10",
+    "python311": "Python 3.11",
+    "python312": "Python 3.12",
+    "python313": "Python 3.13",
+    "nodejs20": "Node.js 20",
+    "nodejs22": "Node.js 22",
+    "go122": "Go 1.22",
+    "go123": "Go 1.23",
+    "java17": "Java 17",
+    "java21": "Java 21",
+}
+MAX_TIMEOUT_S = 3600
+
+_STORAGE: Fields = {"bucket": None, "object": None, "generation": None, "sourceUploadUrl": None}
+_REPO: Fields = {
+    "projectId": None,
+    "repoName": None,
+    "branchName": None,
+    "tagName": None,
+    "commitSha": None,
+    "dir": None,
+}
+_BUILD: Fields = {
+    "automaticUpdatePolicy": {},
+    "build": None,
+    "dockerRegistry": None,
+    "dockerRepository": None,
+    "entryPoint": None,
+    "environmentVariables": None,
+    "onDeployUpdatePolicy": {"runtimeVersion": None},
+    "runtime": None,
+    "serviceAccount": None,
+    "source": {"storageSource": _STORAGE, "repoSource": _REPO, "gitUri": None},
+    "sourceProvenance": {"resolvedStorageSource": _STORAGE, "resolvedRepoSource": _REPO, "gitUri": None},
+    "sourceToken": None,
+    "workerPool": None,
+}
+_SERVICE: Fields = {
+    "allTrafficOnLatestRevision": None,
+    "availableCpu": None,
+    "availableMemory": None,
+    "binaryAuthorizationPolicy": None,
+    "environmentVariables": None,
+    "ingressSettings": None,
+    "maxInstanceCount": None,
+    "maxInstanceRequestConcurrency": None,
+    "minInstanceCount": None,
+    "revision": None,
+    "secretEnvironmentVariables": {"key": None, "projectId": None, "secret": None, "version": None},
+    "secretVolumes": {"mountPath": None, "projectId": None, "secret": None, "versions": None},
+    "securityLevel": None,
+    "service": None,
+    "serviceAccountEmail": None,
+    "timeoutSeconds": None,
+    "uri": None,
+    "vpcConnector": None,
+    "vpcConnectorEgressSettings": None,
+}
+_TRIGGER: Fields = {
+    "channel": None,
+    "eventFilters": {"attribute": None, "operator": None, "value": None},
+    "eventType": None,
+    "pubsubTopic": None,
+    "retryPolicy": None,
+    "service": None,
+    "serviceAccountEmail": None,
+    "trigger": None,
+    "triggerRegion": None,
+}
+FUNCTION: Fields = {
+    "name": None,
+    "description": None,
+    "buildConfig": _BUILD,
+    "serviceConfig": _SERVICE,
+    "eventTrigger": _TRIGGER,
+    "state": None,
+    "updateTime": None,
+    "createTime": None,
+    "labels": None,
+    "stateMessages": None,
+    "environment": None,
+    "upgradeInfo": None,
+    "url": None,
+    "kmsKeyName": None,
+    "satisfiesPzs": None,
+    "satisfiesPzi": None,
+    "buildpackStack": None,
+}
+
+
+@dataclass
+class FunctionRecord:
+    resource: Doc  # the Function as the API returns it
+    source_size: int = 0
+    source_files: list[str] = field(default_factory=list)
+    policy: iam.Policy = field(default_factory=iam.Policy)
+
+
+@dataclass
+class Upload:
+    signature: str
+    expires: datetime
+    size: int | None = None  # set once the zip has arrived
+    files: list[str] | None = None
+
+
+# Names, errors and checks --------------------------------------------------------------------------------------
+
+
+def denied(permission: str, resource: str) -> RpcError:
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f"Permission '{permission}' denied on resource '{resource}' (or resource may not exist).",
+    )
+
+
+def _project(call: Call, ref: str, permission: str, resource: str) -> Project:
+    call.authenticate()
+    project = call.world.project(ref)
+    if project is None:
+        raise denied(permission, resource)
+    require_enabled(project, API)
+    return project
+
+
+def _parent(call: Call, parent: str, permission: str, resource: str = "") -> tuple[Project, str]:
+    match = _PARENT.match(parent)
+    if match is None:
+        raise invalid_argument(f"Invalid parent: {parent!r}. Expected projects/PROJECT/locations/LOCATION.")
+    project = _project(call, match.group(1), permission, resource or parent)
+    if not allowed_on(call, project, permission):
+        raise denied(permission, resource or parent)
+    return project, match.group(2)
+
+
+def _function(call: Call, name: str, permission: str | None) -> tuple[Project, FunctionRecord]:
+    match = _NAME.match(name)
+    if match is None:
+        raise invalid_argument(f"Invalid function name: {name!r}. Expected projects/P/locations/L/functions/F.")
+    project = _project(call, match.group(1), permission or "cloudfunctions.functions.get", name)
+    record = project.functions.get(_key(project, match.group(2), match.group(3)))
+    policies = [record.policy] if record is not None else []
+    if permission and not allowed_on(call, project, permission, *policies):
+        raise denied(permission, name)
+    if record is None:
+        raise not_found(f"Resource '{name}' was not found")
+    return project, record
+
+
+def _key(project: Project, region: str, function_id: str) -> str:
+    return f"projects/{project.project_id}/locations/{region}/functions/{function_id}"
+
+
+def service_uri(project: Project, region: str, function_id: str) -> str:
+    digest = base64.b32encode(hashlib.sha256(project.number.encode()).digest()).decode().lower()
+    return f"https://{function_id}-{digest[:10]}-{REGION_CODES.get(region, 'uc')}.a.run.app"
+
+
+def _runtime_account(project: Project, service: Doc) -> str:
+    return text(service, "serviceAccountEmail") or f"{project.number}-compute@developer.gserviceaccount.com"
+
+
+def _check_act_as(call: Call, function_id: str, email: str) -> None:
+    if not iamadmin.can_act_as(call, email):
+        raise RpcError(
+            code_pb2.PERMISSION_DENIED,
+            f"Could not create Cloud Run service {function_id}. Permission 'iam.serviceaccounts.actAs' denied on "
+            f"service account {email} (or it may not exist).",
+        )
+
+
+def _validate(project: Project, function: Doc) -> None:
+    build, service = message(function, "buildConfig"), message(function, "serviceConfig")
+    runtime = text(build, "runtime")
+    if runtime not in RUNTIMES:
+        raise invalid_argument(
+            f"Invalid value '{runtime}' for field 'build_config.runtime': supported runtimes are "
+            f"{', '.join(sorted(RUNTIMES))}."
+        )
+    memory = text(service, "availableMemory")
+    if memory and not _MEMORY.match(memory):
+        raise invalid_argument(f"Invalid value '{memory}' for field 'service_config.available_memory'.")
+    timeout = integer(service, "timeoutSeconds", 60)
+    if not 1 <= timeout <= MAX_TIMEOUT_S:
+        raise invalid_argument(
+            f"Invalid value '{timeout}' for field 'service_config.timeout_seconds': must be between 1 and "
+            f"{MAX_TIMEOUT_S}."
+        )
+    email = _runtime_account(project, service)
+    if not email.endswith(".gserviceaccount.com"):
+        raise invalid_argument(f"Invalid service account email: {email}.")
+
+
+def _source(project: Project, build: Doc) -> tuple[Doc, Upload]:
+    storage = message(message(build, "source"), "storageSource")
+    key = f"{text(storage, 'bucket')}/{text(storage, 'object')}"
+    upload = project.uploads.get(key)
+    if upload is None or upload.size is None:
+        raise invalid_argument(
+            f"Function source gs://{key} not found: upload a zip to the URL generateUploadUrl returned first."
+        )
+    if upload.files is None:
+        raise invalid_argument(f"Function source gs://{key} is not a valid zip archive.")
+    return storage, upload
+
+
+# The function resource ---------------------------------------------------------------------------------------
+
+
+def _build(project: Project, region: str, given: Doc, storage: Doc) -> Doc:
+    generation = str(secrets.randbelow(10**15) + 10**15)
+    resolved = {"bucket": storage["bucket"], "object": storage["object"], "generation": generation}
+    return {
+        **{k: v for k, v in given.items() if k not in ("source", "sourceProvenance")},
+        "build": f"projects/{project.number}/locations/{region}/builds/{secrets.token_hex(18)}",
+        "source": {"storageSource": resolved},
+        "sourceProvenance": {"resolvedStorageSource": resolved},
+        "dockerRegistry": "ARTIFACT_REGISTRY",
+        "dockerRepository": given.get(
+            "dockerRepository", f"projects/{project.project_id}/locations/{region}/repositories/gcf-artifacts"
+        ),
+        "serviceAccount": given.get(
+            "serviceAccount",
+            f"projects/{project.project_id}/serviceAccounts/{project.number}-compute@developer.gserviceaccount.com",
+        ),
+    }
+
+
+def _service(project: Project, region: str, function_id: str, given: Doc, revision: int) -> Doc:
+    return {
+        "timeoutSeconds": 60,
+        "availableMemory": "256M",
+        "availableCpu": "0.1666",
+        "maxInstanceCount": 100,
+        "maxInstanceRequestConcurrency": 1,
+        "ingressSettings": "ALLOW_ALL",
+        "allTrafficOnLatestRevision": True,
+        **given,
+        "service": f"projects/{project.project_id}/locations/{region}/services/{function_id}",
+        "serviceAccountEmail": _runtime_account(project, given),
+        "uri": service_uri(project, region, function_id),
+        "revision": f"{function_id}-{revision:05d}-{secrets.token_hex(2)[:3]}",
+    }
+
+
+def _assemble(call: Call, project: Project, region: str, function_id: str, given: Doc, created: str) -> Doc:
+    """The stored Function from what the caller gave: output-only fields filled, the rest kept."""
+    storage, _ = _source(project, message(given, "buildConfig"))
+    previous = project.functions.get(_key(project, region, function_id))
+    revision = 1 if previous is None else int(previous.resource["serviceConfig"]["revision"].split("-")[-2]) + 1
+    return {
+        **{k: v for k, v in given.items() if k in FUNCTION and k not in ("state", "updateTime", "createTime")},
+        "name": _key(project, region, function_id),
+        "buildConfig": _build(project, region, message(given, "buildConfig"), storage),
+        "serviceConfig": _service(project, region, function_id, message(given, "serviceConfig"), revision),
+        "state": "ACTIVE",
+        "updateTime": now(call),
+        "createTime": created,
+        "environment": "GEN_2",
+        "url": f"https://{region}-{project.project_id}.cloudfunctions.net/{function_id}",
+        "satisfiesPzi": True,
+    }
+
+
+def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
+    """Keep the function, its source summary and its Cloud Run service (the invokers' policy lives there)."""
+    name = resource["name"]
+    _, upload = _source(project, resource["buildConfig"])
+    record = project.functions.get(name) or FunctionRecord(resource)
+    record.resource = resource
+    record.source_size, record.source_files = upload.size or 0, list(upload.files or [])
+    project.functions[name] = record
+    service_name = resource["serviceConfig"]["service"]
+    service = project.run_services.get(service_name)
+    account = resource["serviceConfig"]["serviceAccountEmail"]
+    if service is None:
+        uri = resource["serviceConfig"]["uri"]
+        project.run_services[service_name] = RunService(service_name, uri, account, name, now(call), now(call))
+    else:
+        service.service_account, service.update_time = account, now(call)
+        service.generation += 1
+    return record
+
+
+def _operation(call: Call, project: Project, name: str, verb: str, response: Doc | None) -> Doc:
+    region = name.split("/")[3]
+    stages = (
+        []
+        if verb == "delete"
+        else ["BUILD", "SERVICE", *(["TRIGGER"] if response and "eventTrigger" in response else [])]
+    )
+    metadata = {
+        "@type": METADATA_TYPE,
+        "createTime": now(call),
+        "endTime": now(call),
+        "target": name,
+        "verb": verb,
+        "cancelRequested": False,
+        "apiVersion": "v2",
+        "stages": [{"name": stage, "state": "COMPLETE", "message": ""} for stage in stages],
+        "operationType": {"create": "CREATE_FUNCTION", "update": "UPDATE_FUNCTION"}.get(verb, "DELETE_FUNCTION"),
+    }
+    typed = {"@type": FUNCTION_TYPE, **response} if response is not None else None
+    op_name = f"projects/{project.project_id}/locations/{region}/operations/{operation_id()}"
+    return new_operation(project, op_name, metadata, typed)
+
+
+# Handlers ------------------------------------------------------------------------------------------------------
+
+
+def get_function(call: Call, request: Doc) -> Doc:
+    return copy.deepcopy(_function(call, text(request, "name"), "cloudfunctions.functions.get")[1].resource)
+
+
+def list_functions(call: Call, request: Doc) -> Doc:
+    project, region = _parent(call, text(request, "parent"), "cloudfunctions.functions.list")
+    found = [
+        copy.deepcopy(r.resource)
+        for name, r in sorted(project.functions.items())
+        if region == "-" or name.split("/")[3] == region
+    ]
+    items, more = page(found, request, 1000, 1000)
+    doc: Doc = {"functions": items} if items else {}
+    if more:
+        doc["nextPageToken"] = more
+    return doc
+
+
+def create_function(call: Call, request: Doc) -> Doc:
+    function_id = text(request, "functionId")
+    parent = text(request, "parent")
+    project, region = _parent(call, parent, "cloudfunctions.functions.create", f"{parent}/functions/{function_id}")
+    if not _FUNCTION_ID.match(function_id):
+        raise invalid_argument(
+            f"Invalid function_id '{function_id}': it must start with a letter, contain only lower case letters, "
+            "digits and hyphens, end with a letter or digit, and be at most 63 characters long."
+        )
+    if _key(project, region, function_id) in project.functions:
+        raise RpcError(code_pb2.ALREADY_EXISTS, f"Resource '{_key(project, region, function_id)}' already exists")
+    given = message(request, "function")
+    _validate(project, given)
+    _check_act_as(call, function_id, _runtime_account(project, message(given, "serviceConfig")))
+    resource = _assemble(call, project, region, function_id, given, now(call))
+    _store(call, project, resource)
+    return _operation(call, project, resource["name"], "create", resource)
+
+
+def update_function(call: Call, request: Doc) -> Doc:
+    given = message(request, "function")
+    name = text(given, "name")
+    project, record = _function(call, name, "cloudfunctions.functions.update")
+    paths = mask_paths(request)
+    for path in paths:
+        if path.split(".")[0] not in FUNCTION:
+            raise invalid_argument(f"Invalid update_mask path: {path}.")
+    merged = apply_mask(record.resource, given, paths) if paths else {**record.resource, **given}
+    _validate(project, merged)
+    function_id = name.rsplit("/", 1)[1]
+    old_account = record.resource["serviceConfig"]["serviceAccountEmail"]
+    new_account = _runtime_account(project, message(merged, "serviceConfig"))
+    if new_account != old_account:
+        _check_act_as(call, function_id, new_account)
+    region = name.split("/")[3]
+    resource = _assemble(call, project, region, function_id, merged, record.resource["createTime"])
+    _store(call, project, resource)
+    return _operation(call, project, resource["name"], "update", resource)
+
+
+def delete_function(call: Call, request: Doc) -> Doc:
+    project, record = _function(call, text(request, "name"), "cloudfunctions.functions.delete")
+    del project.functions[record.resource["name"]]
+    project.run_services.pop(record.resource["serviceConfig"]["service"], None)
+    return _operation(call, project, record.resource["name"], "delete", None)
+
+
+def list_gen1_functions(call: Call, request: Doc) -> Doc:
+    """Cloud Functions v1 ListFunctions: gen1 functions only, and this emulator deploys gen2 only (none to list).
+
+    `gcloud functions list` asks both versions and fails if either is missing.
+    """
+    _parent(call, text(request, "parent"), "cloudfunctions.functions.list")
+    return {}
+
+
+def get_operation(call: Call, request: Doc) -> Doc:
+    name = text(request, "name")
+    match = re.match(r"^projects/([^/]+)/locations/([^/]+)/operations/([^/]+)$", name)
+    project = _project(call, match.group(1) if match else "", "cloudfunctions.operations.get", name)
+    if not allowed_on(call, project, "cloudfunctions.operations.get"):
+        raise denied("cloudfunctions.operations.get", name)
+    operation = project.operations.get(name)
+    if operation is None:
+        raise not_found(f"Operation {name} not found")
+    return copy.deepcopy(operation)
+
+
+def list_runtimes(call: Call, request: Doc) -> Doc:
+    _parent(call, text(request, "parent"), "cloudfunctions.runtimes.list")
+    return {
+        "runtimes": [
+            {"name": rid, "displayName": title, "stage": "GA", "environment": "GEN_2"}
+            for rid, title in sorted(RUNTIMES.items())
+        ]
+    }
+
+
+def generate_upload_url(call: Call, request: Doc) -> Doc:
+    project, region = _parent(call, text(request, "parent"), "cloudfunctions.functions.sourceCodeSet")
+    bucket = f"gcf-v2-uploads-{project.number}-{region}"
+    obj = f"{uuid.uuid4()}.zip"
+    expires = call.world.clock.now() + timedelta(minutes=30)
+    upload = Upload(signature=secrets.token_urlsafe(32), expires=expires)
+    project.uploads[f"{bucket}/{obj}"] = upload
+    base = call.base_url if isinstance(call, RestCall) else "http://127.0.0.1"
+    url = (
+        f"{base}/{bucket}/{obj}?GoogleAccessId=service-{project.number}%40gcf-admin-robot.iam.gserviceaccount.com"
+        f"&Expires={int(expires.timestamp())}&Signature={upload.signature}"
+    )
+    return {"uploadUrl": url, "storageSource": {"bucket": bucket, "object": obj}}
+
+
+def get_policy(call: Call, request: Doc) -> Doc:
+    _, record = _function(call, text(request, "resource"), "cloudfunctions.functions.getIamPolicy")
+    return policy_json(record.policy)
+
+
+def set_policy(call: Call, request: Doc) -> Doc:
+    _, record = _function(call, text(request, "resource"), "cloudfunctions.functions.setIamPolicy")
+    return policy_json(replace_policy(record.policy, request))
+
+
+def test_permissions(call: Call, request: Doc) -> Doc:
+    project, record = _function(call, text(request, "resource"), None)
+    return held_permissions(call, project, request, record.policy)
+
+
+# The upload URL (a Cloud Storage signed URL, served here) -----------------------------------------------------
+
+
+def is_upload(verb: str, path: str) -> bool:
+    return verb == "PUT" and _UPLOAD.match(path) is not None
+
+
+def receive_upload(world: World, request: Request) -> Response:
+    """Keep the zip's size and file names; refuse a URL this emulator did not sign (as Cloud Storage does, 403)."""
+    match = _UPLOAD.match(request.path)
+    assert match is not None
+    bucket, number, _, obj = match.groups()
+    with world.lock:
+        project = world.project(number)
+        upload = project.uploads.get(f"{bucket}/{obj}") if project is not None else None
+        if upload is None or request.param("Signature") != upload.signature or world.clock.now() > upload.expires:
+            body = (
+                "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code><Message>The request "
+                "signature we calculated does not match the signature you provided.</Message></Error>"
+            )
+            return Response(403, body.encode(), {"Content-Type": "application/xml; charset=UTF-8"})
+        upload.size = len(request.body)
+        try:
+            with zipfile.ZipFile(io.BytesIO(request.body)) as archive:
+                upload.files = sorted(archive.namelist())
+        except zipfile.BadZipFile:
+            upload.files = None
+    etag = hashlib.md5(request.body, usedforsecurity=False).hexdigest()
+    return Response(200, b"", {"ETag": f'"{etag}"', "x-goog-generation": str(secrets.randbelow(10**15))})
+
+
+_FN = "projects/*/locations/*/functions/*"
+METHODS: list[JsonMethod] = [
+    json_method(SERVICE, "GetFunction", get_function, API, {"name": None, "revision": None}),
+    json_method(
+        SERVICE,
+        "ListFunctions",
+        list_functions,
+        API,
+        {"parent": None, "pageSize": None, "pageToken": None, "filter": None, "orderBy": None},
+    ),
+    json_method(
+        SERVICE, "CreateFunction", create_function, API, {"parent": None, "function": FUNCTION, "functionId": None}
+    ),
+    json_method(SERVICE, "UpdateFunction", update_function, API, {"function": FUNCTION, "updateMask": None}),
+    json_method(SERVICE, "DeleteFunction", delete_function, API, {"name": None}),
+    json_method(
+        SERVICE,
+        "GenerateUploadUrl",
+        generate_upload_url,
+        API,
+        {"parent": None, "kmsKeyName": None, "environment": None},
+    ),
+    json_method(SERVICE, "ListRuntimes", list_runtimes, API, {"parent": None, "filter": None}),
+    json_method(SERVICE, "GetIamPolicy", get_policy, API, GET_POLICY),
+    json_method(SERVICE, "SetIamPolicy", set_policy, API, SET_POLICY),
+    json_method(SERVICE, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
+    json_method(OPERATIONS, "GetOperation", get_operation, API, {"name": None}),
+    json_method(
+        "google.cloud.functions.v1.CloudFunctionsService",
+        "ListFunctions",
+        list_gen1_functions,
+        API,
+        {"parent": None, "pageSize": None, "pageToken": None},
+    ),
+]
+
+RULES: list[HttpRule] = [
+    HttpRule("GET", f"/v2/{{name={_FN}}}", f"{SERVICE}.GetFunction"),
+    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/functions", f"{SERVICE}.ListFunctions"),
+    HttpRule("POST", "/v2/{parent=projects/*/locations/*}/functions", f"{SERVICE}.CreateFunction", "function"),
+    HttpRule("PATCH", f"/v2/{{function.name={_FN}}}", f"{SERVICE}.UpdateFunction", "function"),
+    HttpRule("DELETE", f"/v2/{{name={_FN}}}", f"{SERVICE}.DeleteFunction"),
+    HttpRule(
+        "POST", "/v2/{parent=projects/*/locations/*}/functions:generateUploadUrl", f"{SERVICE}.GenerateUploadUrl", "*"
+    ),
+    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/runtimes", f"{SERVICE}.ListRuntimes"),
+    HttpRule("GET", f"/v2/{{resource={_FN}}}:getIamPolicy", f"{SERVICE}.GetIamPolicy"),
+    HttpRule("POST", f"/v2/{{resource={_FN}}}:setIamPolicy", f"{SERVICE}.SetIamPolicy", "*"),
+    HttpRule("POST", f"/v2/{{resource={_FN}}}:testIamPermissions", f"{SERVICE}.TestIamPermissions", "*"),
+    # Cloud Run v2 has the same operations path; only Cloud Functions creates operations here.
+    HttpRule("GET", "/v2/{name=projects/*/locations/*/operations/*}", f"{OPERATIONS}.GetOperation"),
+    HttpRule(
+        "GET",
+        "/v1/{parent=projects/*/locations/*}/functions",
+        "google.cloud.functions.v1.CloudFunctionsService.ListFunctions",
+    ),
+]

@@ -1,0 +1,432 @@
+"""Cloud Scheduler v1 (cloudscheduler.googleapis.com) jobs: create, get, list, patch, delete, run, pause, resume.
+
+A job is validated as ../shared/reference/gcp-wire.md §E gives it: a unix-cron schedule and an IANA time zone,
+exactly one target, an http(s) URI, a body only with POST/PUT/PATCH, OIDC and OAuth tokens mutually exclusive, the
+token's service account in the job's project (and the caller may act as it: iam.serviceAccounts.actAs), a retry
+count of 0-5, an attempt deadline of 15 s-30 min for HTTP targets. The answer carries what Google adds: state,
+userUpdateTime, the next scheduleTime, the default retryConfig and attemptDeadline, and the
+`User-Agent: Google-Cloud-Scheduler` header.
+
+Assumption: English-like schedules ("every 5 minutes") are refused; only unix-cron is accepted here.
+Assumption: validation texts other than "Schedule or time zone is invalid." and "Job not found." are this
+emulator's own; denials use the text Google's newer APIs (Cloud Tasks, Scheduler) give: "The principal (user or
+service account) lacks IAM permission "P" for the resource "R" (or the resource may not exist)."
+Assumption: running a job (`:run`) records lastAttemptTime but calls nothing; jobs never fire on their own.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import re
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from google.rpc import code_pb2
+
+from emulator.clock import rfc3339
+from emulator.dispatch import Call
+from emulator.rpc import RpcError, invalid_argument, not_found
+from emulator.services import iamadmin
+from emulator.services.restapi import (
+    Doc,
+    Fields,
+    HttpRule,
+    JsonMethod,
+    admit,
+    apply_mask,
+    duration_seconds,
+    integer,
+    json_method,
+    mask_paths,
+    message,
+    now,
+    page,
+    text,
+)
+from emulator.world import Project
+
+API = "cloudscheduler.googleapis.com"
+SERVICE = "google.cloud.scheduler.v1.CloudScheduler"
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)$")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
+HTTP_METHODS = ("POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
+DEFAULT_RETRY = {"maxRetryDuration": "0s", "minBackoffDuration": "5s", "maxBackoffDuration": "3600s", "maxDoublings": 5}
+MAX_HEADER_BYTES = 80 * 1024
+
+_TOKEN: Fields = {"serviceAccountEmail": None, "audience": None, "scope": None}
+JOB: Fields = {
+    "name": None,
+    "description": None,
+    "pubsubTarget": {"topicName": None, "data": None, "attributes": None},
+    "appEngineHttpTarget": {
+        "httpMethod": None,
+        "appEngineRouting": {"service": None, "version": None, "instance": None, "host": None},
+        "relativeUri": None,
+        "headers": None,
+        "body": None,
+    },
+    "httpTarget": {
+        "uri": None,
+        "httpMethod": None,
+        "headers": None,
+        "body": None,
+        "oauthToken": _TOKEN,
+        "oidcToken": _TOKEN,
+    },
+    "schedule": None,
+    "timeZone": None,
+    "userUpdateTime": None,
+    "state": None,
+    "status": None,
+    "scheduleTime": None,
+    "lastAttemptTime": None,
+    "retryConfig": {
+        "retryCount": None,
+        "maxRetryDuration": None,
+        "minBackoffDuration": None,
+        "maxBackoffDuration": None,
+        "maxDoublings": None,
+    },
+    "attemptDeadline": None,
+}
+OUTPUT_ONLY = ("state", "status", "scheduleTime", "lastAttemptTime", "userUpdateTime")
+
+
+def denied(permission: str, resource: str) -> RpcError:
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f'The principal (user or service account) lacks IAM permission "{permission}" for the resource '
+        f'"{resource}" (or the resource may not exist).',
+    )
+
+
+def _project(call: Call, ref: str, permission: str, resource: str) -> Project:
+    return admit(call, ref, API, permission, lambda: denied(permission, resource))
+
+
+def _job(call: Call, name: str, permission: str) -> tuple[Project, Doc]:
+    match = _NAME.match(name)
+    if match is None:
+        raise invalid_argument(f"Invalid resource field value in the request: name {name!r}.")
+    project = _project(call, match.group(1), permission, name)
+    job = project.scheduler_jobs.get(_key(project, match.group(2), match.group(3)))
+    if job is None:
+        raise not_found("Job not found.")
+    return project, job
+
+
+def _key(project: Project, location: str, job_id: str) -> str:
+    return f"projects/{project.project_id}/locations/{location}/jobs/{job_id}"
+
+
+# Unix cron -----------------------------------------------------------------------------------------------------
+
+_NAMES = {
+    3: {
+        m: i + 1
+        for i, m in enumerate(("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"))
+    },
+    4: {d: i for i, d in enumerate(("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"))},
+}
+_RANGES = [(0, 59), (0, 23), (1, 31), (1, 12), (0, 7)]
+
+
+def _field(text_: str, index: int) -> set[int]:
+    low, high = _RANGES[index]
+    values: set[int] = set()
+    for part in text_.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text.isdigit() and int(step_text) > 0 else None
+        if step_text and step is None:
+            raise ValueError(part)
+        if base == "*":
+            start, end = low, high
+        else:
+            first, _, last = base.partition("-")
+            start = _value(first, index)
+            end = _value(last, index) if last else (high if step else start)
+        if not low <= start <= end <= high:
+            raise ValueError(part)
+        values.update(range(start, end + 1, step or 1))
+    if index == 4 and 7 in values:  # 7 is Sunday too
+        values = (values - {7}) | {0}
+    return values
+
+
+def _value(token: str, index: int) -> int:
+    named = _NAMES.get(index, {}).get(token.upper())
+    if named is not None:
+        return named
+    if not token.isdigit():
+        raise ValueError(token)
+    return int(token)
+
+
+def parse_cron(schedule: str) -> list[set[int]]:
+    parts = schedule.split()
+    if len(parts) != 5:
+        raise ValueError(schedule)
+    return [_field(p, i) for i, p in enumerate(parts)]
+
+
+def next_run(schedule: str, zone: str, after: datetime) -> datetime:
+    """The first minute after `after` the schedule names, in `zone` (day-of-month and day-of-week OR'd, as cron)."""
+    minutes, hours, days, months, weekdays = parse_cron(schedule)
+    dom_any, dow_any = len(days) == 31, len(weekdays) == 7
+    local = after.astimezone(ZoneInfo(zone)).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    day = local.replace(hour=0, minute=0)
+    for _ in range(366 * 5):
+        dom_ok, dow_ok = day.day in days, (day.isoweekday() % 7) in weekdays
+        day_ok = dom_ok and dow_ok if dom_any or dow_any else dom_ok or dow_ok
+        if day.month in months and day_ok:
+            for hour in sorted(hours):
+                for minute in sorted(minutes):
+                    candidate = day.replace(hour=hour, minute=minute)
+                    if candidate >= local:
+                        return candidate
+        day = (day + timedelta(days=1)).replace(hour=0, minute=0)
+    raise ValueError(schedule)
+
+
+# Validation ----------------------------------------------------------------------------------------------------
+
+
+def _check_schedule(job: Doc, after: datetime) -> None:
+    zone = text(job, "timeZone") or "Etc/UTC"
+    try:
+        ZoneInfo(zone)
+        next_run(text(job, "schedule"), zone, after)
+    except (ValueError, ZoneInfoNotFoundError, KeyError):
+        raise invalid_argument("Schedule or time zone is invalid.") from None
+
+
+def _check_http(call: Call, project: Project, target: Doc) -> None:
+    uri = text(target, "uri")
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise invalid_argument(f"HttpTarget.uri must be an absolute http or https URL, got {uri!r}.")
+    method = text(target, "httpMethod") or "POST"
+    if method not in HTTP_METHODS:
+        raise invalid_argument(f"HttpTarget.http_method: {method!r} is not one of {', '.join(HTTP_METHODS)}.")
+    body = target.get("body")
+    if body:
+        if method not in METHODS_WITH_BODY:
+            raise invalid_argument("HttpTarget.body is allowed only with the POST, PUT and PATCH methods.")
+        try:
+            base64.b64decode(str(body), validate=True)
+        except binascii.Error:
+            raise invalid_argument(f"Invalid value at 'job.http_target.body' (TYPE_BYTES), \"{body}\"") from None
+    headers = target.get("headers") or {}
+    if sum(len(k) + len(str(v)) for k, v in headers.items()) > MAX_HEADER_BYTES:
+        raise invalid_argument("HttpTarget.headers: the headers must total less than 80 KB.")
+    if "oidcToken" in target and "oauthToken" in target:
+        raise invalid_argument("HttpTarget: only one of oidc_token and oauth_token may be set.")
+    token = message(target, "oidcToken") or message(target, "oauthToken")
+    if token:
+        _check_token_account(call, project, text(token, "serviceAccountEmail"))
+
+
+def _check_token_account(call: Call, project: Project, email: str) -> None:
+    found = iamadmin.find_account(call.world, email)
+    if found is None or found[0] is not project:
+        raise invalid_argument(
+            f"The service account {email!r} used for the token must exist in the job's project {project.project_id}."
+        )
+    if not iamadmin.can_act_as(call, email):
+        raise denied("iam.serviceAccounts.actAs", email)
+
+
+def _check_retry(job: Doc) -> None:
+    retry = message(job, "retryConfig")
+    count = integer(retry, "retryCount")
+    if not 0 <= count <= 5:
+        raise invalid_argument(f"RetryConfig.retry_count must be between 0 and 5, got {count}.")
+    for key in ("maxRetryDuration", "minBackoffDuration", "maxBackoffDuration"):
+        if key in retry and duration_seconds(retry[key], f"job.retry_config.{key}") < 0:
+            raise invalid_argument(f"RetryConfig.{key} must not be negative.")
+    low = duration_seconds(retry.get("minBackoffDuration", "5s"), "job.retry_config.min_backoff_duration")
+    high = duration_seconds(retry.get("maxBackoffDuration", "3600s"), "job.retry_config.max_backoff_duration")
+    if low > high:
+        raise invalid_argument("RetryConfig.min_backoff_duration must not exceed max_backoff_duration.")
+    doublings = integer(retry, "maxDoublings", 5)
+    if doublings < 0:
+        raise invalid_argument(f"RetryConfig.max_doublings must not be negative, got {doublings}.")
+
+
+def validate(call: Call, project: Project, job: Doc) -> None:
+    targets = [k for k in ("httpTarget", "pubsubTarget", "appEngineHttpTarget") if job.get(k)]
+    if len(targets) != 1:
+        raise invalid_argument(
+            "A job must have exactly one target: http_target, pubsub_target or app_engine_http_target."
+        )
+    _check_schedule(job, call.world.clock.now())
+    if targets[0] == "httpTarget":
+        _check_http(call, project, message(job, "httpTarget"))
+    elif targets[0] == "pubsubTarget":
+        topic = text(message(job, "pubsubTarget"), "topicName")
+        if not re.fullmatch(r"projects/[^/]+/topics/[^/]+", topic):
+            raise invalid_argument(f"PubsubTarget.topic_name must be projects/PROJECT/topics/TOPIC, got {topic!r}.")
+    _check_retry(job)
+    if "attemptDeadline" in job:
+        seconds = duration_seconds(job["attemptDeadline"], "job.attempt_deadline")
+        if targets[0] == "httpTarget" and not 15 <= seconds <= 1800:
+            raise invalid_argument("The attempt deadline of an HTTP target must be between 15s and 30m (1800s).")
+
+
+def normalized(call: Call, job: Doc) -> Doc:
+    """The job as the API answers: defaults filled in, output-only fields set."""
+    out = copy.deepcopy(job)
+    out.setdefault("timeZone", "Etc/UTC")
+    out.setdefault("attemptDeadline", "180s")
+    out["retryConfig"] = {**DEFAULT_RETRY, **message(out, "retryConfig")}
+    if out["retryConfig"].get("retryCount") == 0:
+        del out["retryConfig"]["retryCount"]  # proto3 JSON leaves a zero out
+    http = out.get("httpTarget")
+    if isinstance(http, dict):
+        http.setdefault("httpMethod", "POST")
+        headers = {
+            k: v
+            for k, v in (http.get("headers") or {}).items()
+            if not k.lower().startswith(("x-google-", "x-appengine-"))
+        }
+        http["headers"] = {**headers, "User-Agent": "Google-Cloud-Scheduler"}
+    out.setdefault("state", "ENABLED")
+    out["userUpdateTime"] = now(call)
+    if out["state"] == "ENABLED":
+        out["scheduleTime"] = rfc3339(next_run(out["schedule"], out["timeZone"], call.world.clock.now()))
+    return out
+
+
+# Handlers ------------------------------------------------------------------------------------------------------
+
+
+def create_job(call: Call, request: Doc) -> Doc:
+    parent = text(request, "parent")
+    match = _PARENT.match(parent)
+    if match is None:
+        raise invalid_argument(f"Invalid resource field value in the request: parent {parent!r}.")
+    project = _project(call, match.group(1), "cloudscheduler.jobs.create", parent)
+    job = {k: v for k, v in message(request, "job").items() if k not in OUTPUT_ONLY}
+    name = text(job, "name")
+    found = _NAME.match(name)
+    if found is None or f"projects/{found.group(1)}/locations/{found.group(2)}" != parent:
+        raise invalid_argument(f"Job name {name!r} must be {parent}/jobs/JOB_ID.")
+    if not _JOB_ID.match(found.group(3)):
+        raise invalid_argument(f"Job id {found.group(3)!r} may contain only letters, digits, hyphens and underscores.")
+    key = _key(project, match.group(2), found.group(3))
+    if key in project.scheduler_jobs:
+        raise RpcError(code_pb2.ALREADY_EXISTS, f"Job {key} already exists.")
+    validate(call, project, job)
+    stored = normalized(call, {**job, "name": key})
+    project.scheduler_jobs[key] = stored
+    return copy.deepcopy(stored)
+
+
+def get_job(call: Call, request: Doc) -> Doc:
+    return copy.deepcopy(_job(call, text(request, "name"), "cloudscheduler.jobs.get")[1])
+
+
+def list_jobs(call: Call, request: Doc) -> Doc:
+    parent = text(request, "parent")
+    match = _PARENT.match(parent)
+    if match is None:
+        raise invalid_argument(f"Invalid resource field value in the request: parent {parent!r}.")
+    project = _project(call, match.group(1), "cloudscheduler.jobs.list", parent)
+    prefix = f"projects/{project.project_id}/locations/{match.group(2)}/jobs/"
+    jobs = [copy.deepcopy(j) for k, j in sorted(project.scheduler_jobs.items()) if k.startswith(prefix)]
+    items, more = page(jobs, request, 500, 500)
+    doc: Doc = {"jobs": items} if items else {}
+    if more:
+        doc["nextPageToken"] = more
+    return doc
+
+
+def _merge(current: Doc, given: Doc, paths: list[str]) -> Doc:
+    """UpdateJob: the mask's fields (all given ones without a mask); a new target kind replaces the old one."""
+    paths = paths or [k for k in given if k not in OUTPUT_ONLY and k != "name"]
+    for path in paths:
+        if path.split(".")[0] not in JOB:
+            raise invalid_argument(f"Invalid update_mask path: {path}.")
+    out = apply_mask(current, given, paths)
+    kinds = ("httpTarget", "pubsubTarget", "appEngineHttpTarget")
+    for kind in kinds:
+        if given.get(kind):
+            for other in kinds:
+                if other != kind:
+                    out.pop(other, None)
+    return out
+
+
+def update_job(call: Call, request: Doc) -> Doc:
+    given = message(request, "job")
+    project, job = _job(call, text(given, "name"), "cloudscheduler.jobs.update")
+    merged = _merge(job, given, mask_paths(request))
+    if isinstance(merged.get("httpTarget"), dict):
+        merged["httpTarget"]["headers"] = {
+            k: v for k, v in (merged["httpTarget"].get("headers") or {}).items() if k != "User-Agent"
+        }
+    validate(call, project, merged)
+    stored = normalized(call, {k: v for k, v in merged.items() if k not in ("scheduleTime", "userUpdateTime")})
+    project.scheduler_jobs[job["name"]] = stored
+    return copy.deepcopy(stored)
+
+
+def delete_job(call: Call, request: Doc) -> Doc:
+    project, job = _job(call, text(request, "name"), "cloudscheduler.jobs.delete")
+    del project.scheduler_jobs[job["name"]]
+    return {}
+
+
+def run_job(call: Call, request: Doc) -> Doc:
+    _, job = _job(call, text(request, "name"), "cloudscheduler.jobs.run")
+    job["lastAttemptTime"] = now(call)
+    return copy.deepcopy(job)
+
+
+def _set_state(call: Call, request: Doc, permission: str, state: str) -> Doc:
+    _, job = _job(call, text(request, "name"), permission)
+    job["state"] = state
+    job["userUpdateTime"] = now(call)
+    if state == "ENABLED":
+        job["scheduleTime"] = rfc3339(next_run(job["schedule"], job["timeZone"], call.world.clock.now()))
+    return copy.deepcopy(job)
+
+
+def pause_job(call: Call, request: Doc) -> Doc:
+    return _set_state(call, request, "cloudscheduler.jobs.pause", "PAUSED")
+
+
+def resume_job(call: Call, request: Doc) -> Doc:
+    return _set_state(call, request, "cloudscheduler.jobs.enable", "ENABLED")
+
+
+_JOB_NAME = "projects/*/locations/*/jobs/*"
+_NAME_ONLY: Fields = {"name": None}
+METHODS: list[JsonMethod] = [
+    json_method(SERVICE, "CreateJob", create_job, API, {"parent": None, "job": JOB}),
+    json_method(SERVICE, "GetJob", get_job, API, _NAME_ONLY),
+    json_method(
+        SERVICE, "ListJobs", list_jobs, API, {"parent": None, "pageSize": None, "pageToken": None, "filter": None}
+    ),
+    json_method(SERVICE, "UpdateJob", update_job, API, {"job": JOB, "updateMask": None}),
+    json_method(SERVICE, "DeleteJob", delete_job, API, _NAME_ONLY),
+    json_method(SERVICE, "RunJob", run_job, API, _NAME_ONLY),
+    json_method(SERVICE, "PauseJob", pause_job, API, _NAME_ONLY),
+    json_method(SERVICE, "ResumeJob", resume_job, API, _NAME_ONLY),
+]
+
+RULES: list[HttpRule] = [
+    HttpRule("POST", "/v1/{parent=projects/*/locations/*}/jobs", f"{SERVICE}.CreateJob", "job"),
+    HttpRule("GET", "/v1/{parent=projects/*/locations/*}/jobs", f"{SERVICE}.ListJobs"),
+    HttpRule("GET", f"/v1/{{name={_JOB_NAME}}}", f"{SERVICE}.GetJob"),
+    HttpRule("PATCH", f"/v1/{{job.name={_JOB_NAME}}}", f"{SERVICE}.UpdateJob", "job"),
+    HttpRule("DELETE", f"/v1/{{name={_JOB_NAME}}}", f"{SERVICE}.DeleteJob"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:run", f"{SERVICE}.RunJob", "*"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:pause", f"{SERVICE}.PauseJob", "*"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:resume", f"{SERVICE}.ResumeJob", "*"),
+]
