@@ -21,7 +21,10 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--projects-file", help="a file with one project id a line (# comments allowed)")
     p.add_argument("--region", required=True, help="region of the function and the Scheduler job, e.g. us-central1")
     p.add_argument(
-        "--service-account", required=True, help="the workload's service account: the function runs as it (required)"
+        "--service-account",
+        required=True,
+        help="the workload's service account: the function runs as it (required); {project} is replaced by each "
+        "project id, e.g. workload@{project}.iam.gserviceaccount.com",
     )
     p.add_argument(
         "--targets",

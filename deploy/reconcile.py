@@ -69,7 +69,7 @@ class Manifest:
 def source_hash(root: Path) -> str:
     """What gets uploaded (see .gcloudignore): the function package and requirements.txt."""
     digest = hashlib.sha256()
-    for path in sorted([*root.joinpath("function").rglob("*.py"), root / "requirements.txt"]):
+    for path in sorted([*root.joinpath("function").rglob("*.py"), root / "main.py", root / "requirements.txt"]):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 
@@ -86,6 +86,7 @@ class Project:
         self.monitoring = monitoring
         self.changes: list[Change] = []
         self.invoker = spec.invoker(project)
+        self.workload = spec.workload(project)
         self.manifest = Manifest()
 
     def note(self, resource: str, action: str, detail: str = "") -> None:
@@ -94,10 +95,9 @@ class Project:
     # apply --------------------------------------------------------------------------------------------
 
     def apply(self) -> None:
-        if self.gcloud.read("iam", "service-accounts", "describe", self.spec.service_account) is None:
+        if self.gcloud.read("iam", "service-accounts", "describe", self.workload) is None:
             raise RuntimeError(
-                f"the workload's service account {self.spec.service_account} does not exist or the "
-                "deployer cannot see it"
+                f"the workload's service account {self.workload} does not exist or the deployer cannot see it"
             )
         self._invoker_account()
         self._grants()
@@ -136,7 +136,7 @@ class Project:
 
     def _grants(self) -> None:
         policy = self._policy()
-        who = member(self.spec.service_account)
+        who = member(self.workload)
         held = {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
         for role in self.spec.roles:
             if role in held:
@@ -208,7 +208,7 @@ class Project:
             "runtime": RUNTIME,
             "entryPoint": "canary_pubsub" if self.spec.pubsub else "canary",
             "buildEnv": {"GOOGLE_FUNCTION_SOURCE": "function/main.py"},
-            "serviceAccount": self.spec.service_account,
+            "serviceAccount": self.workload,
             "memory": MEMORY,
             "timeout": TIMEOUT_S,
             "maxInstances": MAX_INSTANCES,
@@ -260,7 +260,7 @@ class Project:
             f"--entry-point={desired['entryPoint']}",
             *trigger,
             "--no-allow-unauthenticated",
-            f"--service-account={self.spec.service_account}",
+            f"--service-account={self.workload}",
             "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=function/main.py",
             f"--set-env-vars=^;^CANARY_TARGETS={desired['env']['CANARY_TARGETS']}",
             f"--memory={MEMORY}",
@@ -276,7 +276,7 @@ class Project:
 
     def _function_diff(self, current: dict[str, Any] | None, desired: dict[str, Any]) -> str:
         if current is None:
-            return f"as {self.spec.service_account}"
+            return f"as {self.workload}"
         observed = self._observed_function(current)
         return ", ".join(sorted(k for k in desired if observed.get(k) != desired[k])) or "state"
 
@@ -305,19 +305,20 @@ class Project:
         common = [
             f"--schedule={self.spec.schedule}",
             f"--time-zone={self.spec.time_zone}",
-            f"--attempt-deadline={ATTEMPT_DEADLINE_S}s",
             "--max-retry-attempts=0",
             "--description=Runs the Gemini access canary",
         ]
         if self.spec.pubsub:
-            kind = "pubsub"
+            kind = "pubsub"  # gcloud has no --attempt-deadline for Pub/Sub jobs: publishing has no HTTP deadline
             target = [f"--topic={NAME}", "--message-body={}"]
         else:
             kind = "http"
             target = [
+                f"--attempt-deadline={ATTEMPT_DEADLINE_S}s",
                 f"--uri={uri}",
                 "--http-method=POST",
-                "--headers=Content-Type=application/json",
+                # `create` takes --headers, `update` --update-headers (gcloud 528)
+                f"--{'headers' if current is None else 'update-headers'}=Content-Type=application/json",
                 "--message-body={}",
                 f"--oidc-service-account-email={self.invoker}",
                 f"--oidc-token-audience={uri}",
@@ -334,7 +335,6 @@ class Project:
         same = (
             job.get("schedule") == self.spec.schedule
             and job.get("timeZone", "Etc/UTC") == self.spec.time_zone
-            and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
             and int(retry.get("retryCount", 0)) == 0
         )
         if self.spec.pubsub:
@@ -343,6 +343,7 @@ class Project:
         oidc = http.get("oidcToken", {})
         return (
             same
+            and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
             and http.get("uri") == uri
             and http.get("httpMethod") == "POST"
             and oidc.get("serviceAccountEmail") == self.invoker
@@ -432,7 +433,7 @@ class Project:
         for channel in self.monitoring.managed_channels():
             self.monitoring.delete_channel(channel.name)
             self.note("notification channel", "deleted", channel.labels.get("email_address", ""))
-        who = member(self.spec.service_account)
+        who = member(self.workload)
         held = {b["role"] for b in self._policy().get("bindings", []) if who in b.get("members", [])}
         for role in sorted(self.manifest.granted & held):
             self.gcloud.change(

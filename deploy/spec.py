@@ -56,6 +56,10 @@ class Spec:
     def roles(self) -> tuple[str, ...]:
         return REQUIRED + (OPTIONAL if self.evidence_roles else ())
 
+    def workload(self, project: str) -> str:
+        """The workload's service account in a project (`{project}` in --service-account is replaced)."""
+        return self.service_account.replace("{project}", project)
+
     def invoker(self, project: str) -> str:
         return f"{INVOKER_ID}@{project}.iam.gserviceaccount.com"
 
@@ -89,6 +93,23 @@ def validate_schedule(schedule: str) -> str:
     return schedule
 
 
+def _check_account(account: str, force_default_sa: bool) -> None:
+    if DEFAULT_COMPUTE_SA.match(account):
+        if not force_default_sa:
+            raise SpecError(
+                f"--service-account: {account} is the default compute service account, which most projects "
+                "grant roles/editor; the canary should run as the workload's own service account. Pass "
+                "--force-default-service-account if the workload really runs as it."
+            )
+        return
+    _check(
+        SERVICE_ACCOUNT,
+        account,
+        "--service-account",
+        "a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com; {project} stands for each project)",
+    )
+
+
 def make_spec(
     *,
     projects: list[str],
@@ -115,20 +136,8 @@ def make_spec(
             raise SpecError(f"--project: {p!r} is given twice")
         seen.add(p)
     _check(REGION, region, "--region", "a region such as us-central1")
-    if DEFAULT_COMPUTE_SA.match(service_account):
-        if not force_default_sa:
-            raise SpecError(
-                f"--service-account: {service_account} is the default compute service account, which most projects "
-                "grant roles/editor; the canary should run as the workload's own service account. Pass "
-                "--force-default-service-account if the workload really runs as it."
-            )
-    else:
-        _check(
-            SERVICE_ACCOUNT,
-            service_account,
-            "--service-account",
-            "a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)",
-        )
+    for project in projects:
+        _check_account(service_account.replace("{project}", project), force_default_sa)
     chosen = targets or ["gemini-2.5-flash-lite@us-central1"]
     try:
         parsed = [str(Target.parse(t, "--targets")) for t in chosen]

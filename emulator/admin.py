@@ -8,7 +8,8 @@
     GET    /_emulator/faults           armed faults;  DELETE clears them
     POST   /_emulator/faults           {"method", "count", and one of "status" | "hang_seconds" | "close" |
                                         "malformed" | "http_status"(+"http_body", metadata only)}
-    GET    /_emulator/calls            calls served, by method;  DELETE resets the counts
+    GET    /_emulator/calls            calls served, by method;  DELETE resets the counts (and the timings)
+    GET    /_emulator/timings          calls served and seconds spent in their handlers, by method
     POST   /_emulator/tokens           {"email", "ttl_seconds"?} → a token the emulator accepts for that e-mail
     POST   /_emulator/tokens:revoke    {"email"} → every token of that e-mail is revoked
     GET    /_emulator/logs             every log entry, visible yet or not, with the time it becomes visible
@@ -304,7 +305,11 @@ def _dispatch(
         return Response.json({"calls": dict(sorted(world.calls.items()))})
     if route == "calls" and verb == "DELETE":
         world.calls.clear()
+        world.call_seconds.clear()
         return Response.json({"calls": {}})
+    if route == "timings" and verb == "GET":
+        seconds = {m: round(s, 6) for m, s in sorted(world.call_seconds.items())}
+        return Response.json({"calls": dict(sorted(world.calls.items())), "seconds": seconds})
     if route == "tokens" and verb == "POST":
         doc = _fields(body, {"email", "ttl_seconds"}, {"email"})
         ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1)) if "ttl_seconds" in doc else None
@@ -321,6 +326,6 @@ def _dispatch(
         return Response.json({"revoked": world.revoke_tokens(_text(doc, "email"))})
     if route == "logs" and verb == "GET":
         return Response.json({"entries": [{"visible_at": rfc3339(r.visible_at), "entry": r.entry} for r in world.logs]})
-    if route in ("world", "reset", "clock", "actions", "faults", "calls", "tokens", "tokens:revoke", "logs"):
+    if route in ("world", "reset", "clock", "actions", "faults", "calls", "timings", "tokens", "tokens:revoke", "logs"):
         return Response.json({"error": f"method {verb} not allowed on /_emulator/{route}"}, 405)
     return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)

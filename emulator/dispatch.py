@@ -111,8 +111,13 @@ def before_call(world: World, method: Method) -> Fault | None:
 
 
 def run_handler(world: World, method: Method, call: Call, request: Any) -> Any:
+    started = time.perf_counter()
     with world.lock:
-        return method.handler(call, request)
+        try:
+            return method.handler(call, request)
+        finally:
+            # Server-side time, so a benchmark can tell a client's own cost from the emulator's (bench/).
+            world.call_seconds[method.full_name] += time.perf_counter() - started
 
 
 def hang(fault: Fault, time_left: float | None) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
+from pathlib import Path
 from typing import Any
 
 from emulator import admin, rest_server, scenario
@@ -29,6 +31,19 @@ from emulator.services import (
 from emulator.world import World
 
 LOOPBACK = "127.0.0.1"
+GCLOUD_APIS = (
+    "AIPLATFORM",
+    "CLOUDBUILD",
+    "CLOUDFUNCTIONS",
+    "CLOUDRESOURCEMANAGER",
+    "CLOUDSCHEDULER",
+    "IAM",
+    "LOGGING",
+    "MONITORING",
+    "PUBSUB",
+    "RUN",
+    "SERVICEUSAGE",
+)
 
 
 def all_methods(world: World) -> list[Method]:
@@ -126,6 +141,35 @@ class Emulator:
             "project": self.world.default_project,
             "service_account": self.world.workload,
             "scenario": self.scenario,
+        }
+
+    def gcloud_env(self, home: Path, email: str) -> dict[str, str]:
+        """Environment that points the real gcloud (and the deploy tool) at this emulator as `email`.
+
+        Beyond CLOUDSDK_API_ENDPOINT_OVERRIDES_*: gcloud builds regional Cloud Run hosts from the override
+        (us-central1-127.0.0.1:P), which nothing resolves, so it is sent through this emulator as its HTTP proxy;
+        the emulator serves by path, whatever the host. The token file holds a token minted for `email`.
+        """
+        home.mkdir(parents=True, exist_ok=True)
+        token_file = home / "token"
+        with self.world.lock:
+            token, _ = self.world.mint_token(email)
+        token_file.write_text(token)
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "CLOUDSDK_CONFIG": str(home / "config"),
+            "CLOUDSDK_CORE_PROJECT": self.world.default_project,
+            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
+            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token_file),
+            "CLOUDSDK_PROXY_TYPE": "http",
+            "CLOUDSDK_PROXY_ADDRESS": self.http.host,
+            "CLOUDSDK_PROXY_PORT": str(self.http.port),
+            **{f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{self.rest_url}/" for api in GCLOUD_APIS},
+            "DEPLOY_MONITORING_GRPC": self.grpc.address,  # the deploy tool's monitoring_v3 clients (gRPC only)
         }
 
     def client_env(self) -> dict[str, str]:

@@ -27,7 +27,8 @@ BAD = [
     ({"region": "us central1"}, "--region: 'us central1' is not a region such as us-central1"),
     (
         {"service_account": "alice@example.com"},
-        "--service-account: 'alice@example.com' is not a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)",
+        "--service-account: 'alice@example.com' is not a service account e-mail "
+        "(NAME@PROJECT.iam.gserviceaccount.com; {project} stands for each project)",
     ),
     (
         {"service_account": "123456789012-compute@developer.gserviceaccount.com"},
@@ -90,7 +91,8 @@ def test_cli_refuses_bad_input_with_exit_2(capsys: pytest.CaptureFixture[str]) -
     code = main(["apply", "--project", "demo-proj", "--region", "us-central1", "--service-account", "nobody"])
     assert code == 2
     assert capsys.readouterr().err == (
-        "deploy: --service-account: 'nobody' is not a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com)\n"
+        "deploy: --service-account: 'nobody' is not a service account e-mail "
+        "(NAME@PROJECT.iam.gserviceaccount.com; {project} stands for each project)\n"
     )
 
 

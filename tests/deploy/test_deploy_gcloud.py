@@ -1,0 +1,230 @@
+"""The deploy tool, run as a user runs it, with the real gcloud against the emulator; every assertion is made on
+the emulator's world (what exists afterwards), not on the tool's own output alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from emulator import testing
+from emulator.server import Emulator
+from function.roles import OPTIONAL, REQUIRED
+
+ROOT = Path(__file__).resolve().parents[2]
+METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
+WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
+INVOKER = "gemini-canary-invoker@demo-proj.iam.gserviceaccount.com"
+MUTATING = (
+    "Create",
+    "Update",
+    "Patch",
+    "Delete",
+    "SetIamPolicy",
+    "Enable",
+    "Disable",
+    "create",
+    "update",
+    "patch",
+    "delete",
+    "setIamPolicy",
+    "enable",
+    "disable",
+)
+
+
+@pytest.fixture(autouse=True)
+def _gcloud() -> None:
+    if shutil.which("gcloud") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
+        pytest.skip("gcloud is not installed")
+
+
+def deploy(emulator: Emulator, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**emulator.gcloud_env(home, testing.DEPLOYER), "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
+    return subprocess.run(
+        [sys.executable, "-m", "deploy", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def mutations(emulator: Emulator) -> dict[str, int]:
+    return {m: n for m, n in emulator.world.calls.items() if any(word in m.rsplit(".", 1)[-1] for word in MUTATING)}
+
+
+def roles_of(emulator: Emulator, project: str, email: str) -> set[str]:
+    return emulator.world.projects[project].policy.roles_of(f"serviceAccount:{email}")
+
+
+def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        # The workload holds only its own Gemini role before: the tool grants the canary's set, nothing more.
+        testing.admin(
+            emulator,
+            "PATCH",
+            "world",
+            {
+                "projects": {
+                    "demo-proj": {
+                        "bindings": {
+                            role: []
+                            for role in (
+                                "roles/monitoring.metricWriter",
+                                "roles/logging.privateLogViewer",
+                                "roles/iam.securityReviewer",
+                            )
+                        }
+                    }
+                }
+            },
+        )
+        before = roles_of(emulator, "demo-proj", WORKLOAD)
+        assert before == {"roles/aiplatform.user"}
+        base = [
+            "--project",
+            "demo-proj",
+            "--region",
+            "us-central1",
+            "--service-account",
+            WORKLOAD,
+            "--notify-email",
+            "oncall@example.com",
+            "--grant-evidence-roles",
+        ]
+
+        first = deploy(emulator, tmp_path / "a", "apply", *base)
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert "demo-proj  created" in first.stdout
+        project = emulator.world.projects["demo-proj"]
+
+        [record] = project.functions.values()
+        function = record.resource
+        service = function["serviceConfig"]
+        assert service["serviceAccountEmail"] == WORKLOAD
+        assert function["buildConfig"]["environmentVariables"] == {"GOOGLE_FUNCTION_SOURCE": "function/main.py"}
+        assert "function/main.py" in record.source_files
+        uploaded = sorted(f for f in record.source_files if not f.endswith("/"))  # gcloud also zips bare dirs
+        assert uploaded == sorted(
+            ["main.py", "requirements.txt", *(str(p.relative_to(ROOT)) for p in (ROOT / "function").glob("*.py"))]
+        )
+        assert service["environmentVariables"]["CANARY_TARGETS"] == "gemini-2.5-flash-lite@us-central1"
+        assert service["availableMemory"] == "256Mi"
+        assert int(service["timeoutSeconds"]) == 60
+        uri = service["uri"]
+        # No public invoker; the invoker account only, and only on this function's service.
+        grants = {(b.role, m) for s in project.run_services.values() for b in s.policy.bindings for m in b.members}
+        grants |= {(b.role, m) for b in record.policy.bindings for m in b.members}
+        assert grants == {("roles/run.invoker", f"serviceAccount:{INVOKER}")}
+        assert not roles_of(emulator, "demo-proj", INVOKER)  # nothing project-wide for the invoker
+        [job] = project.scheduler_jobs.values()
+        assert job["schedule"] == "*/5 * * * *"
+        assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": INVOKER, "audience": uri}
+        assert job["httpTarget"]["uri"] == uri
+        assert job["attemptDeadline"] == "90s"
+        assert int(job.get("retryConfig", {}).get("retryCount", 0)) == 0
+        assert roles_of(emulator, "demo-proj", WORKLOAD) == set(REQUIRED) | set(OPTIONAL)
+        policies = list(project.alert_policies.values())
+        assert sorted(p.display_name for p in policies) == [
+            "Gemini canary: access denied",
+            "Gemini canary: degraded",
+            "Gemini canary: denial log line",
+            "Gemini canary: silent",
+        ]
+        [channel] = project.notification_channels.values()
+        assert all(list(p.notification_channels) == [channel.name] for p in policies)
+        assert [d["displayName"] for d in project.dashboards.values()] == ["Gemini access canary"]
+
+        # Second run, same inputs: nothing changes, and it says so.
+        emulator.world.calls.clear()
+        second = deploy(emulator, tmp_path / "b", "apply", *base)
+        assert second.returncode == 0, second.stderr
+        assert "demo-proj  unchanged" in second.stdout
+        assert mutations(emulator) == {}
+
+        # A changed schedule updates the job in place, and nothing else.
+        emulator.world.calls.clear()
+        third = deploy(emulator, tmp_path / "c", "apply", *base, "--schedule", "*/10 * * * *")
+        assert third.returncode == 0, third.stderr
+        assert "updated   scheduler job" in third.stdout
+        assert [j["schedule"] for j in project.scheduler_jobs.values()] == ["*/10 * * * *"]
+        assert set(mutations(emulator)) == {
+            "google.cloud.scheduler.v1.CloudScheduler.UpdateJob",
+            "google.monitoring.v3.AlertPolicyService.UpdateAlertPolicy",
+        }
+
+        # --dry-run with other inputs: the plan is printed, nothing changes.
+        emulator.world.calls.clear()
+        dry = deploy(emulator, tmp_path / "d", "apply", *base, "--targets", "gemini-2.5-pro@global", "--dry-run")
+        assert dry.returncode == 0, dry.stderr
+        assert "plan (nothing was changed):" in dry.stdout
+        assert "gcloud functions deploy gemini-canary" in dry.stdout
+        assert mutations(emulator) == {}
+        assert [
+            f.resource["serviceConfig"]["environmentVariables"]["CANARY_TARGETS"] for f in project.functions.values()
+        ] == ["gemini-2.5-flash-lite@us-central1"]
+
+        # Teardown: nothing of ours left; what the workload held before stays.
+        down = deploy(
+            emulator,
+            tmp_path / "e",
+            "teardown",
+            "--project",
+            "demo-proj",
+            "--region",
+            "us-central1",
+            "--service-account",
+            WORKLOAD,
+        )
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not project.functions
+        assert not project.scheduler_jobs
+        assert not project.alert_policies
+        assert not project.notification_channels
+        assert not project.dashboards
+        invoker = project.service_accounts.get(INVOKER)
+        assert invoker is None or invoker.deleted  # Google keeps a deleted account 30 days, for undelete
+        assert roles_of(emulator, "demo-proj", WORKLOAD) == before
+
+
+def test_ten_projects_one_broken(tmp_path: Path) -> None:
+    """Ten projects in one command; the deployer can't use Cloud Functions in the seventh: nine deploy, the
+    summary names the seventh and why."""
+    scenario = testing.fleet_scenario(tmp_path / "fleet.yaml", 10, disabled={7: "cloudfunctions.googleapis.com"})
+    with Emulator(str(scenario), metadata_port=METADATA_PORT) as emulator:
+        projects = [testing.fleet_project(i) for i in range(1, 11)]
+        args = [arg for p in projects for arg in ("--project", p)]
+        done = deploy(
+            emulator,
+            tmp_path / "home",
+            "apply",
+            *args,
+            "--region",
+            "us-central1",
+            "--service-account",
+            "canary-workload@{project}.iam.gserviceaccount.com",
+            "--parallel",
+            "5",
+        )
+        assert done.returncode == 1
+        summary = done.stdout.split("project ", 1)[1]
+        broken = testing.fleet_project(7)
+        for p in projects:
+            line = next(ln for ln in summary.splitlines() if ln.startswith(p))
+            if p == broken:
+                assert " failed " in line
+                assert "Cloud Functions API has not been used in project 500000000007" in line
+                assert not emulator.world.projects[p].functions
+            else:
+                assert " created " in line
+                assert len(emulator.world.projects[p].functions) == 1
+                assert len(emulator.world.projects[p].scheduler_jobs) == 1
