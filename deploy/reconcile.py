@@ -106,8 +106,7 @@ class Project:
         if self.spec.pubsub:
             self._topic()
         uri = self._function()
-        if not self.spec.pubsub:
-            self._invoker_binding()
+        self._invoker_binding()  # Scheduler's OIDC token, or the Pub/Sub trigger's push, both need run.invoker
         self._scheduler(uri)
         channels = self._channels()
         self._policies(channels)
