@@ -9,6 +9,7 @@ in the log line and in the README's cause table.
 from __future__ import annotations
 
 import concurrent.futures
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -162,7 +163,7 @@ def _from_api_error(error: Any) -> Failure:
     failure = Failure(
         cause=Cause.UNKNOWN,
         code=getattr(error, "code", None),
-        status=status.name if status is not None else _status_from_http(getattr(error, "code", None)),
+        status=status.name if status is not None else _rest_status(error),
         message=str(getattr(error, "message", "") or error),
         error_type=type(error).__name__,
     )
@@ -177,9 +178,29 @@ def _from_api_error(error: Any) -> Failure:
                 {"description": lk.get("description", ""), "url": lk.get("url", "")} for lk in fields.get("links", [])
             ]
         elif kind in ("PreconditionFailure", "QuotaFailure"):
-            failure.violations += [{k: str(v) for k, v in item.items()} for item in fields.get("violations", [])]
+            # proto3 leaves unset fields as "" on gRPC where the REST body omits them: keep only what was said
+            failure.violations += [{k: str(v) for k, v in item.items() if v} for item in fields.get("violations", [])]
     failure.cause = _cause(failure)
     return failure
+
+
+def _rest_status(error: Any) -> str | None:
+    """The status name a REST error body states, else one guessed from the HTTP code.
+
+    google-api-core keeps only the code, and 400 or 409 alone cannot tell FAILED_PRECONDITION from INVALID_ARGUMENT,
+    or ALREADY_EXISTS from ABORTED.
+    """
+    try:
+        payload = error.response.json()
+    except (AttributeError, ValueError):
+        payload = None
+    if isinstance(payload, list):  # streamGenerateContent's [{"error": {...}}]
+        payload = next((item for item in payload if isinstance(item, dict)), {})
+    body = payload.get("error") if isinstance(payload, dict) else None
+    status = body.get("status") if isinstance(body, dict) else None
+    if isinstance(status, str) and re.fullmatch(r"[A-Z_]{1,40}", status):
+        return status
+    return _status_from_http(getattr(error, "code", None))
 
 
 def _status_from_http(code: int | None) -> str | None:
@@ -210,7 +231,8 @@ def _cause(failure: Failure) -> Cause:
         return Cause.DEADLINE
     if failure.status == "UNAVAILABLE":
         return Cause.UNAVAILABLE
-    if failure.code == 403 and "permission" in message and "denied" in message:
+    # Only a body without an ErrorInfo: a reason the canary has no cause for stays unknown, never a guessed IAM.
+    if failure.code == 403 and failure.reason is None and "permission" in message and "denied" in message:
         return Cause.IAM_PERMISSION_DENIED
     return _BY_CODE.get(failure.code or 0, Cause.UNKNOWN)
 

@@ -15,12 +15,13 @@ DEFAULT_TARGETS = "gemini-2.5-flash-lite@us-central1"
 EVIDENCE_STEPS = ("iam", "audit_config", "data_access", "policy_denied", "admin_activity")
 MAX_TARGETS = 20
 
-_MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,62}$")
-_LOCATION = re.compile(r"^(global|us|eu|[a-z]+-[a-z]+[0-9]{1,2})$")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-_PREFIX = re.compile(r"^(custom|workload)\.googleapis\.com(/[a-z0-9_]+)+$")
-_LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}$")
-_HOSTPORT = re.compile(r"^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}$")
+# \Z, not $: "$" also matches before a trailing newline, which would let "gemini\n@us" through
+_MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,62}\Z")
+_LOCATION = re.compile(r"^(global|us|eu|[a-z]+-[a-z]+[0-9]{1,2})\Z")
+_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
+_PREFIX = re.compile(r"^(custom|workload)\.googleapis\.com(/[a-z0-9_]+)+\Z")
+_LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}\Z")
+_HOSTPORT = re.compile(r"^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}\Z")
 
 
 class ConfigError(ValueError):
@@ -99,6 +100,11 @@ VARIABLES: dict[str, tuple[str, str]] = {
 }
 
 
+def _num(value: float) -> str:
+    """A number as the README writes it: 2592000, not 2.592e+06 (which :g would show, even for 2592001)."""
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
 def _number(env: Mapping[str, str], name: str, default: float, low: float, high: float, integer: bool = False) -> float:
     raw = env.get(name, "").strip()
     if not raw:
@@ -107,9 +113,9 @@ def _number(env: Mapping[str, str], name: str, default: float, low: float, high:
         value = int(raw) if integer else float(raw)
     except ValueError:
         kind = "a whole number" if integer else "a number"
-        raise ConfigError(f"{name}: {raw!r} is not {kind}; allowed: {low:g} to {high:g}") from None
+        raise ConfigError(f"{name}: {raw!r} is not {kind}; allowed: {_num(low)} to {_num(high)}") from None
     if not low <= value <= high:
-        raise ConfigError(f"{name}: {value:g} is out of range; allowed: {low:g} to {high:g}")
+        raise ConfigError(f"{name}: {_num(value)} is out of range; allowed: {_num(low)} to {_num(high)}")
     return value
 
 
@@ -172,7 +178,8 @@ def load(env: Mapping[str, str]) -> Config:
     budget = _number(env, "CANARY_AUDIT_LAG_BUDGET_SECONDS", 20, 0, 300)
     if budget >= deadline:
         raise ConfigError(
-            f"CANARY_AUDIT_LAG_BUDGET_SECONDS: {budget:g} must be less than CANARY_DEADLINE_SECONDS ({deadline:g})"
+            f"CANARY_AUDIT_LAG_BUDGET_SECONDS: {_num(budget)} must be less than "
+            f"CANARY_DEADLINE_SECONDS ({_num(deadline)})"
         )
     return Config(
         targets=_targets(env),

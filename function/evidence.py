@@ -38,7 +38,8 @@ OWN_PERMISSIONS = (
 VERTEX = "aiplatform.googleapis.com"
 MAX_LIST_CALLS = 3
 _MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._:/%+\-]{1,512}$")
+# \Z, not $: "$" also matches before a trailing newline, which would then sit inside a filter literal
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._:/%+\-]{1,512}\Z")
 
 
 @dataclass
@@ -139,7 +140,10 @@ def denial_filter(
         who = " OR ".join(f"protoPayload.metadata.vpcServiceControlsUniqueId={quote(u)}" for u in uid_list)
         if principal:
             who += f" OR protoPayload.authenticationInfo.principalEmail={quote(principal)}"
-        parts.append(f'(LOG_ID("cloudaudit.googleapis.com/policy") AND ({who}))')
+        # a dry-run violation was not enforced: it must not stand in for the denial (gcp-wire.md §B3)
+        parts.append(
+            f'(LOG_ID("cloudaudit.googleapis.com/policy") AND NOT protoPayload.metadata.dryRun=true AND ({who}))'
+        )
     if not parts:
         return None
     return f"{since(start)} AND ({' OR '.join(parts)})"
@@ -148,12 +152,14 @@ def denial_filter(
 def activity_filter(project: str, principal: str | None, causes: set[Cause], start: datetime) -> str | None:
     """The Admin Activity entries that would explain the failures seen."""
     parts = []
-    if Cause.IAM_PERMISSION_DENIED in causes and principal:
-        member = ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
-        parts.append(
-            f'(protoPayload.methodName="SetIamPolicy" AND '
-            f"protoPayload.serviceData.policyDelta.bindingDeltas.member={quote(member)})"
-        )
+    if Cause.IAM_PERMISSION_DENIED in causes:
+        if principal:
+            member = ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
+            parts.append(
+                f'(protoPayload.methodName="SetIamPolicy" AND '
+                f"protoPayload.serviceData.policyDelta.bindingDeltas.member={quote(member)})"
+            )
+        # a deny-policy change explains the denial whoever the principal is, known or not
         parts.append('(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")')
     if Cause.API_DISABLED in causes:
         parts.append(

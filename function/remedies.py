@@ -17,6 +17,7 @@ from .evidence import PREDICT, VERTEX, Evidence
 from .probe import Outcome
 
 LEAST_PRIVILEGE_ROLE = "roles/aiplatform.user"
+UNKNOWN_PRINCIPAL = "SERVICE_ACCOUNT_EMAIL"  # placeholder when the canary cannot tell who it runs as
 CONSOLE = "https://console.cloud.google.com"
 
 
@@ -31,7 +32,8 @@ class Remedy:
 
 
 def member(principal: str) -> str:
-    return ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
+    service_account = principal.endswith(".gserviceaccount.com") or principal == UNKNOWN_PRINCIPAL
+    return ("serviceAccount:" if service_account else "user:") + principal
 
 
 def logs_explorer(project: str, query: str) -> str:
@@ -63,7 +65,7 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
     failure = outcome.failure
     if failure is None:
         return []
-    who = principal or "SERVICE_ACCOUNT_EMAIL"
+    who = principal or UNKNOWN_PRINCIPAL
     p = shlex.quote(project)
     model = outcome.target.model
     out: list[Remedy] = []
@@ -89,7 +91,7 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
                 Remedy(
                     f"Grant {role} to the workload's service account",
                     f"gcloud projects add-iam-policy-binding {p} --member={shlex.quote(member(who))} "
-                    f"--role={role} --condition=None",
+                    f"--role={shlex.quote(role)} --condition=None",  # the role may come from an audit entry
                 )
             )
         out.append(Remedy("Ask Policy Troubleshooter why", url=troubleshooter(project, who)))

@@ -19,9 +19,10 @@ from .run import Trigger
 MAX_BODY = 4096
 QUERY_PARAMETERS = ("debug", "format", "targets")
 BODY_FIELDS = ("targets",)
-_JOB = re.compile(r"^[A-Za-z0-9_./-]{1,500}$")
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
-_TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d{1,20}))?(?:;o=[01])?$")
+# \Z, not $: "$" also matches before a trailing newline
+_JOB = re.compile(r"^[A-Za-z0-9_./-]{1,500}\Z")
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
+_TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d{1,20}))?(?:;o=[01])?\Z")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
 
 
@@ -151,6 +152,8 @@ def _http_trigger(headers: Mapping[str, str]) -> Trigger:
 def from_pubsub(config: Config, event_data: Any, message_id: str | None) -> RunRequest:
     """A Pub/Sub push (Scheduler → topic → function): the message data may carry {"targets": [...]}."""
     message = event_data.get("message", {}) if isinstance(event_data, dict) else {}
+    if not isinstance(message, dict):  # e.g. {"message": "x"}: no message, as with no event data at all
+        message = {}
     raw = message.get("data") or ""
     doc: dict[str, Any] = {}
     if raw:

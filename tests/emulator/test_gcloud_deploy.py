@@ -20,22 +20,9 @@ from typing import Any
 import pytest
 
 from emulator.server import Emulator
-from emulator.testing import admin, token_for
+from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
 
-APIS = (
-    "AIPLATFORM",
-    "CLOUDBUILD",
-    "CLOUDFUNCTIONS",
-    "CLOUDRESOURCEMANAGER",
-    "CLOUDSCHEDULER",
-    "IAM",
-    "LOGGING",
-    "MONITORING",
-    "PUBSUB",
-    "RUN",
-    "SERVICEUSAGE",
-)
 REGION = "us-central1"
 LOC = f"projects/{PROJECT}/locations/{REGION}"
 INVOKER = f"gemini-canary-invoker@{PROJECT}.iam.gserviceaccount.com"
@@ -55,25 +42,8 @@ class Gcloud:
     """Runs gcloud as one principal against one emulator, with a private config directory."""
 
     def __init__(self, binary: str, emu: Emulator, home: Path, email: str) -> None:
-        home.mkdir(parents=True, exist_ok=True)
-        token_file = home / "token"
-        token_file.write_text(token_for(emu, email))
         self.binary = binary
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "CLOUDSDK_CONFIG": str(home / "config"),
-            "CLOUDSDK_CORE_PROJECT": PROJECT,
-            "CLOUDSDK_CORE_CHECK_GCE_METADATA": "false",
-            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK": "true",
-            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING": "true",
-            "CLOUDSDK_CORE_DISABLE_PROMPTS": "1",
-            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE": str(token_file),
-            "CLOUDSDK_PROXY_TYPE": "http",
-            "CLOUDSDK_PROXY_ADDRESS": emu.http.host,
-            "CLOUDSDK_PROXY_PORT": str(emu.http.port),
-            **{f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{emu.rest_url}/" for api in APIS},
-        }
+        self.env = emu.gcloud_env(home, email)
 
     def run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

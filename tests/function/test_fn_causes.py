@@ -1,0 +1,734 @@
+"""classify(error) for every error body of gcp-wire.md §A, on both surfaces the real clients raise.
+
+gRPC: a fake PredictionService aborts with the row's google.rpc.Status (details packed as Any in the
+grpc-status-details-bin trailer) and a real aiplatform_v1 client over an insecure channel raises what
+google-api-core builds from it. REST: a fake HTTP server answers with the row's JSON error body and the same
+client on its REST transport raises what every GAPIC REST transport raises. No Google code is mocked.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import threading
+import time
+from collections.abc import Iterator
+from concurrent import futures
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, cast
+
+import google.auth.credentials
+import grpc
+import pytest
+from google.api_core import exceptions as core
+from google.auth import exceptions as auth
+from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1.services.prediction_service.transports import PredictionServiceGrpcTransport
+from google.cloud.aiplatform_v1.types import prediction_service as ps
+from google.protobuf import any_pb2, json_format
+from google.rpc import error_details_pb2, status_pb2  # error_details_pb2 registers the detail types for ParseDict
+from grpc_status import rpc_status
+
+from function.causes import Cause, Failure, classify
+
+assert error_details_pb2  # imported for its side effect
+
+P, N = "demo-proj", "123456789012"
+MODEL = f"projects/{P}/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+SA = f"canary@{P}.iam.gserviceaccount.com"
+T = "type.googleapis.com/google.rpc."
+ACTIVATION = f"https://console.developers.google.com/apis/api/aiplatform.googleapis.com/overview?project={N}"
+BILLING = f"https://console.developers.google.com/billing/enable?project={N}"
+UID = "vQeeOpy3XGe3WLNxUJ1CCZJqkPNp_5Yr9FB-1jgbyWTyxaJ_wTcP0A"  # real shape: base64url, '_' and '-'
+
+
+def error_info(reason: str, domain: str, **metadata: str) -> dict[str, Any]:
+    return {"@type": T + "ErrorInfo", "reason": reason, "domain": domain, "metadata": metadata}
+
+
+def help_link(description: str, url: str) -> dict[str, Any]:
+    return {"@type": T + "Help", "links": [{"description": description, "url": url}]}
+
+
+def localized(message: str) -> dict[str, Any]:
+    return {"@type": T + "LocalizedMessage", "locale": "en-US", "message": message}
+
+
+@dataclass(frozen=True)
+class Row:
+    id: str
+    http: int
+    status: str  # the canonical code name: grpc.StatusCode member and the REST body's "status"
+    message: str
+    details: tuple[dict[str, Any], ...]
+    cause: Cause
+    reason: str | None = None
+    domain: str | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    links: tuple[dict[str, str], ...] = ()
+    violations: tuple[dict[str, str], ...] = ()
+    rest_stream: bool = False  # streamGenerateContent's [{"error": ...}] array form (REST only)
+    grpc_only: bool = False  # raised by the gRPC client itself; a REST body never says this
+
+
+IAM_MESSAGE = (
+    "Permission 'aiplatform.endpoints.predict' denied on resource "
+    f"'//aiplatform.googleapis.com/{MODEL}' (or it may not exist)."
+)
+DISABLED_MESSAGE = (
+    f"Vertex AI API has not been used in project {N} before or it is disabled. Enable it by visiting "
+    f"{ACTIVATION} then retry. If you enabled this API recently, wait a few minutes for the action to propagate "
+    "to our systems and retry."
+)
+DISABLED_INFO = error_info(
+    "SERVICE_DISABLED",
+    "googleapis.com",
+    service="aiplatform.googleapis.com",
+    consumer=f"projects/{N}",
+    containerInfo=N,
+    serviceTitle="Vertex AI API",
+    activationUrl=ACTIVATION,
+)
+DISABLED_HELP = help_link("Google developers console API activation", ACTIVATION)
+BILLING_MESSAGE = (
+    f"This API method requires billing to be enabled. Please enable billing on project #{N} by visiting "
+    f"{BILLING} then retry. If you enabled billing for this project recently, wait a few minutes for the action "
+    "to propagate to our systems and retry."
+)
+VPC_MESSAGE = f"Request is prohibited by organization's policy. vpcServiceControlsUniqueIdentifier: {UID}"
+ORG_MESSAGE = (
+    f"Organization Policy constraint constraints/vertexai.allowedModels violated for `projects/{N}` attempting to "
+    "use a disallowed Gen AI model gemini-2.5-flash. Please contact your organization administrator to fix this "
+    "violation by adding `publishers/google/models/gemini-2.5-flash:predict` to the allowed values. For more "
+    "info, see https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access."
+)
+NOT_FOUND_MESSAGE = (
+    f"Publisher Model `{MODEL}` was not found or your project does not have access to it. Please ensure you are "
+    "using a valid model version. For more information, see: "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions"
+)
+UNAUTHENTICATED_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid "
+    "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+GENERATE = "google.cloud.aiplatform.v1beta1.PredictionService.GenerateContent"
+
+ROWS = [
+    Row(
+        "iam-permission-denied",
+        403,
+        "PERMISSION_DENIED",
+        IAM_MESSAGE,
+        (
+            error_info(
+                "IAM_PERMISSION_DENIED",
+                "aiplatform.googleapis.com",
+                resource=MODEL,
+                permission="aiplatform.endpoints.predict",
+            ),
+        ),
+        Cause.IAM_PERMISSION_DENIED,
+        "IAM_PERMISSION_DENIED",
+        "aiplatform.googleapis.com",
+        {"resource": MODEL, "permission": "aiplatform.endpoints.predict"},
+    ),
+    Row(
+        "iam-permission-denied-no-details",  # an older front end: the message alone
+        403,
+        "PERMISSION_DENIED",
+        IAM_MESSAGE,
+        (),
+        Cause.IAM_PERMISSION_DENIED,
+    ),
+    Row(
+        "service-disabled-errorinfo-first",
+        403,
+        "PERMISSION_DENIED",
+        DISABLED_MESSAGE,
+        (DISABLED_INFO, localized(DISABLED_MESSAGE), DISABLED_HELP),
+        Cause.API_DISABLED,
+        "SERVICE_DISABLED",
+        "googleapis.com",
+        {
+            "service": "aiplatform.googleapis.com",
+            "consumer": f"projects/{N}",
+            "containerInfo": N,
+            "serviceTitle": "Vertex AI API",
+            "activationUrl": ACTIVATION,
+        },
+        ({"description": "Google developers console API activation", "url": ACTIVATION},),
+    ),
+    Row(
+        "service-disabled-help-first",
+        403,
+        "PERMISSION_DENIED",
+        DISABLED_MESSAGE,
+        (DISABLED_HELP, localized(DISABLED_MESSAGE), DISABLED_INFO),
+        Cause.API_DISABLED,
+        "SERVICE_DISABLED",
+        "googleapis.com",
+        {
+            "service": "aiplatform.googleapis.com",
+            "consumer": f"projects/{N}",
+            "containerInfo": N,
+            "serviceTitle": "Vertex AI API",
+            "activationUrl": ACTIVATION,
+        },
+        ({"description": "Google developers console API activation", "url": ACTIVATION},),
+    ),
+    Row(
+        "billing-disabled",
+        403,
+        "PERMISSION_DENIED",
+        BILLING_MESSAGE,
+        (
+            error_info(
+                "BILLING_DISABLED", "googleapis.com", service="aiplatform.googleapis.com", consumer=f"projects/{N}"
+            ),
+            localized(BILLING_MESSAGE),
+            help_link("Google developers console billing", BILLING),
+        ),
+        Cause.BILLING_DISABLED,
+        "BILLING_DISABLED",
+        "googleapis.com",
+        {"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
+        ({"description": "Google developers console billing", "url": BILLING},),
+    ),
+    Row(
+        "billing-account-closed",
+        403,
+        "PERMISSION_DENIED",
+        "The billing account for the owning project is disabled in state closed",
+        (),
+        Cause.BILLING_DISABLED,
+    ),
+    Row(
+        "vpc-sc-security-policy-violated",
+        403,
+        "PERMISSION_DENIED",
+        VPC_MESSAGE,
+        (
+            {
+                "@type": T + "PreconditionFailure",
+                "violations": [{"type": "VPC_SERVICE_CONTROLS", "description": UID}],
+            },
+            error_info(
+                "SECURITY_POLICY_VIOLATED",
+                "googleapis.com",
+                uid=UID,
+                service="aiplatform.googleapis.com",
+                consumer=f"projects/{N}",
+                troubleshootToken="AbCd-token",
+            ),
+        ),
+        Cause.VPC_SC,
+        "SECURITY_POLICY_VIOLATED",
+        "googleapis.com",
+        {
+            "uid": UID,
+            "service": "aiplatform.googleapis.com",
+            "consumer": f"projects/{N}",
+            "troubleshootToken": "AbCd-token",
+        },
+        violations=({"type": "VPC_SERVICE_CONTROLS", "description": UID},),
+    ),
+    Row(
+        "consumer-invalid",
+        403,
+        "PERMISSION_DENIED",
+        "Permission denied on resource project no-such-proj.",
+        (
+            error_info(
+                "CONSUMER_INVALID",
+                "googleapis.com",
+                containerInfo="no-such-proj",
+                consumer="projects/no-such-proj",
+                service="aiplatform.googleapis.com",
+            ),
+            localized("Permission denied on resource project no-such-proj."),
+            help_link("Google developers console", "https://console.developers.google.com"),
+        ),
+        Cause.WRONG_PROJECT,
+        "CONSUMER_INVALID",
+        "googleapis.com",
+        {
+            "containerInfo": "no-such-proj",
+            "consumer": "projects/no-such-proj",
+            "service": "aiplatform.googleapis.com",
+        },
+        ({"description": "Google developers console", "url": "https://console.developers.google.com"},),
+    ),
+    Row("org-policy-allowed-models", 400, "FAILED_PRECONDITION", ORG_MESSAGE, (), Cause.ORG_POLICY),
+    Row(
+        "project-not-allowed-publisher-model",
+        400,
+        "FAILED_PRECONDITION",
+        f"Project `{P}` is not allowed to use Publisher Model `{MODEL}`",
+        (),
+        Cause.MODEL_UNAVAILABLE,
+    ),
+    Row("publisher-model-not-found", 404, "NOT_FOUND", NOT_FOUND_MESSAGE, (), Cause.MODEL_UNAVAILABLE),
+    Row(
+        "quota-resource-exhausted-try-later",
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource exhausted. Please try again later. Please refer to "
+        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.",
+        (),
+        Cause.QUOTA,
+    ),
+    Row(
+        "quota-resource-has-been-exhausted",
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+        (),
+        Cause.QUOTA,
+    ),
+    Row(
+        "quota-exceeded-for-metric",
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: "
+        "gemini-2.5-flash. Please submit a quota increase request.",
+        (),
+        Cause.QUOTA,
+    ),
+    Row(
+        "quota-stream-array-body",
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+        (),
+        Cause.QUOTA,
+        rest_stream=True,
+    ),
+    Row(
+        "unauthenticated-access-token-expired",
+        401,
+        "UNAUTHENTICATED",
+        UNAUTHENTICATED_MESSAGE,
+        (error_info("ACCESS_TOKEN_EXPIRED", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),),
+        Cause.CREDENTIALS,
+        "ACCESS_TOKEN_EXPIRED",
+        "googleapis.com",
+        {"method": GENERATE, "service": "aiplatform.googleapis.com"},
+    ),
+    Row(
+        "unauthenticated-api-key-credentials-missing",
+        401,
+        "UNAUTHENTICATED",
+        "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials "
+        "that assert a principal. See https://cloud.google.com/docs/authentication",
+        (error_info("CREDENTIALS_MISSING", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),),
+        Cause.CREDENTIALS,
+        "CREDENTIALS_MISSING",
+        "googleapis.com",
+        {"method": GENERATE, "service": "aiplatform.googleapis.com"},
+    ),
+    Row(
+        "api-key-service-blocked",
+        403,
+        "PERMISSION_DENIED",
+        "Requests to this API aiplatform.googleapis.com method "
+        "google.cloud.aiplatform.v1.PredictionService.GenerateContent are blocked.",
+        (
+            error_info(
+                "API_KEY_SERVICE_BLOCKED",
+                "googleapis.com",
+                service="aiplatform.googleapis.com",
+                consumer=f"projects/{N}",
+            ),
+        ),
+        Cause.CREDENTIALS,
+        "API_KEY_SERVICE_BLOCKED",
+        "googleapis.com",
+        {"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
+    ),
+    Row(
+        "restrict-service-usage",
+        403,
+        "PERMISSION_DENIED",
+        f"Request is disallowed by organization's constraints/gcp.restrictServiceUsage constraint for "
+        f"'projects/{N}' attempting to use service 'aiplatform.googleapis.com'.",
+        (
+            error_info(
+                "RESOURCE_USAGE_RESTRICTION_VIOLATED",
+                "googleapis.com",
+                consumer=f"projects/{N}",
+                service="aiplatform.googleapis.com",
+            ),
+        ),
+        Cause.ORG_POLICY,
+        "RESOURCE_USAGE_RESTRICTION_VIOLATED",
+        "googleapis.com",
+        {"consumer": f"projects/{N}", "service": "aiplatform.googleapis.com"},
+    ),
+    Row(
+        "grpc-plugin-invalid-grant",
+        503,
+        "UNAVAILABLE",
+        "Getting metadata from plugin failed with error: ('invalid_grant: Token has been expired or revoked.', "
+        "{'error': 'invalid_grant', 'error_description': 'Token has been expired or revoked.'})",
+        (),
+        Cause.CREDENTIALS,
+        grpc_only=True,
+    ),
+    Row("unavailable", 503, "UNAVAILABLE", "The service is currently unavailable.", (), Cause.UNAVAILABLE),
+    Row("deadline-exceeded", 504, "DEADLINE_EXCEEDED", "Deadline Exceeded", (), Cause.DEADLINE),
+    Row("unexpected-internal", 500, "INTERNAL", "Internal error encountered.", (), Cause.UNKNOWN),
+    Row("unexpected-aborted", 409, "ABORTED", "The operation was aborted.", (), Cause.UNKNOWN),
+    Row("unexpected-already-exists", 409, "ALREADY_EXISTS", "Resource already exists.", (), Cause.UNKNOWN),
+    Row(
+        "unknown-403-reason",  # documented reason the canary has no cause for: kept whole, never guessed as IAM
+        403,
+        "PERMISSION_DENIED",
+        f"Permission denied: Consumer 'projects/{N}' has been suspended.",
+        (error_info("CONSUMER_SUSPENDED", "googleapis.com", consumer=f"projects/{N}"),),
+        Cause.UNKNOWN,
+        "CONSUMER_SUSPENDED",
+        "googleapis.com",
+        {"consumer": f"projects/{N}"},
+    ),
+]
+
+GRPC_CLASS = {
+    "PERMISSION_DENIED": "PermissionDenied",
+    "FAILED_PRECONDITION": "FailedPrecondition",
+    "NOT_FOUND": "NotFound",
+    "RESOURCE_EXHAUSTED": "ResourceExhausted",
+    "UNAUTHENTICATED": "Unauthenticated",
+    "UNAVAILABLE": "ServiceUnavailable",
+    "DEADLINE_EXCEEDED": "DeadlineExceeded",
+    "INTERNAL": "InternalServerError",
+    "ABORTED": "Aborted",
+    "ALREADY_EXISTS": "AlreadyExists",
+}
+REST_CLASS = {  # the class comes from the HTTP status alone: 403 is Forbidden, not PermissionDenied
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    409: "Conflict",
+    429: "TooManyRequests",
+    500: "InternalServerError",
+    503: "ServiceUnavailable",
+    504: "GatewayTimeout",
+}
+
+
+def expected(row: Row) -> dict[str, Any]:
+    return {
+        "cause": row.cause,
+        "code": row.http,
+        "status": row.status,
+        "reason": row.reason,
+        "domain": row.domain,
+        "metadata": row.metadata,
+        "links": list(row.links),
+        "violations": list(row.violations),
+    }
+
+
+def seen(failure: Failure) -> dict[str, Any]:
+    return {
+        "cause": failure.cause,
+        "code": failure.code,
+        "status": failure.status,
+        "reason": failure.reason,
+        "domain": failure.domain,
+        "metadata": failure.metadata,
+        "links": failure.links,
+        "violations": failure.violations,
+    }
+
+
+# The fakes ------------------------------------------------------------------------------------------------
+
+
+class StaticToken(google.auth.credentials.Credentials):
+    """A bearer token that 'refreshes' to itself: the REST session refreshes and resends on a 401 (twice), which
+    AnonymousCredentials cannot do, so the 401 rows need a credential that can."""
+
+    def refresh(self, request: Any) -> None:
+        self.token = "fake-token"
+
+
+class Fake:
+    """What the fake servers answer next: a row's error, or a delay."""
+
+    def __init__(self) -> None:
+        self.row: Row | None = None
+        self.delay = 0.0
+
+
+def _grpc_status(row: Row) -> status_pb2.Status:
+    details = []
+    for detail in row.details:
+        packed = any_pb2.Any()
+        json_format.ParseDict(detail, packed)
+        details.append(packed)
+    return status_pb2.Status(code=grpc.StatusCode[row.status].value[0], message=row.message, details=details)
+
+
+def _rest_body(row: Row) -> bytes:
+    error: dict[str, Any] = {"code": row.http, "message": row.message, "status": row.status}
+    if row.details:
+        error["details"] = list(row.details)
+    body: Any = [{"error": error}] if row.rest_stream else {"error": error}
+    return json.dumps(body).encode()
+
+
+def _start_grpc(fake: Fake) -> tuple[grpc.Server, int, int]:
+    def generate_content(request: ps.GenerateContentRequest, context: grpc.ServicerContext) -> Any:
+        if fake.delay:
+            time.sleep(fake.delay)
+        if fake.row is None:
+            return ps.GenerateContentResponse()
+        context.abort_with_status(rpc_status.to_status(_grpc_status(fake.row)))
+        return None  # unreachable: abort raises
+
+    handler = grpc.unary_unary_rpc_method_handler(
+        generate_content,
+        request_deserializer=ps.GenerateContentRequest.deserialize,
+        response_serializer=ps.GenerateContentResponse.serialize,
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    server.add_generic_rpc_handlers(
+        (
+            grpc.method_handlers_generic_handler(
+                "google.cloud.aiplatform.v1.PredictionService", {"GenerateContent": handler}
+            ),
+        )
+    )
+    plain = server.add_insecure_port("127.0.0.1:0")
+    local = server.add_secure_port("127.0.0.1:0", grpc.local_server_credentials())  # for call credentials
+    server.start()
+    return server, plain, local
+
+
+def _start_http(fake: Fake) -> ThreadingHTTPServer:
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            assert fake.row is not None
+            body = _rest_body(fake.row)
+            self.send_response(fake.row.http)
+            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server
+
+
+@dataclass
+class Fakes:
+    fake: Fake
+    grpc_client: aiplatform_v1.PredictionServiceClient
+    rest_client: aiplatform_v1.PredictionServiceClient
+    local_port: int
+
+
+@pytest.fixture(scope="module")
+def fakes() -> Iterator[Fakes]:
+    fake = Fake()
+    server, plain, local = _start_grpc(fake)
+    http = _start_http(fake)
+    channel = grpc.insecure_channel(f"127.0.0.1:{plain}")
+    grpc_client = aiplatform_v1.PredictionServiceClient(transport=PredictionServiceGrpcTransport(channel=channel))
+    rest_client = aiplatform_v1.PredictionServiceClient(
+        transport="rest",
+        client_options={"api_endpoint": f"http://127.0.0.1:{http.server_address[1]}"},
+        credentials=StaticToken(),
+    )
+    yield Fakes(fake, grpc_client, rest_client, local)
+    channel.close()
+    http.shutdown()
+    http.server_close()
+    server.stop(None)
+
+
+def call(client: aiplatform_v1.PredictionServiceClient, timeout: float = 5.0) -> core.GoogleAPICallError:
+    request = ps.GenerateContentRequest(
+        model=MODEL, contents=[aiplatform_v1.Content(role="user", parts=[{"text": "hi"}])]
+    )
+    with pytest.raises(core.GoogleAPICallError) as caught:
+        client.generate_content(request=request, retry=None, timeout=timeout)
+    return caught.value
+
+
+# The table, on both surfaces ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.id for r in ROWS])
+def test_grpc(fakes: Fakes, row: Row) -> None:
+    fakes.fake.row = row
+    error = call(fakes.grpc_client)
+    failure = classify(error)
+    assert seen(failure) == expected(row)
+    assert failure.message == row.message
+    assert failure.error_type == GRPC_CLASS[row.status]
+
+
+REST_ROWS = [r for r in ROWS if not r.grpc_only]
+
+
+@pytest.mark.parametrize("row", REST_ROWS, ids=[r.id for r in REST_ROWS])
+def test_rest(fakes: Fakes, row: Row) -> None:
+    fakes.fake.row = row
+    error = call(fakes.rest_client)
+    failure = classify(error)
+    assert seen(failure) == expected(row)
+    assert failure.message.startswith("POST http://127.0.0.1:")
+    assert failure.message.endswith(f":generateContent?%24alt=json%3Benum-encoding%3Dint: {row.message}")
+    assert failure.error_type == REST_CLASS[row.http]
+
+
+def test_rest_403_is_forbidden_not_permission_denied(fakes: Fakes) -> None:
+    fakes.fake.row = ROWS[0]
+    error = call(fakes.rest_client)
+    assert isinstance(error, core.Forbidden)
+    assert not isinstance(error, core.PermissionDenied)
+    assert classify(error).cause == Cause.IAM_PERMISSION_DENIED
+
+
+# Failures that never came back as a Google status ----------------------------------------------------------
+
+
+class ExpiredCredentials(google.auth.credentials.Credentials):
+    """A credential whose token endpoint says invalid_grant, as a revoked or expired key's does."""
+
+    def refresh(self, request: Any) -> None:
+        raise auth.RefreshError(
+            "invalid_grant: Token has been expired or revoked.",
+            {"error": "invalid_grant", "error_description": "Token has been expired or revoked."},
+        )
+
+
+def test_grpc_call_credentials_refresh_failure_is_credentials(fakes: Fakes) -> None:
+    """The real google-auth metadata plugin on a real channel: RefreshError becomes a 503 the client raises."""
+    fakes.fake.row = None
+    transport = PredictionServiceGrpcTransport(
+        host=f"127.0.0.1:{fakes.local_port}",
+        credentials=ExpiredCredentials(),
+        ssl_channel_credentials=grpc.local_channel_credentials(),
+    )
+    error = call(aiplatform_v1.PredictionServiceClient(transport=transport))
+    failure = classify(error)
+    assert (failure.cause, failure.code, failure.status, failure.error_type) == (
+        Cause.CREDENTIALS,
+        503,
+        "UNAVAILABLE",
+        "ServiceUnavailable",
+    )
+    assert failure.message.startswith("Getting metadata from plugin failed with error: ('invalid_grant: ")
+
+
+def test_grpc_client_deadline_is_deadline(fakes: Fakes) -> None:
+    fakes.fake.row, fakes.fake.delay = None, 0.5
+    try:
+        error = call(fakes.grpc_client, timeout=0.05)
+    finally:
+        fakes.fake.delay = 0.0
+    failure = classify(error)
+    assert (failure.cause, failure.code, failure.status, failure.error_type) == (
+        Cause.DEADLINE,
+        504,
+        "DEADLINE_EXCEEDED",
+        "DeadlineExceeded",
+    )
+
+
+OTHER = [
+    pytest.param(
+        auth.RefreshError("invalid_grant: Token has been expired or revoked.", {"error": "invalid_grant"}),
+        Failure(
+            Cause.CREDENTIALS,
+            message="('invalid_grant: Token has been expired or revoked.', {'error': 'invalid_grant'})",
+            error_type="RefreshError",
+        ),
+        id="refresh-error",
+    ),
+    pytest.param(
+        auth.DefaultCredentialsError("Your default credentials were not found."),
+        Failure(
+            Cause.CREDENTIALS, message="Your default credentials were not found.", error_type="DefaultCredentialsError"
+        ),
+        id="default-credentials-error",
+    ),
+    pytest.param(
+        auth.TransportError("Failed to retrieve http://metadata.google.internal/computeMetadata/v1/"),
+        Failure(
+            Cause.CREDENTIALS,
+            message="Failed to retrieve http://metadata.google.internal/computeMetadata/v1/",
+            error_type="TransportError",
+        ),
+        id="transport-error",
+    ),
+    pytest.param(
+        concurrent.futures.TimeoutError(),
+        Failure(Cause.DEADLINE, message="the run's deadline passed", error_type="TimeoutError"),
+        id="future-timeout",
+    ),
+    pytest.param(
+        core.RetryError("Timeout of 60.0s exceeded", cause=None),
+        Failure(Cause.DEADLINE, message="Timeout of 60.0s exceeded, last exception: None", error_type="RetryError"),
+        id="retry-error-without-cause",
+    ),
+    pytest.param(
+        ConnectionRefusedError(111, "Connection refused"),
+        Failure(Cause.UNAVAILABLE, message="[Errno 111] Connection refused", error_type="ConnectionRefusedError"),
+        id="connection-refused",
+    ),
+    pytest.param(
+        ValueError("x" * 600),
+        Failure(Cause.UNKNOWN, message="x" * 499 + "…", error_type="ValueError"),
+        id="unexpected-exception-message-truncated",
+    ),
+]
+
+
+@pytest.mark.parametrize(("error", "want"), OTHER)
+def test_errors_that_never_reached_google(error: BaseException, want: Failure) -> None:
+    assert classify(error) == want
+
+
+def test_retry_error_is_classified_by_its_last_error(fakes: Fakes) -> None:
+    fakes.fake.row = next(r for r in ROWS if r.id == "unavailable")
+    last = call(fakes.grpc_client)
+    failure = classify(core.RetryError("Timeout of 60.0s exceeded", cause=last))
+    assert (failure.cause, failure.code, failure.status) == (Cause.UNAVAILABLE, 503, "UNAVAILABLE")
+
+
+def test_unknown_keeps_everything_in_its_json(fakes: Fakes) -> None:
+    fakes.fake.row = next(r for r in ROWS if r.id == "unknown-403-reason")
+    assert classify(call(fakes.grpc_client)).to_json() == {
+        "cause": "unknown",
+        "code": 403,
+        "status": "PERMISSION_DENIED",
+        "reason": "CONSUMER_SUSPENDED",
+        "domain": "googleapis.com",
+        "message": f"Permission denied: Consumer 'projects/{N}' has been suspended.",
+        "error_type": "PermissionDenied",
+        "metadata": {"consumer": f"projects/{N}"},
+    }
+
+
+def test_every_cause_but_ok_is_in_the_tables() -> None:
+    covered = {r.cause for r in ROWS} | {cast(Failure, p.values[1]).cause for p in OTHER}
+    assert covered == set(Cause) - {Cause.OK}
+
+
+def test_denial_and_transient_partition_the_failure_causes() -> None:
+    denials = {c for c in Cause if c.is_denial}
+    transient = {c for c in Cause if c.is_transient}
+    assert not denials & transient
+    assert set(Cause) - denials - transient == {Cause.OK, Cause.UNKNOWN}
+    assert transient == {Cause.QUOTA, Cause.UNAVAILABLE, Cause.DEADLINE}
