@@ -88,7 +88,10 @@ VARIABLES: dict[str, tuple[str, str]] = {
     "CANARY_DEADLINE_SECONDS": ("30", "deadline for one whole run, 5-540"),
     "CANARY_CONCURRENCY": ("4", "targets probed at once, 1-16"),
     "CANARY_AUDIT_LOOKBACK_SECONDS": ("3600", "how far back audit-log queries look, 60-2592000"),
-    "CANARY_AUDIT_LAG_BUDGET_SECONDS": ("20", "how long a run waits for its own denial to reach the audit log, 0-300"),
+    "CANARY_AUDIT_LAG_BUDGET_SECONDS": (
+        "20 (at most the deadline - 10)",
+        "how long a run waits for its own denial to reach the audit log, 0-300",
+    ),
     "CANARY_METRIC_PREFIX": (
         "custom.googleapis.com/gemini_canary",
         "metric type prefix (custom. or workload.googleapis.com/...)",
@@ -175,7 +178,8 @@ def load(env: Mapping[str, str]) -> Config:
     if emulator is not None and not _HOSTPORT.match(emulator):
         raise ConfigError(f"CANARY_EMULATOR_GRPC: {emulator!r}; allowed: a loopback host:port such as 127.0.0.1:8085")
     deadline = _number(env, "CANARY_DEADLINE_SECONDS", 30, 5, 540)
-    budget = _number(env, "CANARY_AUDIT_LAG_BUDGET_SECONDS", 20, 0, 300)
+    # The default leaves a run at least 10 s for everything else; a value given must still be below the deadline.
+    budget = _number(env, "CANARY_AUDIT_LAG_BUDGET_SECONDS", max(0.0, min(20.0, deadline - 10)), 0, 300)
     if budget >= deadline:
         raise ConfigError(
             f"CANARY_AUDIT_LAG_BUDGET_SECONDS: {_num(budget)} must be less than "

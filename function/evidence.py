@@ -36,6 +36,17 @@ OWN_PERMISSIONS = (
     "monitoring.timeSeries.create",
 )
 VERTEX = "aiplatform.googleapis.com"
+# Predefined roles that hold aiplatform.endpoints.predict (a custom role may too; its removal is then not named).
+PREDICT_ROLES = frozenset(
+    {
+        "roles/aiplatform.user",
+        "roles/aiplatform.admin",
+        "roles/aiplatform.expressUser",
+        "roles/aiplatform.serviceAgent",
+        "roles/owner",
+        "roles/editor",
+    }
+)
 MAX_LIST_CALLS = 3
 _MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
 # \Z, not $: "$" also matches before a trailing newline, which would then sit inside a filter literal
@@ -408,7 +419,7 @@ def _denials(
         if wait <= 0:
             break
         sleep(wait)
-    _read_denials(ctx, evidence, entries, error, want_data, want_policy)
+    _read_denials(ctx, evidence, entries, error, want_data, want_policy, uids)
 
 
 def _read_denials(
@@ -418,9 +429,13 @@ def _read_denials(
     error: BaseException | None,
     want_data: bool,
     want_policy: bool,
+    uids: list[str],
 ) -> None:
     data_entry = next((e for e in entries if e.log_name.endswith("%2Fdata_access")), None)
-    policy_entry = next((e for e in entries if e.log_name.endswith("%2Fpolicy")), None)
+    policies = [e for e in entries if e.log_name.endswith("%2Fpolicy")]
+    # This run's own denial (its unique id) first; else the newest of the principal's earlier ones.
+    own = [e for e in policies if _policy_facts(e)["unique_id"] in uids]
+    policy_entry = next(iter(own or policies), None)
     for step, wanted, entry, permission in (
         ("data_access", want_data, data_entry, "logging.privateLogEntries.list"),
         ("policy_denied", want_policy, policy_entry, "logging.logEntries.list"),
@@ -532,8 +547,9 @@ def _change(entry: Any, principal: str | None) -> Change | None:
     if method == "SetIamPolicy":
         member = _member(principal)
         for delta in payload.get("serviceData", {}).get("policyDelta", {}).get("bindingDeltas", []):
-            if delta.get("action") == "REMOVE" and delta.get("member") == member:
-                role = delta.get("role", "")
+            role = delta.get("role", "")
+            # Only a role that grants aiplatform.endpoints.predict explains the denial; another removal doesn't.
+            if delta.get("action") == "REMOVE" and delta.get("member") == member and role in PREDICT_ROLES:
                 return Change("role_removed", actor, at, f"{role} removed from {member}", role=role)
         return None
     if "DisableService" in method:

@@ -161,10 +161,10 @@ def from_pubsub(config: Config, event_data: Any, message_id: str | None) -> RunR
             decoded = base64.b64decode(raw, validate=True)
         except (ValueError, TypeError):
             raise BadRequest(400, "message data is not base64") from None
+        if len(decoded) > MAX_BODY:
+            raise BadRequest(413, f"message data of {len(decoded)} bytes; at most {MAX_BODY} bytes")
         if decoded.strip():
             doc = _body("POST", {"content-type": "application/json"}, decoded)
-    if len(json.dumps(doc)) > MAX_BODY:
-        raise BadRequest(413, f"message data over {MAX_BODY} bytes")
     names = doc.get("targets")
     if names is not None and not isinstance(names, list):
         raise BadRequest(400, "message field targets: expected a list of MODEL@LOCATION strings")

@@ -232,8 +232,10 @@ def test_other_variables_are_ignored() -> None:
 def test_lag_budget_must_be_below_the_deadline() -> None:
     ok = load({"CANARY_DEADLINE_SECONDS": "10", "CANARY_AUDIT_LAG_BUDGET_SECONDS": "9.5"})
     assert (ok.deadline_s, ok.audit_lag_budget_s) == (10.0, 9.5)
+    # The default budget leaves the run at least 10 s: 20 for a 30 s deadline, 5 for 15, none for 10.
+    assert [load({"CANARY_DEADLINE_SECONDS": d}).audit_lag_budget_s for d in ("30", "15", "10", "5")] == [20, 5, 0, 0]
     with pytest.raises(ConfigError) as caught:
-        load({"CANARY_DEADLINE_SECONDS": "10"})  # the default budget (20) is not below it
+        load({"CANARY_DEADLINE_SECONDS": "10", "CANARY_AUDIT_LAG_BUDGET_SECONDS": "20"})
     assert str(caught.value) == "CANARY_AUDIT_LAG_BUDGET_SECONDS: 20 must be less than CANARY_DEADLINE_SECONDS (10)"
 
 
@@ -309,7 +311,7 @@ def test_variables_defaults_are_the_defaults() -> None:
     assert float(VARIABLES["CANARY_DEADLINE_SECONDS"][0]) == config.deadline_s
     assert int(VARIABLES["CANARY_CONCURRENCY"][0]) == config.concurrency
     assert float(VARIABLES["CANARY_AUDIT_LOOKBACK_SECONDS"][0]) == config.audit_lookback_s
-    assert float(VARIABLES["CANARY_AUDIT_LAG_BUDGET_SECONDS"][0]) == config.audit_lag_budget_s
+    assert float(VARIABLES["CANARY_AUDIT_LAG_BUDGET_SECONDS"][0].split()[0]) == config.audit_lag_budget_s
     assert VARIABLES["CANARY_METRIC_PREFIX"][0] == config.metric_prefix
     assert VARIABLES["CANARY_NAMESPACE"][0] == config.namespace
     assert VARIABLES["CANARY_EVIDENCE"][0] == "all"

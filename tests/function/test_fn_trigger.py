@@ -417,7 +417,12 @@ PUBSUB_REFUSED: list[tuple[str, Any, tuple[int, str, dict[str, str]]]] = [
     (
         "oversize",
         pubsub_data({"targets": ["gemini-2.5-pro@global"] * 300}),
-        (413, f"message data over {MAX_BODY} bytes", {}),
+        (
+            413,
+            f"message data of {len(json.dumps({'targets': ['gemini-2.5-pro@global'] * 300}))} bytes; "
+            f"at most {MAX_BODY} bytes",
+            {},
+        ),
     ),
 ]
 
