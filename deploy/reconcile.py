@@ -88,6 +88,8 @@ class Project:
         self.invoker = spec.invoker(project)
         self.workload = spec.workload(project)
         self.manifest = Manifest()
+        self._policy_doc: dict[str, Any] | None = None
+        self._saved_manifest: str | None = None  # the invoker account's description as it stands
 
     def note(self, resource: str, action: str, detail: str = "") -> None:
         self.changes.append(Change(resource, action, detail))
@@ -124,14 +126,18 @@ class Project:
                 "--display-name=Gemini canary invoker",
                 f"--description={Manifest().text()}",
             )
+            self._saved_manifest = Manifest().text()
             self.note("invoker service account", "created", self.invoker)
             return
+        self._saved_manifest = current.get("description")
         self.manifest = Manifest.parse(current.get("description"))
         self.note("invoker service account", "unchanged", self.invoker)
 
     def _policy(self) -> dict[str, Any]:
-        policy: dict[str, Any] = self.gcloud.read("projects", "get-iam-policy", self.project) or {}
-        return policy
+        """The project's IAM policy, read once until this run changes it (a stale etag would be refused)."""
+        if self._policy_doc is None:
+            self._policy_doc = self.gcloud.read("projects", "get-iam-policy", self.project) or {}
+        return json.loads(json.dumps(self._policy_doc))
 
     def _grants(self) -> None:
         policy = self._policy()
@@ -150,6 +156,7 @@ class Project:
                 "--condition=None",
             )
             self.manifest.granted.add(role)
+            self._policy_doc = None
             self.note(f"grant {role}", "created", who)
         for role in sorted(self.manifest.granted - set(self.spec.roles)):
             if role in held:
@@ -161,6 +168,7 @@ class Project:
                     f"--role={role}",
                     "--condition=None",
                 )
+                self._policy_doc = None
                 self.note(f"grant {role}", "deleted", "no longer requested")
             self.manifest.granted.discard(role)
 
@@ -187,6 +195,7 @@ class Project:
             self.note("Data Access audit logs (aiplatform)", "unchanged", "on" if on else "off")
 
     def _set_policy(self, policy: dict[str, Any]) -> None:
+        self._policy_doc = None
         """set-iam-policy from a file: gcloud adds auditConfigs to the update mask when the file has them."""
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(policy, handle)
@@ -395,10 +404,10 @@ class Project:
             Path(handle.name).unlink(missing_ok=True)
 
     def _save_manifest(self) -> None:
-        current = self.gcloud.read("iam", "service-accounts", "describe", self.invoker) or {}
         text = self.manifest.text()
-        if current.get("description") != text and (current or self.gcloud.dry_run):
+        if self._saved_manifest != text:
             self.gcloud.change("iam", "service-accounts", "update", self.invoker, f"--description={text}")
+            self._saved_manifest = text
 
     # teardown -------------------------------------------------------------------------------------------
 
@@ -443,6 +452,7 @@ class Project:
                 f"--role={role}",
                 "--condition=None",
             )
+            self._policy_doc = None
             self.note(f"grant {role}", "deleted")
         if self.manifest.audit:
             policy = self._policy()
