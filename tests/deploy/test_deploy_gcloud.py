@@ -100,11 +100,12 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
             "--notify-email",
             "oncall@example.com",
             "--grant-evidence-roles",
+            "--enable-data-access-logs",
         ]
 
         first = deploy(emulator, tmp_path / "a", "apply", *base)
         assert first.returncode == 0, first.stdout + first.stderr
-        assert "demo-proj  created" in first.stdout
+        assert "demo-proj  created" in first.stdout, first.stdout
         project = emulator.world.projects["demo-proj"]
 
         [record] = project.functions.values()
@@ -133,6 +134,9 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert job["attemptDeadline"] == "90s"
         assert int(job.get("retryConfig", {}).get("retryCount", 0)) == 0
         assert roles_of(emulator, "demo-proj", WORKLOAD) == set(REQUIRED) | set(OPTIONAL)
+        assert project.policy.data_logging_on("aiplatform.googleapis.com", "DATA_READ", f"serviceAccount:{WORKLOAD}"), (
+            first.stdout
+        )
         policies = list(project.alert_policies.values())
         assert sorted(p.display_name for p in policies) == [
             "Gemini canary: access denied",
@@ -194,6 +198,7 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         invoker = project.service_accounts.get(INVOKER)
         assert invoker is None or invoker.deleted  # Google keeps a deleted account 30 days, for undelete
         assert roles_of(emulator, "demo-proj", WORKLOAD) == before
+        assert not project.policy.audit_configs
 
 
 def test_ten_projects_one_broken(tmp_path: Path) -> None:
