@@ -117,7 +117,8 @@ def run_handler(world: World, method: Method, call: Call, request: Any) -> Any:
             return method.handler(call, request)
         finally:
             # Server-side time, so a benchmark can tell a client's own cost from the emulator's (bench/).
-            world.call_seconds[method.full_name] += time.perf_counter() - started
+            spent = world.call_seconds.get(method.full_name, 0.0) + time.perf_counter() - started
+            world.call_seconds[method.full_name] = spent
 
 
 def hang(fault: Fault, time_left: float | None) -> None:

@@ -64,6 +64,7 @@ App = Callable[[Request], Response]
 def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else each keep-alive answer after the first waits ~40 ms for an ACK
         server_version = "emulator"
         sys_version = ""
 

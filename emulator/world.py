@@ -138,7 +138,7 @@ class World:
         self.ingestion_lag = timedelta(seconds=3)
         self.faults: list[Fault] = []
         self.calls: Counter[str] = Counter()
-        self.call_seconds: Counter[str] = Counter()  # time inside handlers, by method (bench/ subtracts it)
+        self.call_seconds: dict[str, float] = {}  # time inside handlers, by method (bench/ subtracts it)
         self.timeline: list[TimelineEvent] = []
         self.event_runner: Callable[[World, TimelineEvent], None] | None = None
         self._ids = itertools.count(1)

@@ -83,6 +83,9 @@ class Clients:
         does not interrupt a token refresh, so the harness bounds this step itself. A step that does not finish
         raises TransportError (the credentials cause); it goes on in the background and a later run reuses it.
         """
+        credentials = self._credentials
+        if credentials is not None and credentials.valid:  # warm: nothing to fetch, no thread to bound
+            return self.project()
         box: dict[str, Any] = {}
 
         def work() -> None:

@@ -18,8 +18,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as core
-from google.cloud.audit import audit_log_pb2
-from google.protobuf import json_format
 
 from .causes import Cause, Failure
 from .clients import Clients
@@ -346,6 +344,9 @@ def _list(ctx: _Context, name: str, query: str, page_size: int) -> list[Any]:
 
 def _payload(entry: Any) -> dict[str, Any]:
     """protoPayload of a LogEntry as a JSON-shaped dict (AuditLog unpacked)."""
+    from google.cloud.audit import audit_log_pb2  # failure path only: keeps it off the healthy cold start
+    from google.protobuf import json_format
+
     raw = type(entry).pb(entry) if hasattr(type(entry), "pb") else entry
     audit = audit_log_pb2.AuditLog()
     if raw.proto_payload.Unpack(audit):
