@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 export GRPC_VERBOSITY ?= NONE
 
-.PHONY: run test lint typecheck unit bench emulator clean
+.PHONY: run test lint typecheck unit bench bench-fleet emulator clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,9 @@ unit: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+bench-fleet: $(STAMP)
+	$(PY) -m bench.fleet $(or $(FLEET_ARGS),--projects 50)
 
 emulator: $(STAMP)
 	$(PY) -m emulator --scenario $(or $(SCENARIO),healthy)

@@ -69,3 +69,25 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
         assert heading in text
     verdicts = [line for line in text.splitlines() if line.startswith(("- **PASS**", "- **MISS**"))]
     assert len(verdicts) == len(results["targets"]) == 7
+
+
+def test_fleet_bench_smoke(tmp_path) -> None:
+    """bench.fleet end to end with one project: created, then unchanged; structure only, never timing."""
+    import os
+    import shutil
+
+    import pytest
+
+    if shutil.which("gcloud") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
+        pytest.skip("gcloud is not installed")
+    from bench.fleet import run_fleet, table
+
+    result = run_fleet(1, 1)
+    first, second = result["runs"]
+    assert (first["exit"], first["statuses"]) == (0, {"created": 1})
+    assert (second["exit"], second["statuses"]) == (0, {"unchanged": 1})
+    assert first["calls_per_project"]["google.cloud.functions.v2.FunctionService.CreateFunction"] == 1
+    assert not any("Create" in m or "Update" in m or "Set" in m for m in second["calls_per_project"])
+    assert "| first apply (create) | 0 |" in table(result)
