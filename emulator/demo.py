@@ -11,9 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
-import subprocess
-import sys
 import textwrap
 import time
 import urllib.error
@@ -24,29 +21,11 @@ from typing import Any
 
 from emulator.clock import parse_rfc3339, rfc3339
 from emulator.server import Emulator
+from emulator.testing import serve_function
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = (0, 10, 20, 30, 40, 50, 60)  # minutes after the start; the timeline changes the world at :10, :20, …
 SPACING_S = 5.2  # Cloud Monitoring takes one point per series every 5 s: keep real steps at least that far apart
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if process.poll() is not None:
-            raise RuntimeError(f"functions-framework exited with {process.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"functions-framework did not listen on {port} within {seconds:g} s")
 
 
 def _request(
@@ -114,7 +93,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     emulator = Emulator(args.scenario, clock_mode="running").start()
-    port = _free_port()
     env = {
         **os.environ,
         **emulator.client_env(),
@@ -126,75 +104,50 @@ def main(argv: list[str] | None = None) -> int:
     env.pop("GOOGLE_APPLICATION_CREDENTIALS", None)
     log_path = ROOT / ".cache" / "demo-canary.log"
     log_path.parent.mkdir(exist_ok=True)
-    with log_path.open("wb") as log:
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                "canary",
-                "--source",
-                "function/main.py",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        _wait_for(port, server)
-        info = emulator.info()
-        print("Gemini access canary — demo against the local Google Cloud emulator\n")
-        print(f"  emulator  gRPC {info['grpc']}  metadata {info['metadata']}  admin {info['admin']}")
-        print(f"  project   {info['project']}    workload service account {info['service_account']}")
-        print(
-            f"  canary    real functions-framework on http://127.0.0.1:{port}/ (target canary), "
-            "called as Cloud Scheduler calls it"
-        )
-        print(f"  canary log lines: {log_path.relative_to(ROOT)}\n")
-        _, world = _request(f"{emulator.admin_url}/world")
-        start = parse_rfc3339(world["clock"]["now"])
-        seen = 0
-        last = 0.0
-        for minutes in STEPS:
-            wait = SPACING_S - (time.monotonic() - last)
-            if wait > 0:
-                time.sleep(wait)
-            at = start + timedelta(minutes=minutes, seconds=30 if minutes else 0)
-            if minutes:
-                _request(f"{emulator.admin_url}/clock", method="POST", body={"set": rfc3339(at)})
-            _, world = _request(f"{emulator.admin_url}/world")
-            changes = _changes(world, seen)
-            seen += len(changes)
-            status, doc = _request(
-                f"http://127.0.0.1:{port}/",
-                method="POST",
-                body={},
-                headers={
-                    "X-CloudScheduler": "true",
-                    "X-CloudScheduler-JobName": "gemini-canary-demo",
-                    "X-CloudScheduler-ScheduleTime": rfc3339(at),
-                    "User-Agent": "Google-Cloud-Scheduler",
-                },
+        with serve_function(env, log_path) as port:
+            info = emulator.info()
+            print("Gemini access canary — demo against the local Google Cloud emulator\n")
+            print(f"  emulator  gRPC {info['grpc']}  metadata {info['metadata']}  admin {info['admin']}")
+            print(f"  project   {info['project']}    workload service account {info['service_account']}")
+            print(
+                f"  canary    real functions-framework on http://127.0.0.1:{port}/ (target canary), "
+                "called as Cloud Scheduler calls it"
             )
-            last = time.monotonic()
-            _print_step(at, changes, status, doc)
-        _, calls = _request(f"{emulator.admin_url}/calls")
-        print("Calls the emulator served, by method:")
-        for method, count in calls["calls"].items():
-            print(f"  {count:4d}  {method}")
-        return 0
+            print(f"  canary log lines: {log_path.relative_to(ROOT)}\n")
+            _, world = _request(f"{emulator.admin_url}/world")
+            start = parse_rfc3339(world["clock"]["now"])
+            seen = 0
+            last = 0.0
+            for minutes in STEPS:
+                wait = SPACING_S - (time.monotonic() - last)
+                if wait > 0:
+                    time.sleep(wait)
+                at = start + timedelta(minutes=minutes, seconds=30 if minutes else 0)
+                if minutes:
+                    _request(f"{emulator.admin_url}/clock", method="POST", body={"set": rfc3339(at)})
+                _, world = _request(f"{emulator.admin_url}/world")
+                changes = _changes(world, seen)
+                seen += len(changes)
+                status, doc = _request(
+                    f"http://127.0.0.1:{port}/",
+                    method="POST",
+                    body={},
+                    headers={
+                        "X-CloudScheduler": "true",
+                        "X-CloudScheduler-JobName": "gemini-canary-demo",
+                        "X-CloudScheduler-ScheduleTime": rfc3339(at),
+                        "User-Agent": "Google-Cloud-Scheduler",
+                    },
+                )
+                last = time.monotonic()
+                _print_step(at, changes, status, doc)
+            _, calls = _request(f"{emulator.admin_url}/calls")
+            print("Calls the emulator served, by method:")
+            for method, count in calls["calls"].items():
+                print(f"  {count:4d}  {method}")
+            return 0
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
         emulator.stop()
 
 

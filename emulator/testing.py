@@ -7,6 +7,10 @@ token the emulator minted for the chosen e-mail, so every permission check appli
 from __future__ import annotations
 
 import json
+import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -152,3 +156,63 @@ def fleet_scenario(path: Path, count: int, disabled: dict[int, str] | None = Non
     }
     path.write_text(json.dumps(doc, indent=1))
     return path
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def serve_function(
+    env: dict[str, str], log: Path, target: str = "canary", *extra: str, start_seconds: float = 30
+) -> Iterator[int]:
+    """The canary in a real `functions-framework` process (gunicorn) on a free loopback port, as deployed from the
+    repo root (function/main.py); its output goes to `log`. Yields the port once it listens; stops it after."""
+    port = free_port()
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                target,
+                "--source",
+                "function/main.py",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                *extra,
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        end = time.monotonic() + start_seconds
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"functions-framework exited with {process.returncode}: {log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if time.monotonic() > end:
+                    raise RuntimeError(
+                        f"functions-framework did not listen on {port} within {start_seconds:g} s"
+                    ) from None
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()

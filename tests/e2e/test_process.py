@@ -5,9 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,60 +15,23 @@ from typing import Any
 
 from emulator import testing
 from emulator.server import Emulator
+from emulator.testing import serve_function
 from tests.e2e.conftest import METADATA_PORT, WORKLOAD, assert_no_secrets, metric_texts
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def functions_framework(emulator: Emulator, target: str, *extra: str) -> Iterator[tuple[int, Path]]:
-    port = _port()
-    log = ROOT / ".cache" / f"ff-{port}.log"
+    log = ROOT / ".cache" / f"ff-{target}-{os.getpid()}.log"
     log.parent.mkdir(exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
     env.update(emulator.client_env(), PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                target,
-                "--source",
-                "function/main.py",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *extra,
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "functions-framework did not start"
-                time.sleep(0.05)
-        yield port, log
-        assert_no_secrets([log.read_text(), *metric_texts(emulator)], emulator)
+        with serve_function(env, log, target, *extra) as port:
+            yield port, log
+            assert_no_secrets([log.read_text(), *metric_texts(emulator)], emulator)
     finally:
-        process.terminate()
-        process.wait(timeout=15)
         log.unlink(missing_ok=True)
 
 
