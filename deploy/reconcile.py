@@ -160,17 +160,20 @@ class Project:
             self.note(f"grant {role}", "created", who)
         for role in sorted(self.manifest.granted - set(self.spec.roles)):
             if role in held:
-                self.gcloud.change(
-                    "projects",
-                    "remove-iam-policy-binding",
-                    self.project,
-                    f"--member={who}",
-                    f"--role={role}",
-                    "--condition=None",
-                )
-                self._policy_doc = None
-                self.note(f"grant {role}", "deleted", "no longer requested")
+                self._remove_grant(who, role, "no longer requested")
             self.manifest.granted.discard(role)
+
+    def _remove_grant(self, who: str, role: str, why: str = "") -> None:
+        self.gcloud.change(
+            "projects",
+            "remove-iam-policy-binding",
+            self.project,
+            f"--member={who}",
+            f"--role={role}",
+            "--condition=None",
+        )
+        self._policy_doc = None
+        self.note(f"grant {role}", "deleted", why)
 
     def _data_access_logs(self) -> None:
         policy = self._policy()
@@ -444,16 +447,7 @@ class Project:
         who = member(self.workload)
         held = {b["role"] for b in self._policy().get("bindings", []) if who in b.get("members", [])}
         for role in sorted(self.manifest.granted & held):
-            self.gcloud.change(
-                "projects",
-                "remove-iam-policy-binding",
-                self.project,
-                f"--member={who}",
-                f"--role={role}",
-                "--condition=None",
-            )
-            self._policy_doc = None
-            self.note(f"grant {role}", "deleted")
+            self._remove_grant(who, role)
         if self.manifest.audit:
             policy = self._policy()
             policy["auditConfigs"] = [c for c in policy.get("auditConfigs", []) if c.get("service") != VERTEX]
