@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from function.config import PROJECT_ID as PROJECT
 from function.config import ConfigError, Target
 from function.roles import OPTIONAL, REQUIRED
 
@@ -20,14 +21,14 @@ ATTEMPT_DEADLINE_S = 90  # Scheduler's attempt deadline must exceed the function
 MAX_INSTANCES = 2
 RUNTIME = "python311"
 
-PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
-REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}$")
-SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com$")
-DEFAULT_COMPUTE_SA = re.compile(r"^\d{6,20}-compute@developer\.gserviceaccount\.com$")
-EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}$")
-CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?\d{1,30}$")
-_CRON_FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*$")
-TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}$")
+# Every pattern ends in \Z, not $: "$" also matches before a trailing newline.
+REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}\Z")
+SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com\Z")
+DEFAULT_COMPUTE_SA = re.compile(r"^\d{6,20}-compute@developer\.gserviceaccount\.com\Z")
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}\Z")
+CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?\d{1,30}\Z")
+_CRON_FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*\Z")
+TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}\Z")
 
 
 class SpecError(ValueError):

@@ -239,9 +239,9 @@ BASIC_ROLES = ("roles/owner", "roles/editor", "roles/viewer")
 _EDITOR_EXCLUDED = re.compile(r"(\.setIamPolicy$|^logging\.privateLogEntries\.list$)")
 _VIEWER_VERBS = re.compile(r"\.(get|list|getIamPolicy|listShared)$")
 
-PERMISSION_SHAPE = re.compile(r"^[a-z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2}$")
+PERMISSION_SHAPE = re.compile(r"^[a-z][a-zA-Z0-9]*(\.[a-zA-Z][a-zA-Z0-9]*){2}\Z")
 MEMBER_SHAPE = re.compile(
-    r"^(user|serviceAccount|group|domain|principal|principalSet):[^\s]+$|^(allUsers|allAuthenticatedUsers)$"
+    r"^(user|serviceAccount|group|domain|principal|principalSet):[^\s]+\Z|^(allUsers|allAuthenticatedUsers)\Z"
 )
 
 

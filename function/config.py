@@ -18,7 +18,7 @@ MAX_TARGETS = 20
 # \Z, not $: "$" also matches before a trailing newline, which would let "gemini\n@us" through
 _MODEL = re.compile(r"^[a-z0-9][a-z0-9.\-]{0,62}\Z")
 _LOCATION = re.compile(r"^(global|us|eu|[a-z]+-[a-z]+[0-9]{1,2})\Z")
-_PROJECT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
+PROJECT_ID = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
 _PREFIX = re.compile(r"^(custom|workload)\.googleapis\.com(/[a-z0-9_]+)+\Z")
 _LABEL_VALUE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,62}\Z")
 _HOSTPORT = re.compile(r"^(127\.\d{1,3}\.\d{1,3}\.\d{1,3}|localhost|\[::1\]):\d{1,5}\Z")
@@ -166,7 +166,7 @@ def load(env: Mapping[str, str]) -> Config:
     if unknown:
         raise ConfigError(f"{unknown[0]}: not a setting of the canary; known: {', '.join(sorted(VARIABLES))}")
     project = env.get("CANARY_PROJECT", "").strip() or None
-    if project is not None and not _PROJECT.match(project):
+    if project is not None and not PROJECT_ID.match(project):
         raise ConfigError(f"CANARY_PROJECT: {project!r} is not a project id (6-30 lower-case letters, digits, hyphens)")
     prefix = env.get("CANARY_METRIC_PREFIX", "").strip() or Config.metric_prefix
     if not _PREFIX.match(prefix):

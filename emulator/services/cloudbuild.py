@@ -18,7 +18,7 @@ from emulator.services.restapi import Doc, HttpRule, JsonMethod, json_method, te
 
 API = "cloudbuild.googleapis.com"
 SERVICE = "google.devtools.cloudbuild.v1.CloudBuild"
-_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/defaultServiceAccount$")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/defaultServiceAccount\Z")
 
 
 def get_default_service_account(call: Call, request: Doc) -> Doc:

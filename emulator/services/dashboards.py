@@ -46,7 +46,7 @@ DASHBOARD: Fields = {
     "labels": None,
     "annotations": None,
 }
-_NAME = re.compile(r"^projects/([^/]+)/dashboards/([^/]+)$")
+_NAME = re.compile(r"^projects/([^/]+)/dashboards/([^/]+)\Z")
 
 
 def _project(call: Call, ref: str, permission: str) -> Project:

@@ -73,11 +73,11 @@ SERVICE = "google.cloud.functions.v2.FunctionService"
 OPERATIONS = "google.cloud.functions.v2.Operations"  # google.longrunning.Operations on this API's endpoint
 FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
 METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/functions/([^/]+)$")
-_FUNCTION_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?$")
-_MEMORY = re.compile(r"^\d+(?:\.\d+)?(?:k|M|G|Mi|Gi|Ki)?$")
-_UPLOAD = re.compile(r"^/(gcf-v2-uploads-(\d+)-([a-z0-9-]+))/([0-9a-f-]+\.zip)$")
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)\Z")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/functions/([^/]+)\Z")
+_FUNCTION_ID = re.compile(r"^[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?\Z")
+_MEMORY = re.compile(r"^\d+(?:\.\d+)?(?:k|M|G|Mi|Gi|Ki)?\Z")
+_UPLOAD = re.compile(r"^/(gcf-v2-uploads-(\d+)-([a-z0-9-]+))/([0-9a-f-]+\.zip)\Z")
 REGION_CODES = {
     "us-central1": "uc",
     "us-east1": "ue",

@@ -45,9 +45,9 @@ from emulator.world import Project, World
 
 API = "iam.googleapis.com"
 SERVICE = "google.iam.admin.v1.IAM"
-_ACCOUNT_ID = re.compile(r"^[a-z](?:[-a-z0-9]{4,28}[a-z0-9])$")
-_SA_EMAIL = re.compile(r"^([^@]+)@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com$")
-_COMPUTE = re.compile(r"^(\d+)-compute@developer\.gserviceaccount\.com$")
+_ACCOUNT_ID = re.compile(r"^[a-z](?:[-a-z0-9]{4,28}[a-z0-9])\Z")
+_SA_EMAIL = re.compile(r"^([^@]+)@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com\Z")
+_COMPUTE = re.compile(r"^(\d+)-compute@developer\.gserviceaccount\.com\Z")
 
 ACCOUNT: Fields = {
     "name": None,

@@ -57,7 +57,7 @@ WRITABLE: dict[str, tuple[str, ...]] = {
 }
 NOT_WRITABLE = {"cloud_run_revision", "cloud_run_job", "cloud_function", "cloudsql_database", "gae_app"}
 CUSTOM_PREFIXES = ("custom.googleapis.com/", "workload.googleapis.com/", "external.googleapis.com/")
-_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}$")
+_LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], ...]]
 

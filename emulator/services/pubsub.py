@@ -31,8 +31,8 @@ from emulator.world import Project
 
 API = "pubsub.googleapis.com"
 SERVICE = "google.pubsub.v1.Publisher"
-_NAME = re.compile(r"^projects/([^/]+)/topics/([^/]+)$")
-_TOPIC_ID = re.compile(r"^(?!goog)[A-Za-z][\w\-.~%+]{2,254}$")
+_NAME = re.compile(r"^projects/([^/]+)/topics/([^/]+)\Z")
+_TOPIC_ID = re.compile(r"^(?!goog)[A-Za-z][\w\-.~%+]{2,254}\Z")
 TOPIC: Fields = {
     "name": None,
     "labels": None,

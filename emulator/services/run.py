@@ -42,7 +42,7 @@ from emulator.world import Project
 API = "run.googleapis.com"
 V2 = "google.cloud.run.v2.Services"
 V1 = "google.cloud.run.v1.Services"
-_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)$")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)\Z")
 
 
 @dataclass

@@ -50,9 +50,9 @@ from emulator.world import Project
 
 API = "cloudscheduler.googleapis.com"
 SERVICE = "google.cloud.scheduler.v1.CloudScheduler"
-_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)$")
-_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)$")
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}$")
+_PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)\Z")
+_NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)\Z")
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}\Z")
 METHODS_WITH_BODY = ("POST", "PUT", "PATCH")
 HTTP_METHODS = ("POST", "GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS")
 DEFAULT_RETRY = {"maxRetryDuration": "0s", "minBackoffDuration": "5s", "maxBackoffDuration": "3600s", "maxDoublings": 5}

@@ -40,8 +40,8 @@ API = "serviceusage.googleapis.com"
 SERVICE = "google.api.serviceusage.v1.ServiceUsage"
 OPERATIONS = "google.api.serviceusage.v1.Operations"  # google.longrunning.Operations on this API's endpoint
 MAX_BATCH = 20
-_NAME = re.compile(r"^projects/([^/]+)/services/([^/]+)$")
-_PARENT = re.compile(r"^projects/([^/]+)$")
+_NAME = re.compile(r"^projects/([^/]+)/services/([^/]+)\Z")
+_PARENT = re.compile(r"^projects/([^/]+)\Z")
 CATALOGUE = sorted(
     {
         *TITLES,

@@ -23,7 +23,7 @@ from emulator.services.common import service_disabled
 from emulator.world import VERTEX, Project, World
 
 PERMISSION = "aiplatform.endpoints.predict"
-_MODEL = re.compile(r"^projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/]+)$")
+_MODEL = re.compile(r"^projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/]+)\Z")
 REPLY = "OK. This answer comes from the local Vertex AI emulator, not from Gemini."
 
 

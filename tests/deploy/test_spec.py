@@ -101,3 +101,16 @@ def test_there_is_no_way_to_make_the_function_public() -> None:
 
     flags = {a for action in parser()._actions for a in action.option_strings}
     assert not any("unauthenticated" in f or "public" in f or "allusers" in f.lower() for f in flags)
+
+
+@pytest.mark.parametrize("field", ["projects", "region", "service_account", "notify_email", "time_zone"])
+def test_a_trailing_newline_is_refused(field: str) -> None:
+    value = {
+        "projects": ["demo-proj\n"],
+        "region": "us-central1\n",
+        "service_account": f"{SA}\n",
+        "notify_email": "a@example.com\n",
+        "time_zone": "Etc/UTC\n",
+    }[field]
+    with pytest.raises(SpecError):
+        make_spec(**{**BASE, field: value})
