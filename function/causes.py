@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from google.api.error_reason_pb2 import ErrorReason
 from google.api_core import exceptions as core
 from google.auth import exceptions as auth
 
@@ -28,6 +29,7 @@ class Cause(StrEnum):
     WRONG_PROJECT = "wrong_project"
     MODEL_UNAVAILABLE = "model_unavailable"
     QUOTA = "quota"
+    CAPACITY = "capacity"
     CREDENTIALS = "credentials"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
@@ -56,34 +58,46 @@ DENIALS = frozenset(
         Cause.CREDENTIALS,
     }
 )
-TRANSIENT = frozenset({Cause.QUOTA, Cause.UNAVAILABLE, Cause.DEADLINE})
+TRANSIENT = frozenset({Cause.QUOTA, Cause.CAPACITY, Cause.UNAVAILABLE, Cause.DEADLINE})
 
+# ErrorInfo reasons, named through the generated enum of google/api/error_reason.proto so a typo cannot hide.
+# RESOURCE_USAGE_RESTRICTION_VIOLATED is the proto's reason for constraints/gcp.restrictServiceUsage.
+# RATE_LIMIT_EXCEEDED and RESOURCE_QUOTA_EXCEEDED are, per the proto, a consumer's own quota (rate or allocation).
 _BY_REASON = {
-    "IAM_PERMISSION_DENIED": Cause.IAM_PERMISSION_DENIED,
-    "SERVICE_DISABLED": Cause.API_DISABLED,
-    "BILLING_DISABLED": Cause.BILLING_DISABLED,
-    "SECURITY_POLICY_VIOLATED": Cause.VPC_SC,
-    "CONSUMER_INVALID": Cause.WRONG_PROJECT,
-    "RESOURCE_PROJECT_INVALID": Cause.WRONG_PROJECT,
-    "RESOURCE_USAGE_RESTRICTION_VIOLATED": Cause.ORG_POLICY,
-    "ACCESS_TOKEN_EXPIRED": Cause.CREDENTIALS,
-    "ACCESS_TOKEN_TYPE_UNSUPPORTED": Cause.CREDENTIALS,
-    "CREDENTIALS_MISSING": Cause.CREDENTIALS,
-    "ACCOUNT_STATE_INVALID": Cause.CREDENTIALS,
-    "API_KEY_SERVICE_BLOCKED": Cause.CREDENTIALS,
-    "API_KEY_INVALID": Cause.CREDENTIALS,
-    "ACCESS_TOKEN_SCOPE_INSUFFICIENT": Cause.CREDENTIALS,
-    "API_KEY_HTTP_REFERRER_BLOCKED": Cause.CREDENTIALS,
-    "API_KEY_IP_ADDRESS_BLOCKED": Cause.CREDENTIALS,
-    "API_KEY_ANDROID_APP_BLOCKED": Cause.CREDENTIALS,
-    "API_KEY_IOS_APP_BLOCKED": Cause.CREDENTIALS,
-    "RATE_LIMIT_EXCEEDED": Cause.QUOTA,
-    "RESOURCE_EXHAUSTED": Cause.QUOTA,
+    ErrorReason.Name(reason): cause
+    for reason, cause in (
+        (ErrorReason.IAM_PERMISSION_DENIED, Cause.IAM_PERMISSION_DENIED),
+        (ErrorReason.SERVICE_DISABLED, Cause.API_DISABLED),
+        (ErrorReason.BILLING_DISABLED, Cause.BILLING_DISABLED),
+        (ErrorReason.SECURITY_POLICY_VIOLATED, Cause.VPC_SC),
+        (ErrorReason.CONSUMER_INVALID, Cause.WRONG_PROJECT),
+        (ErrorReason.RESOURCE_PROJECT_INVALID, Cause.WRONG_PROJECT),
+        (ErrorReason.RESOURCE_USAGE_RESTRICTION_VIOLATED, Cause.ORG_POLICY),
+        (ErrorReason.ACCESS_TOKEN_EXPIRED, Cause.CREDENTIALS),
+        (ErrorReason.ACCESS_TOKEN_TYPE_UNSUPPORTED, Cause.CREDENTIALS),
+        (ErrorReason.CREDENTIALS_MISSING, Cause.CREDENTIALS),
+        (ErrorReason.ACCOUNT_STATE_INVALID, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_SERVICE_BLOCKED, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_INVALID, Cause.CREDENTIALS),
+        (ErrorReason.ACCESS_TOKEN_SCOPE_INSUFFICIENT, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_HTTP_REFERRER_BLOCKED, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_IP_ADDRESS_BLOCKED, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_ANDROID_APP_BLOCKED, Cause.CREDENTIALS),
+        (ErrorReason.API_KEY_IOS_APP_BLOCKED, Cause.CREDENTIALS),
+        (ErrorReason.RATE_LIMIT_EXCEEDED, Cause.QUOTA),
+        (ErrorReason.RESOURCE_QUOTA_EXCEEDED, Cause.QUOTA),
+    )
 }
+SCOPE_INSUFFICIENT = ErrorReason.Name(ErrorReason.ACCESS_TOKEN_SCOPE_INSUFFICIENT)
+# The same 403 without an ErrorInfo (gRPC, public issue thread googleapis/python-aiplatform#902; REST,
+# google-gemini/gemini-cli#1857).
+SCOPES_MESSAGE = "request had insufficient authentication scopes"
 
-# Message forms for bodies that come without an ErrorInfo (older front ends, proxies), most specific first.
+# Message forms for bodies that come without an ErrorInfo (older front ends, proxies), most specific first. Each is
+# Google's text, lower-cased; where it was seen is in docs/google-behaviour.md, "Error reasons and messages".
 _BY_MESSAGE = (
-    ("getting metadata from plugin failed", Cause.CREDENTIALS),
+    ("getting metadata from plugin failed", Cause.CREDENTIALS),  # google-cloud-python#18419 (gRPC auth plugin)
+    (SCOPES_MESSAGE, Cause.CREDENTIALS),
     ("organization policy constraint", Cause.ORG_POLICY),
     ("request is prohibited by organization's policy", Cause.VPC_SC),
     ("vpcservicecontrolsuniqueidentifier", Cause.VPC_SC),
@@ -93,9 +107,17 @@ _BY_MESSAGE = (
     ("permission denied on resource project", Cause.WRONG_PROJECT),
     ("is not allowed to use publisher model", Cause.MODEL_UNAVAILABLE),
     ("publisher model", Cause.MODEL_UNAVAILABLE),
-    ("quota exceeded", Cause.QUOTA),
-    ("resource exhausted", Cause.QUOTA),
-    ("resource has been exhausted", Cause.QUOTA),
+    # 429s: a quota the project owns (named) first, then Google's shared capacity (Dynamic Shared Quota).
+    ("quota exceeded", Cause.QUOTA),  # "Quota exceeded for aiplatform.googleapis.com/<metric> with base model: …"
+    ("exceeded the provisioned throughput", Cause.QUOTA),  # "Too many requests. Exceeded the Provisioned Throughput."
+    ("resource exhausted", Cause.CAPACITY),  # "Resource exhausted. Please try again later. Please refer to …429…"
+    ("resource has been exhausted", Cause.CAPACITY),  # the generic 429 text, "(e.g. check quota)", naming no quota
+    ("temporarily out of capacity", Cause.CAPACITY),  # "Unable to submit request because the service is temporarily…"
+    ("no capacity available", Cause.CAPACITY),  # "No capacity available for model <m> on the server"
+    # 500 INTERNAL in Google's words: transient, on Google's side. Other INTERNALs (gRPC's own client-side
+    # "Exception deserializing response!") stay unknown.
+    ("internal error encountered", Cause.UNAVAILABLE),  # Vertex AI, deprecated-generative-ai-python#467
+    ("an internal error has occurred", Cause.UNAVAILABLE),  # Gemini API, deprecated-generative-ai-python#573
     ("invalid authentication credentials", Cause.CREDENTIALS),
     ("missing required authentication credential", Cause.CREDENTIALS),
 )
@@ -103,7 +125,7 @@ _BY_MESSAGE = (
 _BY_CODE = {
     401: Cause.CREDENTIALS,
     404: Cause.MODEL_UNAVAILABLE,
-    429: Cause.QUOTA,
+    429: Cause.CAPACITY,  # a 429 that names no quota: Gemini on pay-as-you-go has none (Dynamic Shared Quota)
     499: Cause.DEADLINE,
     502: Cause.UNAVAILABLE,
     503: Cause.UNAVAILABLE,
@@ -139,6 +161,11 @@ class Failure:
             doc["violations"] = list(self.violations)
         return doc
 
+    @property
+    def lacks_scopes(self) -> bool:
+        """The token was refused for its OAuth scopes, not for an IAM grant."""
+        return self.reason == SCOPE_INSUFFICIENT or SCOPES_MESSAGE in self.message.lower()
+
 
 def _detail_fields(detail: Any) -> tuple[str, dict[str, Any]]:
     """(type name, fields) of one status detail: a protobuf message on gRPC, a dict on REST."""
@@ -172,8 +199,10 @@ def _from_api_error(error: Any) -> Failure:
         message=str(getattr(error, "message", "") or error),
         error_type=type(error).__name__,
     )
+    quota_failure = False
     for detail in getattr(error, "details", None) or []:
         kind, fields = _detail_fields(detail)
+        quota_failure = quota_failure or kind == "QuotaFailure"
         if kind == "ErrorInfo" and failure.reason is None:
             failure.reason = fields.get("reason") or None
             failure.domain = fields.get("domain") or None
@@ -185,7 +214,7 @@ def _from_api_error(error: Any) -> Failure:
         elif kind in ("PreconditionFailure", "QuotaFailure"):
             # proto3 leaves unset fields as "" on gRPC where the REST body omits them: keep only what was said
             failure.violations += [{k: str(v) for k, v in item.items() if v} for item in fields.get("violations", [])]
-    failure.cause = _cause(failure)
+    failure.cause = _cause(failure, quota_failure)
     return failure
 
 
@@ -225,9 +254,11 @@ def _status_from_http(code: int | None) -> str | None:
     return names.get(code) if code is not None else None
 
 
-def _cause(failure: Failure) -> Cause:
+def _cause(failure: Failure, quota_failure: bool = False) -> Cause:
     if failure.reason in _BY_REASON:
         return _BY_REASON[failure.reason]
+    if quota_failure:  # a QuotaFailure detail names the project's quota that was exceeded
+        return Cause.QUOTA
     message = failure.message.lower()
     for needle, cause in _BY_MESSAGE:
         if needle in message:

@@ -184,6 +184,10 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
                 "Understand 429s on Gemini", url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
             )
         )
+    elif cause == Cause.CAPACITY:
+        out += _capacity(outcome.target.model, outcome.target.location)
+    elif cause == Cause.CREDENTIALS and failure.lacks_scopes:
+        out += _scopes(project, who)
     elif cause == Cause.CREDENTIALS:
         out.append(
             Remedy(
@@ -204,6 +208,58 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
     if evidence.logs_query:
         out.append(Remedy("See the audit entries in Logs Explorer", url=logs_explorer(project, evidence.logs_query)))
     return out
+
+
+def _capacity(model: str, location: str) -> list[Remedy]:
+    """A 429 from Google's shared pay-as-you-go pool (Dynamic Shared Quota): no quota to raise."""
+    out = [
+        Remedy(
+            f"Google's shared capacity for {model} ran short (no project quota was exceeded, so a quota increase does "
+            "not help): retry with exponential backoff; the canary's next run is its retry",
+            url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429",
+        )
+    ]
+    if location != "global":
+        out.append(
+            Remedy(
+                f"Call {model} through the global endpoint ({model}@global), which draws on more capacity, where the "
+                "model is served there and neither VPC Service Controls nor data residency rules it out",
+                url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations",
+            )
+        )
+    out.append(
+        Remedy(
+            "Reserve capacity for the project with Provisioned Throughput",
+            url="https://cloud.google.com/vertex-ai/generative-ai/docs/provisioned-throughput",
+        )
+    )
+    return out
+
+
+def _scopes(project: str, principal: str) -> list[Remedy]:
+    """The token lacks the cloud-platform OAuth scope: the runtime's credentials, not an IAM grant."""
+    p, sa = shlex.quote(project), shlex.quote(principal)
+    vm = f"INSTANCE --zone=ZONE --project={p}"
+    return [
+        Remedy(
+            "Give the workload's token the cloud-platform scope (an OAuth scope, not an IAM grant). On Cloud Run and "
+            "Cloud Functions the runtime's token has it, so this token was minted elsewhere or with narrower scopes",
+            url="https://cloud.google.com/compute/docs/access/service-accounts",
+        ),
+        Remedy(
+            "On Compute Engine: set the VM's scopes to cloud-platform (the VM must be stopped to change them)",
+            f"gcloud compute instances stop {vm} && gcloud compute instances set-service-account {vm} "
+            f"--service-account={sa} --scopes=cloud-platform && gcloud compute instances start {vm}",
+            "https://cloud.google.com/compute/docs/instances/change-service-account",
+        ),
+        Remedy(
+            "On GKE: use Workload Identity Federation for GKE, or a node pool created with the cloud-platform scope "
+            "(a node pool's scopes cannot be changed)",
+            f"gcloud container node-pools create POOL --cluster=CLUSTER --location=LOCATION --project={p} "
+            f"--service-account={sa} --scopes=cloud-platform",
+            "https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity",
+        ),
+    ]
 
 
 def _help_url(links: list[dict[str, str]], word: str) -> str | None:

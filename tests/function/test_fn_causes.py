@@ -113,6 +113,11 @@ UNAUTHENTICATED_MESSAGE = (
     "authentication credential. See https://developers.google.com/identity/sign-in/web/devconsole-project."
 )
 GENERATE = "google.cloud.aiplatform.v1beta1.PredictionService.GenerateContent"
+DSQ_MESSAGE = (  # Dynamic Shared Quota: google-gemini/gemini-cli#15911, #15498, #14811
+    "Resource exhausted. Please try again later. Please refer to "
+    "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details."
+)
+SCOPES_MESSAGE = "Request had insufficient authentication scopes."
 
 ROWS = [
     Row(
@@ -261,28 +266,140 @@ ROWS = [
     ),
     Row("org-policy-allowed-models", 400, "FAILED_PRECONDITION", ORG_MESSAGE, (), Cause.ORG_POLICY),
     Row(
-        "project-not-allowed-publisher-model",
+        "project-not-allowed-publisher-model",  # epam/ai-dial-adapter-vertexai#204
         400,
         "FAILED_PRECONDITION",
         f"Project `{P}` is not allowed to use Publisher Model `{MODEL}`",
         (),
         Cause.MODEL_UNAVAILABLE,
     ),
-    Row("publisher-model-not-found", 404, "NOT_FOUND", NOT_FOUND_MESSAGE, (), Cause.MODEL_UNAVAILABLE),
     Row(
-        "quota-resource-exhausted-try-later",
+        "project-not-allowed-publisher-model-unnamed",  # google/oss-fuzz-gen#369: the project is not named
+        400,
+        "FAILED_PRECONDITION",
+        f"Project is not allowed to use Publisher Model `{MODEL}`",
+        (),
+        Cause.MODEL_UNAVAILABLE,
+    ),
+    Row(
+        "publisher-model-not-found",  # google-gemini/gemini-cli#14262
+        404,
+        "NOT_FOUND",
+        NOT_FOUND_MESSAGE,
+        (),
+        Cause.MODEL_UNAVAILABLE,
+    ),
+    Row("capacity-dsq-resource-exhausted-try-later", 429, "RESOURCE_EXHAUSTED", DSQ_MESSAGE, (), Cause.CAPACITY),
+    Row(
+        "capacity-dsq-documented-text",  # the pay-as-you-go row of the "Error code 429" page
         429,
         "RESOURCE_EXHAUSTED",
-        "Resource exhausted. Please try again later. Please refer to "
-        "https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429 for more details.",
+        "Resource exhausted, please try again later.",
+        (),
+        Cause.CAPACITY,
+    ),
+    Row(
+        "capacity-resource-has-been-exhausted",  # names no quota: google-gemini/gemini-cli#19976, #1906
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Resource has been exhausted (e.g. check quota).",
+        (),
+        Cause.CAPACITY,
+    ),
+    Row(
+        "capacity-temporarily-out-of-capacity",  # googleapis/google-cloud-java#11195, #11054 (gRPC)
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Unable to submit request because the service is temporarily out of capacity. Try again later.",
+        (),
+        Cause.CAPACITY,
+    ),
+    Row(
+        "capacity-no-capacity-available-unknown-reason",  # google-gemini/gemini-cli#19911: a reason from another
+        429,  # domain falls through to the message
+        "RESOURCE_EXHAUSTED",
+        "No capacity available for model gemini-2.5-flash on the server",
+        (error_info("MODEL_CAPACITY_EXHAUSTED", "cloudcode-pa.googleapis.com", model="gemini-2.5-flash"),),
+        Cause.CAPACITY,
+        "MODEL_CAPACITY_EXHAUSTED",
+        "cloudcode-pa.googleapis.com",
+        {"model": "gemini-2.5-flash"},
+    ),
+    Row(
+        "capacity-bare-429",  # a 429 naming no quota: Gemini on pay-as-you-go has none to exceed
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Too Many Requests",
+        (),
+        Cause.CAPACITY,
+    ),
+    Row(
+        "quota-exceeded-per-project-per-base-model",  # GoogleCloudPlatform/Open_Data_QnA#61
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model "
+        "with base model: gemini-pro. Please submit a quota increase request. "
+        "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.",
         (),
         Cause.QUOTA,
     ),
     Row(
-        "quota-resource-has-been-exhausted",
+        "quota-rate-limit-exceeded-errorinfo",  # google-gemini/deprecated-generative-ai-python#206 (Gemini API's body)
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Generate Content API requests per minute' and limit 'GenerateContent "
+        f"request limit per minute for a region' of service 'generativelanguage.googleapis.com' for consumer "
+        f"'project_number:{N}'.",
+        (
+            error_info(
+                "RATE_LIMIT_EXCEEDED",
+                "googleapis.com",
+                service="generativelanguage.googleapis.com",
+                quota_metric="generativelanguage.googleapis.com/generate_content_requests",
+                quota_location="us-west4",
+                quota_limit="GenerateContentRequestsPerMinutePerProjectPerRegion",
+                quota_limit_value="0",
+                consumer=f"projects/{N}",
+            ),
+            help_link("Request a higher quota limit.", "https://cloud.google.com/docs/quota#requesting_higher_quota"),
+        ),
+        Cause.QUOTA,
+        "RATE_LIMIT_EXCEEDED",
+        "googleapis.com",
+        {
+            "service": "generativelanguage.googleapis.com",
+            "quota_metric": "generativelanguage.googleapis.com/generate_content_requests",
+            "quota_location": "us-west4",
+            "quota_limit": "GenerateContentRequestsPerMinutePerProjectPerRegion",
+            "quota_limit_value": "0",
+            "consumer": f"projects/{N}",
+        },
+        (
+            {
+                "description": "Request a higher quota limit.",
+                "url": "https://cloud.google.com/docs/quota#requesting_higher_quota",
+            },
+        ),
+    ),
+    Row(
+        "quota-failure-detail-names-the-quota",  # google/rpc/error_details.proto QuotaFailure, generic message
         429,
         "RESOURCE_EXHAUSTED",
         "Resource has been exhausted (e.g. check quota).",
+        (
+            {
+                "@type": T + "QuotaFailure",
+                "violations": [{"subject": f"projects/{N}", "description": "generate_content_requests_per_minute"}],
+            },
+        ),
+        Cause.QUOTA,
+        violations=({"subject": f"projects/{N}", "description": "generate_content_requests_per_minute"},),
+    ),
+    Row(
+        "quota-provisioned-throughput-exceeded",  # the Provisioned Throughput row of the "Error code 429" page
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Too many requests. Exceeded the Provisioned Throughput.",
         (),
         Cause.QUOTA,
     ),
@@ -296,12 +413,12 @@ ROWS = [
         Cause.QUOTA,
     ),
     Row(
-        "quota-stream-array-body",
+        "capacity-stream-array-body",  # google-gemini/gemini-cli#14811: [{"error": {...}}]
         429,
         "RESOURCE_EXHAUSTED",
-        "Resource has been exhausted (e.g. check quota).",
+        DSQ_MESSAGE,
         (),
-        Cause.QUOTA,
+        Cause.CAPACITY,
         rest_stream=True,
     ),
     Row(
@@ -347,6 +464,49 @@ ROWS = [
         {"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
     ),
     Row(
+        "scopes-insufficient-errorinfo",  # NoeFabris/opencode-antigravity-auth#81 (service swapped for Vertex's)
+        403,
+        "PERMISSION_DENIED",
+        SCOPES_MESSAGE,
+        (
+            error_info(
+                "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+                "googleapis.com",
+                service="aiplatform.googleapis.com",
+                method="google.cloud.aiplatform.v1.PredictionService.GenerateContent",
+            ),
+        ),
+        Cause.CREDENTIALS,
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "googleapis.com",
+        {
+            "service": "aiplatform.googleapis.com",
+            "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
+        },
+    ),
+    Row(
+        "scopes-insufficient-message-only",  # googleapis/python-aiplatform#902, google-gemini/gemini-cli#1857
+        403,
+        "PERMISSION_DENIED",
+        SCOPES_MESSAGE,
+        (),
+        Cause.CREDENTIALS,
+    ),
+    Row(
+        "api-key-invalid",  # Aider-AI/aider#2799 (litellm vertex_ai_beta with an API key)
+        400,
+        "INVALID_ARGUMENT",
+        "API key not valid. Please pass a valid API key.",
+        (
+            error_info("API_KEY_INVALID", "googleapis.com", service="generativelanguage.googleapis.com"),
+            localized("API key not valid. Please pass a valid API key."),
+        ),
+        Cause.CREDENTIALS,
+        "API_KEY_INVALID",
+        "googleapis.com",
+        {"service": "generativelanguage.googleapis.com"},
+    ),
+    Row(
         "restrict-service-usage",
         403,
         "PERMISSION_DENIED",
@@ -377,9 +537,41 @@ ROWS = [
     ),
     Row("unavailable", 503, "UNAVAILABLE", "The service is currently unavailable.", (), Cause.UNAVAILABLE),
     Row("deadline-exceeded", 504, "DEADLINE_EXCEEDED", "Deadline Exceeded", (), Cause.DEADLINE),
-    Row("unexpected-internal", 500, "INTERNAL", "Internal error encountered.", (), Cause.UNKNOWN),
+    Row(
+        "internal-error-encountered",  # transient, Google's side: deprecated-generative-ai-python#467
+        500,
+        "INTERNAL",
+        "Internal error encountered.",
+        (),
+        Cause.UNAVAILABLE,
+    ),
+    Row(
+        "internal-error-has-occurred",  # the Gemini API's wording: deprecated-generative-ai-python#573
+        500,
+        "INTERNAL",
+        "An internal error has occurred. Please retry or report in "
+        "https://developers.generativeai.google/guide/troubleshooting",
+        (),
+        Cause.UNAVAILABLE,
+    ),
+    Row(
+        "internal-client-side-stays-unknown",  # what grpc's own channel says of a corrupt response: not Google's
+        500,
+        "INTERNAL",
+        "Exception deserializing response!",
+        (),
+        Cause.UNKNOWN,
+    ),
     Row("unexpected-aborted", 409, "ABORTED", "The operation was aborted.", (), Cause.UNKNOWN),
     Row("unexpected-already-exists", 409, "ALREADY_EXISTS", "Resource already exists.", (), Cause.UNKNOWN),
+    Row(
+        "unknown-caller-does-not-have-permission",  # google-gemini/gemini-cli#14519: no reason, no "denied": not
+        403,  # guessed as IAM (the canary's IAM evidence then says what it can)
+        "PERMISSION_DENIED",
+        "The caller does not have permission",
+        (),
+        Cause.UNKNOWN,
+    ),
     Row(
         "unknown-403-reason",  # documented reason the canary has no cause for: kept whole, never guessed as IAM
         403,
@@ -402,6 +594,7 @@ GRPC_CLASS = {
     "UNAVAILABLE": "ServiceUnavailable",
     "DEADLINE_EXCEEDED": "DeadlineExceeded",
     "INTERNAL": "InternalServerError",
+    "INVALID_ARGUMENT": "InvalidArgument",
     "ABORTED": "Aborted",
     "ALREADY_EXISTS": "AlreadyExists",
 }
@@ -731,4 +924,4 @@ def test_denial_and_transient_partition_the_failure_causes() -> None:
     transient = {c for c in Cause if c.is_transient}
     assert not denials & transient
     assert set(Cause) - denials - transient == {Cause.OK, Cause.UNKNOWN}
-    assert transient == {Cause.QUOTA, Cause.UNAVAILABLE, Cause.DEADLINE}
+    assert transient == {Cause.QUOTA, Cause.CAPACITY, Cause.UNAVAILABLE, Cause.DEADLINE}

@@ -77,6 +77,41 @@ MODEL_EXISTS = Remedy(
     "Check that the model exists in this location (a missing model is also answered 403)",
     url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#gemini-2.5-flash",
 )
+CAPACITY_RETRY = Remedy(
+    "Google's shared capacity for gemini-2.5-flash ran short (no project quota was exceeded, so a quota increase "
+    "does not help): retry with exponential backoff; the canary's next run is its retry",
+    url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429",
+)
+CAPACITY_GLOBAL = Remedy(
+    "Call gemini-2.5-flash through the global endpoint (gemini-2.5-flash@global), which draws on more capacity, where "
+    "the model is served there and neither VPC Service Controls nor data residency rules it out",
+    url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations",
+)
+CAPACITY_RESERVE = Remedy(
+    "Reserve capacity for the project with Provisioned Throughput",
+    url="https://cloud.google.com/vertex-ai/generative-ai/docs/provisioned-throughput",
+)
+VM = f"INSTANCE --zone=ZONE --project={P}"
+SCOPES = [
+    Remedy(
+        "Give the workload's token the cloud-platform scope (an OAuth scope, not an IAM grant). On Cloud Run and "
+        "Cloud Functions the runtime's token has it, so this token was minted elsewhere or with narrower scopes",
+        url="https://cloud.google.com/compute/docs/access/service-accounts",
+    ),
+    Remedy(
+        "On Compute Engine: set the VM's scopes to cloud-platform (the VM must be stopped to change them)",
+        f"gcloud compute instances stop {VM} && gcloud compute instances set-service-account {VM} "
+        f"--service-account={SA} --scopes=cloud-platform && gcloud compute instances start {VM}",
+        "https://cloud.google.com/compute/docs/instances/change-service-account",
+    ),
+    Remedy(
+        "On GKE: use Workload Identity Federation for GKE, or a node pool created with the cloud-platform scope "
+        "(a node pool's scopes cannot be changed)",
+        f"gcloud container node-pools create POOL --cluster=CLUSTER --location=LOCATION --project={P} "
+        f"--service-account={SA} --scopes=cloud-platform",
+        "https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity",
+    ),
+]
 TURN_ON_DATA_ACCESS = Remedy(
     "Turn on Data Access audit logs for Vertex AI so every denial is recorded", ENABLE_DATA_ACCESS
 )
@@ -300,6 +335,21 @@ CASES = [
             Remedy("Re-enable it if it was disabled", f"gcloud iam service-accounts enable {SA} --project={P}"),
         ],
     ),
+    ("capacity", Cause.CAPACITY, None, {}, [CAPACITY_RETRY, CAPACITY_GLOBAL, CAPACITY_RESERVE]),
+    (
+        "credentials-scopes-reason",
+        Cause.CREDENTIALS,
+        None,
+        {"reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "message": "Request had insufficient authentication scopes."},
+        SCOPES,
+    ),
+    (
+        "credentials-scopes-message-only",  # googleapis/python-aiplatform#902: no ErrorInfo
+        Cause.CREDENTIALS,
+        None,
+        {"message": "403 Request had insufficient authentication scopes."},
+        SCOPES,
+    ),
     (
         "unavailable",
         Cause.UNAVAILABLE,
@@ -337,6 +387,27 @@ def test_granted_yet_denied_never_suggests_a_grant() -> None:
     out = fixes(Cause.IAM_PERMISSION_DENIED, Evidence(predict_granted=True, change=removed("roles/owner").change))
     assert not [r for r in out if r.command and "add-iam-policy-binding" in r.command]
     assert out[0] == DENY_POLICY
+
+
+def test_capacity_on_the_global_endpoint_does_not_suggest_it() -> None:
+    failure = Failure(Cause.CAPACITY)
+    on_global = Outcome(Target("gemini-2.5-flash", "global"), Cause.CAPACITY, 12.0, failure=failure)
+    assert remedies(on_global, Evidence(), P, SA) == [CAPACITY_RETRY, CAPACITY_RESERVE]
+
+
+def test_capacity_and_quota_give_different_fixes() -> None:
+    capacity, quota = fixes(Cause.CAPACITY), fixes(Cause.QUOTA)
+    assert not [r for r in capacity if r.url and "/iam-admin/quotas" in r.url]  # no quota to raise
+    assert quota[0].url == f"{CONSOLE}/iam-admin/quotas?project={P}&service=aiplatform.googleapis.com"
+
+
+def test_scopes_never_suggest_describing_or_enabling_the_service_account() -> None:
+    out = fixes(Cause.CREDENTIALS, failure={"reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT"})
+    assert not [r for r in out if r.command and "gcloud iam service-accounts" in r.command]
+    for r in out:
+        if r.command:
+            for step in r.command.split(" && "):
+                assert "--scopes=cloud-platform" in step or " stop " in step or " start " in step, step
 
 
 # The principal: a service account is a serviceAccount: member; unknown is a placeholder, never a guess ---------------
@@ -394,6 +465,18 @@ def test_commands_are_shell_quoted() -> None:
         words = shlex.split(command)
         assert not any(w.startswith(("rm", "~", "-rf", "$(")) for w in words), command
         assert any(HOSTILE_PROJECT in w for w in words), command
+
+
+def test_scopes_commands_are_shell_quoted() -> None:
+    failure = {"reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT"}
+    out = fixes(Cause.CREDENTIALS, principal=HOSTILE_PRINCIPAL, project=HOSTILE_PROJECT, failure=failure)
+    commands = [r.command for r in out if r.command]
+    assert len(commands) == 2
+    for command in commands:
+        words = shlex.split(command)
+        assert f"--project={HOSTILE_PROJECT}" in words, command
+        assert f"--service-account={HOSTILE_PRINCIPAL}" in words, command
+        assert not any(w.startswith(("rm", "~", "-rf", "$(")) for w in words), command
 
 
 def test_deny_policy_attachment_point_is_one_word() -> None:
