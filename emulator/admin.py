@@ -27,7 +27,7 @@ from emulator import changes, scenario
 from emulator.clock import parse_rfc3339, rfc3339
 from emulator.httpbase import Request, Response
 from emulator.rpc import status_from_json
-from emulator.world import Fault, Project, TimelineEvent, World
+from emulator.world import Fault, Node, Project, TimelineEvent, World
 
 ADMIN_PREFIX = "/_emulator/"
 METADATA_METHODS = (
@@ -51,10 +51,15 @@ def export(world: World) -> dict[str, Any]:
             "number": p.number,
             "services": sorted(p.services),
             "billing": p.billing_enabled,
-            "bindings": {b.role: list(b.members) for b in p.policy.bindings},
-            "audit_logs": {c.service: [lc.log_type for lc in c.audit_log_configs] for c in p.policy.audit_configs},
-            "allowed_models": p.allowed_models,
+            **_policy_fields(p),
+            **({"parent": p.parent} if p.parent else {}),
         }
+    org = world.organization
+    folders = {
+        n.name.removeprefix("folders/"): {"parent": n.parent, "display_name": n.display_name, **_policy_fields(n)}
+        for n in world.nodes.values()
+        if n.kind == "folders"
+    }
     perimeter = None
     if world.perimeter is not None:
         pm = world.perimeter
@@ -72,8 +77,17 @@ def export(world: World) -> dict[str, Any]:
         "workload": world.workload,
         "region": world.region,
         "principals": sorted(e for e in world.principals if e != world.workload),
+        "organization": {"id": world.organization_id, "display_name": org.display_name, **_policy_fields(org)},
+        "folders": folders,
         "projects": projects,
-        "deny": [{"principal": r.principal, "permission": r.permission} for r in world.deny_rules],
+        "deny": [
+            {
+                "principal": r.principal,
+                "permission": r.permission,
+                **({"attached_to": r.attached_to} if r.attached_to else {}),
+            }
+            for r in world.deny_rules
+        ],
         "perimeter": perimeter,
         "models": {m: sorted(locs) for m, locs in world.models.items()},
         "quota": dict(world.quota_rpm),
@@ -83,6 +97,18 @@ def export(world: World) -> dict[str, Any]:
     }
     if world.default_project not in world.projects:
         doc["metadata"]["project_id"] = world.default_project
+    return doc
+
+
+def _policy_fields(holder: Project | Node) -> dict[str, Any]:
+    policy = holder.policy
+    doc: dict[str, Any] = {
+        "bindings": {b.role: list(b.members) for b in policy.bindings},
+        "audit_logs": {c.service: [lc.log_type for lc in c.audit_log_configs] for c in policy.audit_configs},
+    }
+    for key in ("allowed_models", "denied_services"):
+        if getattr(holder, key) is not None:
+            doc[key] = getattr(holder, key)
     return doc
 
 
@@ -104,6 +130,11 @@ def patch_world(world: World, patch: Any) -> None:
     for key in ("clock", "timeline"):
         if key in patch:
             raise AdminError(f"{key}: not patchable here; use /_emulator/clock or /_emulator/actions")
+    for key in ("organization", "folders"):
+        if key in patch:
+            raise AdminError(
+                f"{key}: the resource hierarchy is set by the scenario file; change it there and POST /_emulator/reset"
+            )
     merged = scenario.merge(export(world), patch)
     try:
         spec = scenario.validate(merged, scenario._Ctx("patch"))
@@ -144,6 +175,8 @@ def _apply_project(world: World, p: dict[str, Any]) -> None:
     project.services = set(p["services"])
     project.billing_enabled = p["billing"]
     project.allowed_models = p["allowed_models"]
+    project.denied_services = p["denied_services"]
+    project.parent = p["parent"]
     fresh = scenario.policy_from_spec(p)
     project.policy.bindings = fresh.bindings
     project.policy.audit_configs = fresh.audit_configs

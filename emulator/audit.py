@@ -40,10 +40,12 @@ def _entry(
     severity: str,
     resource: dict[str, Any],
     payload: dict[str, Any],
+    log_parent: str = "",
 ) -> dict[str, Any]:
+    name = f"{log_parent}/logs/{quote(log_id, safe='')}" if log_parent else log_name(project, log_id)
     return {
         "insertId": secrets.token_hex(6),
-        "logName": log_name(project, log_id),
+        "logName": name,
         "resource": resource,
         "timestamp": rfc3339(at),
         "receiveTimestamp": rfc3339(at + world.ingestion_lag),
@@ -86,7 +88,7 @@ def vertex_data_access(
     """The data_access entry of a Vertex AI call, if DATA_READ is on for the service and the caller isn't exempt."""
     service = "aiplatform.googleapis.com"
     member = _principal(email).get("principalSubject", "")
-    if not project.policy.data_logging_on(service, "DATA_READ", member):
+    if not world.audit_log_on(project, service, "DATA_READ", member):
         return
     at = world.clock.now()
     # Google may redact the caller of a denied read unless it is a service account (logging/docs/audit,
@@ -211,8 +213,13 @@ def admin_activity(
     response: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
     caller_ip: str = "127.0.0.1",
+    log_parent: str = "",
 ) -> None:
-    """An Admin Activity entry: who changed what, when. Always written; cannot be turned off."""
+    """An Admin Activity entry: who changed what, when. Always written; cannot be turned off.
+
+    A change to a folder or the organization is written to that resource's own audit log (`log_parent`, e.g.
+    folders/N), which a query on the project does not see (docs/google-behaviour.md, "Cloud Audit Logs").
+    """
     payload: dict[str, Any] = {
         "authenticationInfo": _principal(email),
         "requestMetadata": {"callerIp": caller_ip, "requestAttributes": {}, "destinationAttributes": {}},
@@ -235,6 +242,6 @@ def admin_activity(
             payload[key] = value
     resource_block = resource_type or _audited_resource(project, service, method)
     world.append_log(
-        _entry(world, project, "cloudaudit.googleapis.com/activity", at, "NOTICE", resource_block, payload),
+        _entry(world, project, "cloudaudit.googleapis.com/activity", at, "NOTICE", resource_block, payload, log_parent),
         at,
     )

@@ -143,10 +143,19 @@ ROLES: dict[str, frozenset[str]] = {
         {
             "resourcemanager.projects.get",
             "resourcemanager.projects.getIamPolicy",
+            "resourcemanager.folders.get",
+            "resourcemanager.folders.getIamPolicy",
+            "resourcemanager.organizations.get",
+            "resourcemanager.organizations.getIamPolicy",
+            "iam.denypolicies.get",
+            "iam.denypolicies.list",
             "iam.roles.get",
             "iam.roles.list",
         }
     ),
+    "roles/resourcemanager.folderViewer": frozenset({"resourcemanager.folders.get", "resourcemanager.folders.list"}),
+    "roles/resourcemanager.organizationViewer": frozenset({"resourcemanager.organizations.get"}),
+    "roles/iam.denyReviewer": frozenset({"iam.denypolicies.get", "iam.denypolicies.list"}),
     "roles/iam.serviceAccountUser": frozenset(
         {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get", "iam.serviceAccounts.list"}
     ),
@@ -161,6 +170,25 @@ ROLES: dict[str, frozenset[str]] = {
             "iam.serviceAccounts.update",
         }
     ),
+    # What a function's build needs of its build account (services/functions.py, BUILD_PERMISSIONS) and neighbours.
+    "roles/cloudbuild.builds.builder": frozenset(
+        {
+            "artifactregistry.repositories.downloadArtifacts",
+            "artifactregistry.repositories.uploadArtifacts",
+            "cloudbuild.builds.create",
+            "cloudbuild.builds.get",
+            "cloudbuild.builds.list",
+            "cloudbuild.builds.update",
+            "logging.logEntries.create",
+            "storage.objects.create",
+            "storage.objects.get",
+            "storage.objects.list",
+        }
+    ),
+    "roles/artifactregistry.writer": frozenset(
+        {"artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"}
+    ),
+    "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
     "roles/run.invoker": frozenset({"run.routes.invoke", "run.jobs.run"}),
     "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),
     "roles/cloudfunctions.developer": frozenset(
@@ -302,23 +330,34 @@ class Policy:
     def roles_of(self, member: str) -> set[str]:
         return {b.role for b in self.bindings if member in b.members and b.condition is None}
 
+    def log_configs(self, service: str, log_type: str) -> list[AuditLogConfig]:
+        """The configs of a log type for a service, its own and allServices' (google/iam/v1/policy.proto unions
+        them: log types and exempted members alike)."""
+        return [
+            lc
+            for config in self.audit_configs
+            if config.service in (service, "allServices")
+            for lc in config.audit_log_configs
+            if lc.log_type == log_type
+        ]
+
     def data_logging_on(self, service: str, log_type: str, member: str) -> bool:
-        """Whether an audit log type is on for a service (a specific service or allServices) and not exempted."""
-        for config in self.audit_configs:
-            if config.service not in (service, "allServices"):
-                continue
-            for log_config in config.audit_log_configs:
-                if log_config.log_type == log_type and member not in log_config.exempted_members:
-                    return True
-        return False
+        """Whether an audit log type is on for a service and the member is exempted by none of its configs."""
+        configs = self.log_configs(service, log_type)
+        return bool(configs) and not any(member in lc.exempted_members for lc in configs)
 
 
 @dataclass(frozen=True)
 class DenyRule:
-    """An IAM deny policy rule: `principal` (a member string) is denied `permission` even where allowed."""
+    """An IAM deny policy rule: `principal` (a member string) is denied `permission` even where allowed.
+
+    `attached_to` is the resource the deny policy is attached to (projects/P, folders/F, organizations/O; "" for
+    the organization): it applies there and to everything beneath (docs/google-behaviour.md, "IAM").
+    """
 
     principal: str
     permission: str
+    attached_to: str = ""
 
 
 def allowed_by_policy(policy: Policy, member: str, permission: str) -> bool:

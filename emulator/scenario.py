@@ -18,7 +18,7 @@ import yaml
 
 from emulator import changes, iam
 from emulator.clock import parse_rfc3339
-from emulator.world import Perimeter, Project, TimelineEvent, World
+from emulator.world import Node, Perimeter, Project, TimelineEvent, World
 
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 DEFAULT_START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -178,8 +178,13 @@ _TOP = {
     "tokens",
     "metadata",
     "timeline",
+    "organization",
+    "folders",
 }
-_PROJECT = {"number", "services", "billing", "bindings", "audit_logs", "allowed_models"}
+_PROJECT = {"number", "services", "billing", "bindings", "audit_logs", "allowed_models", "denied_services", "parent"}
+_NODE = {"bindings", "audit_logs", "allowed_models", "denied_services", "display_name"}
+_NUMERIC_ID = re.compile(r"^[1-9]\d{5,18}\Z")
+_OPTIONAL_PARAMS = {"service", "log_types", "resource", "api_version", "attached_to"}
 _PERIMETER = {
     "name",
     "organization_id",
@@ -275,16 +280,19 @@ def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
     principals = _list(
         ctx, "principals", top.get("principals", []), lambda p, v: _str(ctx, p, v, _EMAIL, "e-mail address")
     )
+    org, folders = _hierarchy(ctx, top)
+    parents = {org["name"], *(f["name"] for f in folders)}
     raw_projects = _mapping(ctx, "projects", top.get("projects"))
     if not raw_projects:
         raise ctx.fail("projects", "at least one project is required")
-    projects = [_project(ctx, str(pid), spec) for pid, spec in raw_projects.items()]
+    projects = [_project(ctx, str(pid), spec, parents) for pid, spec in raw_projects.items()]
     ids = {p["id"] for p in projects}
+    resources = parents | {f"projects/{i}" for i in ids}
     numbers = [p["number"] for p in projects]
     if len(set(numbers)) != len(numbers):
         raise ctx.fail("projects", "two projects share a number")
 
-    deny = _list(ctx, "deny", top.get("deny", []), lambda p, v: _deny(ctx, p, v))
+    deny = _list(ctx, "deny", top.get("deny", []), lambda p, v: _deny(ctx, p, v, resources))
     perimeter = _perimeter(ctx, top["perimeter"], ids) if top.get("perimeter") is not None else None
 
     models = {k: list(v) for k, v in DEFAULT_MODELS.items()}
@@ -318,7 +326,7 @@ def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
     if meta_project is not None:
         _str(ctx, "metadata.project_id", meta_project, _PROJECT_ID, "project id")
 
-    timeline = _list(ctx, "timeline", top.get("timeline", []), lambda p, v: _event(ctx, p, v, start, ids))
+    timeline = _list(ctx, "timeline", top.get("timeline", []), lambda p, v: _event(ctx, p, v, start, ids, parents))
     return {
         "mode": mode,
         "start": start,
@@ -335,17 +343,13 @@ def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
         "metadata_project": meta_project,
         "region": _str(ctx, "region", top.get("region", "us-central1")),
         "timeline": timeline,
+        "organization": org,
+        "folders": folders,
     }
 
 
-def _project(ctx: _Ctx, pid: str, raw: Any) -> dict[str, Any]:
-    path = f"projects.{pid}"
-    if not _PROJECT_ID.match(pid):
-        raise ctx.fail(path, "a project id is 6-30 lower-case letters, digits or hyphens, starting with a letter")
-    spec = _mapping(ctx, path, raw or {}, _PROJECT)
-    number = str(spec.get("number", ""))
-    if not re.fullmatch(r"[1-9]\d{5,15}", number):
-        raise ctx.fail(f"{path}.number", f"expected a project number (digits), got {_show(spec.get('number'))}")
+def _policy_fields(ctx: _Ctx, path: str, spec: Mapping[str, Any]) -> dict[str, Any]:
+    """bindings, audit_logs and the organization-policy lists a project, folder or organization may set."""
     bindings = {}
     for role, members in _mapping(ctx, f"{path}.bindings", spec.get("bindings", {})).items():
         if not iam.known_role(str(role)):
@@ -360,25 +364,84 @@ def _project(ctx: _Ctx, pid: str, raw: Any) -> dict[str, Any]:
             return str(v)
 
         audit_logs[str(service)] = _list(ctx, f"{path}.audit_logs.{service}", types, log_type)
-    allowed = spec.get("allowed_models")
-    if allowed is not None:
-        allowed = _list(ctx, f"{path}.allowed_models", allowed, lambda p, v: _str(ctx, p, v))
+    lists = {}
+    for key in ("allowed_models", "denied_services"):
+        raw = spec.get(key)
+        lists[key] = None if raw is None else _list(ctx, f"{path}.{key}", raw, lambda p, v: _str(ctx, p, v))
+    return {"bindings": bindings, "audit_logs": audit_logs, **lists}
+
+
+def _hierarchy(ctx: _Ctx, top: Mapping[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The organization and its folders (each parent must exist; no cycles)."""
+    raw_org = _mapping(ctx, "organization", top.get("organization") or {}, {"id", *_NODE})
+    org_id = str(raw_org.get("id", "123456789012"))
+    if not _NUMERIC_ID.match(org_id):
+        raise ctx.fail("organization.id", f"expected an organization number (digits), got {_show(raw_org.get('id'))}")
+    org = {
+        "name": f"organizations/{org_id}",
+        "parent": "",
+        "display_name": str(raw_org.get("display_name", "example.com")),
+        **_policy_fields(ctx, "organization", raw_org),
+    }
+    raw_folders = _mapping(ctx, "folders", top.get("folders") or {})
+    folders = []
+    for fid, raw in raw_folders.items():
+        path = f"folders.{fid}"
+        if not _NUMERIC_ID.match(str(fid)):
+            raise ctx.fail(path, "a folder id is a number (digits)")
+        spec = _mapping(ctx, path, raw or {}, {"parent", *_NODE})
+        folders.append(
+            {
+                "name": f"folders/{fid}",
+                "parent": str(spec.get("parent", org["name"])),
+                "display_name": str(spec.get("display_name", f"folder-{fid}")),
+                **_policy_fields(ctx, path, spec),
+            }
+        )
+    names = {org["name"], *(f["name"] for f in folders)}
+    by_name = {f["name"]: f for f in folders}
+    for f in folders:
+        path = f"folders.{f['name'].removeprefix('folders/')}.parent"
+        if f["parent"] not in names:
+            raise ctx.fail(path, f"{f['parent']!r} is neither the organization nor one of the scenario's folders")
+        seen, name = {f["name"]}, f["parent"]
+        while name in by_name:
+            if name in seen:
+                raise ctx.fail(path, "folders form a cycle")
+            seen.add(name)
+            name = by_name[name]["parent"]
+    return org, folders
+
+
+def _project(ctx: _Ctx, pid: str, raw: Any, parents: set[str]) -> dict[str, Any]:
+    path = f"projects.{pid}"
+    if not _PROJECT_ID.match(pid):
+        raise ctx.fail(path, "a project id is 6-30 lower-case letters, digits or hyphens, starting with a letter")
+    spec = _mapping(ctx, path, raw or {}, _PROJECT)
+    number = str(spec.get("number", ""))
+    if not re.fullmatch(r"[1-9]\d{5,15}", number):
+        raise ctx.fail(f"{path}.number", f"expected a project number (digits), got {_show(spec.get('number'))}")
+    parent = spec.get("parent", "")
+    if parent and parent not in parents:
+        raise ctx.fail(f"{path}.parent", f"{parent!r} is neither the organization nor one of the scenario's folders")
     return {
         "id": pid,
         "number": number,
         "services": _list(ctx, f"{path}.services", spec.get("services", []), lambda p, v: _str(ctx, p, v)),
         "billing": _bool(ctx, f"{path}.billing", spec.get("billing", True)),
-        "bindings": bindings,
-        "audit_logs": audit_logs,
-        "allowed_models": allowed,
+        "parent": str(parent),
+        **_policy_fields(ctx, path, spec),
     }
 
 
-def _deny(ctx: _Ctx, path: str, raw: Any) -> iam.DenyRule:
-    spec = _mapping(ctx, path, raw, {"principal", "permission"})
+def _deny(ctx: _Ctx, path: str, raw: Any, resources: set[str]) -> iam.DenyRule:
+    spec = _mapping(ctx, path, raw, {"principal", "permission", "attached_to"})
     principal = _member(ctx, f"{path}.principal", spec.get("principal"))
     permission = _str(ctx, f"{path}.permission", spec.get("permission"), iam.PERMISSION_SHAPE, "permission name")
-    return iam.DenyRule(principal, permission)
+    attached = spec.get("attached_to", "")
+    if attached and attached not in resources:
+        raise ctx.fail(f"{path}.attached_to", f"{attached!r} is not the organization, a folder or a project here")
+    return iam.DenyRule(principal, permission, str(attached))
 
 
 def _perimeter(ctx: _Ctx, raw: Any, ids: set[str]) -> Perimeter:
@@ -419,7 +482,7 @@ def _perimeter(ctx: _Ctx, raw: Any, ids: set[str]) -> Perimeter:
     )
 
 
-def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str]) -> TimelineEvent:
+def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str], parents: set[str]) -> TimelineEvent:
     spec = _mapping(ctx, path, raw)
     action = spec.get("action")
     if action not in changes.ACTION_PARAMS:
@@ -430,7 +493,7 @@ def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str]) -> Ti
     params = {k: v for k, v in spec.items() if k not in ("at", "actor", "action")}
     allowed = changes.ACTION_PARAMS[action] | {"project"}
     _mapping(ctx, path, params, allowed)
-    optional = {"service", "log_types"} if action == "set_audit_logs" else set()
+    optional = _OPTIONAL_PARAMS - ({"service"} if action in ("disable_service", "enable_service") else set())
     missing = sorted(changes.ACTION_PARAMS[action] - optional - set(params))
     if missing:
         raise ctx.fail(f"{path}.{missing[0]}", f"required by action {action}")
@@ -445,6 +508,16 @@ def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str]) -> Ti
         _number(ctx, f"{path}.seconds", params["seconds"])
     if "models" in params:
         _list(ctx, f"{path}.models", params["models"], lambda p, v: _str(ctx, p, v))
+    if "services" in params:
+        _list(ctx, f"{path}.services", params["services"], lambda p, v: _str(ctx, p, v))
+    if "resource" in params and params["resource"] not in parents:
+        raise ctx.fail(f"{path}.resource", f"{params['resource']!r} is neither the organization nor a folder here")
+    if "attached_to" in params and params["attached_to"] not in parents | {f"projects/{i}" for i in ids}:
+        raise ctx.fail(
+            f"{path}.attached_to", f"{params['attached_to']!r} is not the organization, a folder or a project"
+        )
+    if params.get("api_version", "v1") not in ("v1", "v1beta1"):
+        raise ctx.fail(f"{path}.api_version", f"expected v1 or v1beta1, got {_show(params['api_version'])}")
     return TimelineEvent(
         at=_time(ctx, f"{path}.at", spec.get("at"), start),
         actor=_str(ctx, f"{path}.actor", spec.get("actor"), _EMAIL, "e-mail address"),
@@ -456,7 +529,7 @@ def _event(ctx: _Ctx, path: str, raw: Any, start: datetime, ids: set[str]) -> Ti
 # Building ---------------------------------------------------------------------------------------------
 
 
-def policy_from_spec(project: Mapping[str, Any]) -> iam.Policy:
+def policy_from_spec(project: Mapping[str, Any]) -> iam.Policy:  # a project, folder or organization spec
     """A validated project spec's bindings and audit logs as an IAM policy."""
     return iam.Policy(
         bindings=[iam.Binding(role, list(members)) for role, members in project["bindings"].items() if members],
@@ -491,6 +564,19 @@ def _apply(spec: dict[str, Any], world: World) -> None:
             services=set(p["services"]),
             billing_enabled=p["billing"],
             allowed_models=p["allowed_models"],
+            denied_services=p["denied_services"],
+            parent=p["parent"],
+        )
+    world.organization_id = spec["organization"]["name"].removeprefix("organizations/")
+    world.nodes = {}
+    for n in (spec["organization"], *spec["folders"]):
+        world.nodes[n["name"]] = Node(
+            name=n["name"],
+            parent=n["parent"],
+            display_name=n["display_name"],
+            policy=policy_from_spec(n),
+            allowed_models=n["allowed_models"],
+            denied_services=n["denied_services"],
         )
     world.default_project = spec["metadata_project"] or spec["projects"][0]["id"]
     world.deny_rules = list(spec["deny"])

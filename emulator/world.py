@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from emulator import iam
 from emulator.clock import Clock
 from emulator.iam import DenyRule, Policy
 
@@ -28,8 +29,10 @@ class Project:
     policy: Policy = field(default_factory=Policy)
     services: set[str] = field(default_factory=set)
     billing_enabled: bool = True
-    # constraints/vertexai.allowedModels: None = no policy set (every model allowed).
+    # Organization policy (docs/google-behaviour.md, "Organization policy"); None = not set here, inherited.
+    # constraints/vertexai.allowedModels allowed values; constraints/gcp.restrictServiceUsage denied values.
     allowed_models: list[str] | None = None
+    denied_services: list[str] | None = None
     # Cloud Monitoring, keyed by resource name or series identity; values belong to services/monitoring.py.
     metric_descriptors: dict[str, Any] = field(default_factory=dict)
     time_series: dict[Any, Any] = field(default_factory=dict)
@@ -44,10 +47,31 @@ class Project:
     run_services: dict[str, Any] = field(default_factory=dict)  # Cloud Run services behind gen2 functions
     operations: dict[str, Any] = field(default_factory=dict)  # long-running operations, by name
     uploads: dict[str, Any] = field(default_factory=dict)  # Cloud Functions source upload URLs, by object path
+    parent: str = ""  # folders/N or organizations/N; "" = the world's organization
 
     @property
     def name(self) -> str:
         return f"projects/{self.project_id}"
+
+
+@dataclass
+class Node:
+    """A folder or the organization above projects: its own allow policy (with audit configs) and parent.
+
+    Google evaluates a project's access with the allow policies of the project and every ancestor, and unions
+    the audit configs of all of them (docs/google-behaviour.md, "Resource hierarchy").
+    """
+
+    name: str  # organizations/N or folders/N
+    parent: str = ""  # the parent's name; "" for the organization
+    display_name: str = ""
+    policy: Policy = field(default_factory=Policy)
+    allowed_models: list[str] | None = None  # as on Project: organization policy set on this node
+    denied_services: list[str] | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.name.split("/", 1)[0]
 
 
 @dataclass
@@ -143,6 +167,73 @@ class World:
         self.event_runner: Callable[[World, TimelineEvent], None] | None = None
         self._ids = itertools.count(1)
         self.organization_id = "123456789012"
+        self.nodes: dict[str, Node] = {}  # folders and the organization, by resource name
+
+    # Hierarchy ----------------------------------------------------------------------------------
+
+    @property
+    def organization(self) -> Node:
+        name = f"organizations/{self.organization_id}"
+        if name not in self.nodes:
+            self.nodes[name] = Node(name, display_name="example.com")
+        return self.nodes[name]
+
+    def parent_of(self, project: Project) -> str:
+        return project.parent or self.organization.name
+
+    def ancestors(self, project: Project) -> list[Node]:
+        """The folders above the project, nearest first, then the organization."""
+        out: list[Node] = []
+        name = self.parent_of(project)
+        while name and len(out) < 12:  # Google allows 10 levels of folders under an organization
+            node = self.organization if name == self.organization.name else self.nodes.get(name)
+            if node is None:
+                break
+            out.append(node)
+            name = node.parent
+        return out
+
+    def policies(self, project: Project) -> list[Policy]:
+        """The allow policies that apply to the project: its own, then its ancestors'."""
+        return [project.policy, *(n.policy for n in self.ancestors(project))]
+
+    def deny_rules_for(self, project: Project) -> list[DenyRule]:
+        """Deny rules attached to the project or an ancestor ("" attaches to the organization)."""
+        points = {project.name, f"projects/{project.number}", *(n.name for n in self.ancestors(project))}
+        return [r for r in self.deny_rules if (r.attached_to or self.organization.name) in points]
+
+    def allows(self, project: Project, member: str, permission: str, *resource_policies: Policy) -> bool:
+        """An allow binding on the resource, the project or an ancestor grants it, and no deny rule takes it."""
+        granted = any(
+            iam.allowed_by_policy(p, member, permission) for p in (*resource_policies, *self.policies(project))
+        )
+        return granted and not iam.denied_by_rules(self.deny_rules_for(project), member, permission)
+
+    def constraint(self, project: Project, attribute: str) -> list[str] | None:
+        """An organization policy's effective values: the nearest of the project and its ancestors that sets it.
+
+        Simplified: a policy set lower replaces the inherited one (no merging of inherited values).
+        """
+        for holder in (project, *self.ancestors(project)):
+            values = getattr(holder, attribute)
+            if values is not None:
+                return list(values)
+        return None
+
+    def resource(self, name: str) -> Project | Node | None:
+        """A project (projects/ID or projects/NUMBER), folder or the organization by resource name."""
+        if name.startswith("projects/"):
+            return self.project(name.removeprefix("projects/"))
+        if name == self.organization.name:
+            return self.organization
+        return self.nodes.get(name)
+
+    def audit_log_on(self, project: Project, service: str, log_type: str, member: str) -> bool:
+        """Whether a log type is on for the service in the project's merged (project + ancestors) audit config."""
+        # Assumption (unverified): the union reaches across the hierarchy as within one policy, so an exemption on
+        # any level exempts the member (docs/google-behaviour.md, "Cloud Audit Logs").
+        configs = [lc for p in self.policies(project) for lc in p.log_configs(service, log_type)]
+        return bool(configs) and not any(member in lc.exempted_members for lc in configs)
 
     # Identity -----------------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from google.cloud.aiplatform_v1 import PredictionServiceClient
     from google.cloud.logging_v2.services.logging_service_v2 import LoggingServiceV2Client
     from google.cloud.monitoring_v3 import MetricServiceClient
-    from google.cloud.resourcemanager_v3 import ProjectsClient
+    from google.cloud.resourcemanager_v3 import FoldersClient, OrganizationsClient, ProjectsClient
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 
@@ -65,6 +65,8 @@ class Clients:
         self._logging: LoggingServiceV2Client | None = None
         self._metrics: MetricServiceClient | None = None
         self._projects: ProjectsClient | None = None
+        self._folders: FoldersClient | None = None
+        self._organizations: OrganizationsClient | None = None
         self._region: str | None = None
         self.task_id = uuid.uuid4().hex  # one per instance: each instance writes its own series
 
@@ -196,3 +198,23 @@ class Clients:
                 transport=self._transport(ProjectsGrpcTransport, "cloudresourcemanager.googleapis.com")
             )
         return self._projects
+
+    def folders(self) -> FoldersClient:
+        if self._folders is None:
+            from google.cloud.resourcemanager_v3.services.folders import FoldersClient
+            from google.cloud.resourcemanager_v3.services.folders.transports import FoldersGrpcTransport
+
+            self._folders = FoldersClient(
+                transport=self._transport(FoldersGrpcTransport, "cloudresourcemanager.googleapis.com")
+            )
+        return self._folders
+
+    def organizations(self) -> OrganizationsClient:
+        if self._organizations is None:
+            from google.cloud.resourcemanager_v3.services.organizations import OrganizationsClient
+            from google.cloud.resourcemanager_v3.services.organizations.transports import OrganizationsGrpcTransport
+
+            self._organizations = OrganizationsClient(
+                transport=self._transport(OrganizationsGrpcTransport, "cloudresourcemanager.googleapis.com")
+            )
+        return self._organizations

@@ -1,8 +1,12 @@
 """Evidence for a failed run: what the principal may do, what Cloud Audit Logs recorded, and what changed.
 
-Bounded by design: at most one TestIamPermissions, one GetIamPolicy and three ListLogEntries a run, whatever the
-number of failing targets (the Logging API allows 60 entries.list a minute per project), and every call within the
-run's deadline. Every Logging filter is time-bounded and built only from validated values, quoted.
+Bounded by design: at most one TestIamPermissions, one GetIamPolicy on the project (and, only when Data Access logs
+are not on there, one GetProject and at most MAX_ANCESTOR_CALLS reads of its folders' and organization's policies)
+and three ListLogEntries a run, whatever the number of failing targets (the Logging API allows 60 entries.list a
+minute per project), and every call within the run's deadline. Every Logging filter is time-bounded and built only
+from validated values, quoted.
+
+Google facts this module relies on are written down, with their sources, in docs/google-behaviour.md.
 
 When the canary's own identity lacks a permission for a piece of evidence, that piece says so and names the
 permission; everything else still goes out.
@@ -18,8 +22,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as core
+from google.iam.v1 import policy_pb2
 
-from .causes import Cause, Failure
+from .causes import TRANSIENT, Cause, Failure
 from .clients import Clients
 from .config import Config
 from .probe import Outcome
@@ -34,6 +39,20 @@ OWN_PERMISSIONS = (
     "monitoring.timeSeries.create",
 )
 VERTEX = "aiplatform.googleapis.com"
+# A denied GenerateContent is a DATA_READ permission check (docs/google-behaviour.md, "Cloud Audit Logs"); the
+# number comes from the generated enum of google/iam/v1/policy.proto, never typed by hand.
+DATA_READ = policy_pb2.AuditLogConfig.LogType.DATA_READ
+MAX_ANCESTOR_CALLS = 6  # GetProject + folders (GetFolder, GetIamPolicy) + the organization's GetIamPolicy
+# Service Usage writes DisableService under the API version the caller used (docs/google-behaviour.md).
+DISABLE_SERVICE_METHODS = (
+    "google.api.serviceusage.v1.ServiceUsage.DisableService",
+    "google.api.serviceusage.v1beta1.ServiceUsage.DisableService",
+)
+# Organization-policy changes: v2 (orgpolicy.googleapis.com) and v1 (cloudresourcemanager.googleapis.com).
+ORG_POLICY_V1_METHODS = ("SetOrgPolicy", "ClearOrgPolicy")
+ALLOWED_MODELS = "vertexai.allowedModels"
+RESTRICT_SERVICE_USAGE = "gcp.restrictServiceUsage"
+_CONSTRAINT = re.compile(r"constraints/([A-Za-z][A-Za-z0-9_.]{0,100})")
 # Predefined roles that hold aiplatform.endpoints.predict (a custom role may too; its removal is then not named).
 PREDICT_ROLES = frozenset(
     {
@@ -96,6 +115,10 @@ class Evidence:
     policy_denial: dict[str, Any] | None = None  # the VPC-SC Policy Denied entry
     pending: bool = False
     logs_query: str | None = None  # a Logs Explorer query that shows the evidence
+    # Where Data Access logs were seen on (projects/P, folders/F, organizations/O), or the ancestor that could not
+    # be read (data_read_on is then None: not on in the project, unknown above it).
+    data_read_where: str | None = None
+    unreadable_ancestor: str | None = None
 
     def item(self, step: str) -> Item | None:
         return next((i for i in self.items if i.step == step), None)
@@ -106,6 +129,8 @@ class Evidence:
             doc["predict_granted"] = self.predict_granted
         if self.data_read_on is not None:
             doc["data_access_logs_on"] = self.data_read_on
+        if self.data_read_where is not None:
+            doc["data_access_logs_where"] = self.data_read_where
         if self.roles_held is not None:
             doc["roles_held"] = self.roles_held
         if self.change is not None:
@@ -158,7 +183,21 @@ def denial_filter(
     return f"{since(start)} AND ({' OR '.join(parts)})"
 
 
-def activity_filter(project: str, principal: str | None, causes: set[Cause], start: datetime) -> str | None:
+def constraint_of(failure: Failure) -> str:
+    """The organization-policy constraint an org_policy failure names: the message's `constraints/…`, else the one
+    RESOURCE_USAGE_RESTRICTION_VIOLATED means (google/api/error_reason.proto: gcp.restrictServiceUsage), else the
+    model allowlist."""
+    match = _CONSTRAINT.search(failure.message)
+    if match:
+        return match.group(1).rstrip(".")
+    if failure.reason == "RESOURCE_USAGE_RESTRICTION_VIOLATED":
+        return RESTRICT_SERVICE_USAGE
+    return ALLOWED_MODELS
+
+
+def activity_filter(
+    project: str, principal: str | None, causes: set[Cause], start: datetime, constraints: Iterable[str] = ()
+) -> str | None:
     """The Admin Activity entries that would explain the failures seen."""
     parts = []
     if Cause.IAM_PERMISSION_DENIED in causes:
@@ -171,16 +210,17 @@ def activity_filter(project: str, principal: str | None, causes: set[Cause], sta
         # a deny-policy change explains the denial whoever the principal is, known or not
         parts.append('(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")')
     if Cause.API_DISABLED in causes:
-        parts.append(
-            '(protoPayload.methodName="google.api.serviceusage.v1.ServiceUsage.DisableService" AND '
-            f"protoPayload.resourceName:{quote(VERTEX)})"
-        )
+        methods = " OR ".join(f"protoPayload.methodName={quote(m)}" for m in DISABLE_SERVICE_METHODS)
+        parts.append(f"(({methods}) AND protoPayload.resourceName:{quote(VERTEX)})")
     if Cause.BILLING_DISABLED in causes:
         parts.append('(protoPayload.serviceName="cloudbilling.googleapis.com")')
     if Cause.ORG_POLICY in causes:
+        names = sorted(set(constraints) or {ALLOWED_MODELS})
+        which = " OR ".join(f"protoPayload.resourceName:{quote(n)}" for n in names)
+        v1 = " OR ".join(f"protoPayload.methodName={quote(m)}" for m in ORG_POLICY_V1_METHODS)
         parts.append(
-            '(protoPayload.serviceName="orgpolicy.googleapis.com" AND '
-            'protoPayload.resourceName:"vertexai.allowedModels")'
+            f'((protoPayload.serviceName="orgpolicy.googleapis.com" AND ({which})) OR '
+            f'(protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND ({v1})))'
         )
     if not parts:
         return None
@@ -219,7 +259,7 @@ def gather(
     if not failures or not config.evidence:
         return evidence
     ctx = _Context(config, clients, project, principal, deadline, recorder)
-    reachable = causes - {Cause.CREDENTIALS, Cause.UNAVAILABLE, Cause.DEADLINE, Cause.QUOTA}
+    reachable = causes - TRANSIENT - {Cause.CREDENTIALS}  # nothing in IAM or the audit logs explains these
     if "iam" in config.evidence and reachable:
         _test_permissions(ctx, evidence)
     if "audit_config" in config.evidence and Cause.IAM_PERMISSION_DENIED in causes:
@@ -227,7 +267,8 @@ def gather(
     start = datetime.now(UTC) - timedelta(seconds=config.audit_lookback_s)
     _denials(ctx, evidence, failures, causes, start, sleep)
     if "admin_activity" in config.evidence:
-        _activity(ctx, evidence, causes, start)
+        constraints = {constraint_of(f) for f in failures if f.cause == Cause.ORG_POLICY}
+        _activity(ctx, evidence, causes, start, constraints)
     return evidence
 
 
@@ -267,10 +308,12 @@ def _test_permissions(ctx: _Context, evidence: Evidence) -> None:
     evidence.predict_granted = PREDICT in held
     who = ctx.principal or "the canary's identity"
     if evidence.predict_granted:
+        # A model that does not exist is not among the reasons: once the permission check passes, Google answers a
+        # missing model with 404 "Publisher Model … was not found" (docs/google-behaviour.md, "Vertex AI errors").
         summary = (
-            f"{who} holds {PREDICT} on projects/{ctx.project} through its roles, yet Google denied the call: "
-            "a deny policy, a principal access boundary, a resource-level policy or a model that does not "
-            "exist (Google answers all of these with the same 403)"
+            f"{who} holds {PREDICT} on projects/{ctx.project} through its roles (allow policies), yet Google denied "
+            "the call: an IAM deny policy (attached to the project, a folder or the organization) or a principal "
+            "access boundary policy takes it away; TestIamPermissions sees allow policies only"
         )
     else:
         summary = f"{who} does not hold {PREDICT} on projects/{ctx.project}: no role grants it"
@@ -301,20 +344,80 @@ def _audit_config(ctx: _Context, evidence: Evidence) -> None:
         return
     member = _member(ctx.principal)
     evidence.roles_held = sorted({b.role for b in policy.bindings if member and member in b.members})
-    on = False
-    for config in policy.audit_configs:
-        if config.service in (VERTEX, "allServices"):
-            for log_config in config.audit_log_configs:
-                if log_config.log_type == 2 and (not member or member not in log_config.exempted_members):  # DATA_READ
-                    on = True
-    evidence.data_read_on = on
-    state = "on" if on else "off"
-    summary = f"Data Access audit logs (DATA_READ) for {VERTEX} are {state} in projects/{ctx.project}"
+    where = f"projects/{ctx.project}"
+    if data_read_on(policy, member):
+        evidence.data_read_on, evidence.data_read_where = True, where
+    else:
+        # Google unions the audit configs of the project's folders and organization with its own: "off" in the
+        # project proves nothing until every ancestor has been read (docs/google-behaviour.md, "Cloud Audit Logs").
+        _ancestors_audit_config(ctx, evidence, member)
+    on = evidence.data_read_on
+    if on:
+        summary = f"Data Access audit logs (DATA_READ) for {VERTEX} are on (set on {evidence.data_read_where})"
+    elif on is False:
+        summary = (
+            f"Data Access audit logs (DATA_READ) for {VERTEX} are off: not enabled on {where} nor on any of its "
+            "folders or its organization"
+        )
+    else:
+        summary = (
+            f"Data Access audit logs (DATA_READ) for {VERTEX} are not enabled on {where}; they may be enabled on "
+            f"a folder or the organization ({evidence.unreadable_ancestor or 'an ancestor'} could not be read)"
+        )
     if evidence.roles_held is not None and member:
         summary += f"; {ctx.principal} holds {', '.join(evidence.roles_held) or 'no roles'} on the project"
-    evidence.items.append(
-        Item("audit_config", "found", summary, data={"data_read": on, "roles_held": evidence.roles_held})
-    )
+    data = {"data_read": on, "where": evidence.data_read_where, "roles_held": evidence.roles_held}
+    if evidence.unreadable_ancestor:
+        data["unreadable"] = evidence.unreadable_ancestor
+    evidence.items.append(Item("audit_config", "found", summary, data={k: v for k, v in data.items() if v is not None}))
+
+
+def data_read_on(policy: Any, member: str | None) -> bool:
+    """Whether a google.iam.v1 Policy turns DATA_READ on for Vertex AI for this member.
+
+    google/iam/v1/policy.proto (AuditConfig): the configs for allServices and for the service are unioned, log types
+    and exemptions alike, so one exemption in either exempts the member.
+    """
+    configs = [
+        log_config
+        for config in policy.audit_configs
+        if config.service in (VERTEX, "allServices")
+        for log_config in config.audit_log_configs
+        if log_config.log_type == DATA_READ
+    ]
+    exempted = {m for c in configs for m in c.exempted_members}
+    return bool(configs) and not (member and member in exempted)
+
+
+def _ancestors_audit_config(ctx: _Context, evidence: Evidence, member: str | None) -> None:
+    """Read the project's folders' and organization's policies, nearest first, until DATA_READ is found on, an
+    ancestor cannot be read (data_read_on stays None), or the organization is reached (then it is off)."""
+    calls = 0
+
+    def call(name: str, method: Callable[..., Any], request: dict[str, str]) -> Any:
+        nonlocal calls
+        if calls >= MAX_ANCESTOR_CALLS or ctx.deadline.remaining() < _MIN_CALL_SECONDS:
+            raise TimeoutError("no call or time left in this run's budget")
+        calls += 1
+        return ctx.recorder.call(name, lambda: method(request=request, timeout=ctx.deadline.timeout(), retry=None))
+
+    current = f"projects/{ctx.project}"
+    try:
+        current = str(call("resourcemanager.GetProject", ctx.clients.projects().get_project, {"name": current}).parent)
+        while current.startswith(("folders/", "organizations/")):
+            kind = current.split("/", 1)[0]
+            client: Any = ctx.clients.folders() if kind == "folders" else ctx.clients.organizations()
+            policy = call(f"resourcemanager.GetIamPolicy({kind})", client.get_iam_policy, {"resource": current})
+            if data_read_on(policy, member):
+                evidence.data_read_on, evidence.data_read_where = True, current
+                return
+            if kind == "organizations":
+                break
+            current = str(call("resourcemanager.GetFolder", client.get_folder, {"name": current}).parent)
+        # the organization reached (or a project with none above it): nothing else can turn them on
+        evidence.data_read_on = False
+    except Exception:  # noqa: BLE001 - an unreadable ancestor leaves the answer unknown, never "off"
+        evidence.unreadable_ancestor = current
 
 
 def _member(principal: str | None) -> str | None:
@@ -371,17 +474,8 @@ def _denials(
     uids = [u for u in uids if _SAFE_VALUE.match(u)]
     want_data = "data_access" in ctx.config.evidence and Cause.IAM_PERMISSION_DENIED in causes
     want_policy = "policy_denied" in ctx.config.evidence and bool(uids)
-    if want_data and evidence.data_read_on is False:
-        evidence.items.append(
-            Item(
-                "data_access",
-                "off",
-                f"Data Access audit logs are off for {VERTEX} in projects/{ctx.project}, so Google did not record the "
-                "denial: no audit entry here does NOT mean the call was allowed. Turn them on to see every denied call "
-                "(see remedies).",
-            )
-        )
-        want_data = False
+    # The data_access query runs whatever the audit config looked like (one ListLogEntries is cheap, and a config
+    # the canary cannot fully see must not hide an entry); only waiting for the ingestion lag needs logs known on.
     if want_data and _lacks(evidence, "logging.privateLogEntries.list"):
         evidence.items.append(
             Item(
@@ -401,7 +495,12 @@ def _denials(
     if query is None:
         return
     evidence.logs_query = query
-    budget_end = time.monotonic() + ctx.config.audit_lag_budget_s
+    # Waiting is worth it only when an entry is on its way: Data Access logs known on, or a VPC-SC denial (policy
+    # logs are always written). Logs known off, or not known, get one look.
+    wait_for_it = (
+        want_policy or evidence.data_read_on is True or (want_data and "audit_config" not in ctx.config.evidence)
+    )
+    budget_end = time.monotonic() + (ctx.config.audit_lag_budget_s if wait_for_it else 0)
     entries: list[Any] = []
     error: BaseException | None = None
     for attempt in range(2):  # the first look, and one more after waiting out the lag budget
@@ -414,7 +513,7 @@ def _denials(
         except Exception as err:  # noqa: BLE001 - evidence must never sink the run
             error = err
             break
-        if entries or attempt == 1:
+        if entries or attempt == 1 or not wait_for_it:
             break
         wait = min(budget_end - time.monotonic(), ctx.deadline.remaining() - 2 * _MIN_CALL_SECONDS)
         if wait <= 0:
@@ -445,6 +544,29 @@ def _read_denials(
             continue
         if error is not None:
             evidence.items.append(_unavailable(step, error, permission))
+        elif entry is None and step == "data_access" and evidence.data_read_on is False:
+            evidence.items.append(
+                Item(
+                    step,
+                    "off",
+                    f"Data Access audit logs are off for {VERTEX} on projects/{ctx.project}, its folders and its "
+                    "organization, so Google did not record the denial: no audit entry here does NOT mean the call "
+                    "was allowed. Turn them on to see every denied call (see remedies).",
+                )
+            )
+        elif (
+            entry is None and step == "data_access" and evidence.data_read_on is None and evidence.item("audit_config")
+        ):
+            evidence.items.append(
+                Item(
+                    step,
+                    "not_found",
+                    f"no data_access entry within the last {ctx.config.audit_lookback_s / 60:g} min. Data Access audit "
+                    f"logs are not enabled on projects/{ctx.project}; if they are not enabled on a folder or the "
+                    "organization either, Google did not record the denial (no entry does NOT mean the call was "
+                    "allowed); if they are, the entry may still be on its way and a later run finds it",
+                )
+            )
         elif entry is None:
             evidence.pending = True
             evidence.items.append(
@@ -506,8 +628,9 @@ def _policy_facts(entry: Any) -> dict[str, Any]:
     }
 
 
-def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: datetime) -> None:
-    query = activity_filter(ctx.project, ctx.principal, causes, start)
+def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: datetime, constraints: set[str]) -> None:
+    constraints = {c for c in constraints if _SAFE_VALUE.match(c)}
+    query = activity_filter(ctx.project, ctx.principal, causes, start, constraints)
     if query is None:
         return
     if _lacks(evidence, "logging.logEntries.list"):
@@ -529,8 +652,8 @@ def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: date
             Item(
                 "admin_activity",
                 "not_found",
-                f"no admin change that explains it in the last {ctx.config.audit_lookback_s / 60:g} min of Admin "
-                "Activity logs (it may be older, or made at the folder or organization level)",
+                f"no admin change that explains it in the last {ctx.config.audit_lookback_s / 60:g} min of the "
+                f"project's Admin Activity log{_where_else(causes, constraints)}",
             )
         )
         return
@@ -538,6 +661,19 @@ def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: date
     evidence.items.append(
         Item("admin_activity", "found", f"{change.detail} by {change.actor} at {change.at}", data=change.to_json())
     )
+
+
+def _where_else(causes: set[Cause], constraints: set[str]) -> str:
+    """Where the change most likely lives when the project's own log does not have it."""
+    if Cause.ORG_POLICY in causes:
+        names = ", ".join(f"constraints/{c}" for c in sorted(constraints or {ALLOWED_MODELS}))
+        return (
+            f": {names} is most likely set on a folder or the organization, whose changes are logged there, not in "
+            "the project; ask your organization policy administrator (see remedies)"
+        )
+    if Cause.BILLING_DISABLED in causes:
+        return ": billing changes are also logged on the billing account, which the project's log may not show"
+    return " (it may be older, or made on a folder or the organization, whose changes are logged there)"
 
 
 def _change(entry: Any, principal: str | None) -> Change | None:
@@ -553,17 +689,21 @@ def _change(entry: Any, principal: str | None) -> Change | None:
             if delta.get("action") == "REMOVE" and delta.get("member") == member and role in PREDICT_ROLES:
                 return Change("role_removed", actor, at, f"{role} removed from {member}", role=role)
         return None
-    if "DisableService" in method:
+    if method in DISABLE_SERVICE_METHODS:
         return Change("service_disabled", actor, at, f"{VERTEX} disabled")
-    if payload.get("serviceName") == "orgpolicy.googleapis.com":
+    if payload.get("serviceName") == "orgpolicy.googleapis.com" or method in ORG_POLICY_V1_METHODS:
+        resource = str(payload.get("resourceName", ""))
+        constraint = resource.rsplit("/policies/", 1)[-1] if "/policies/" in resource else ""
+        if not constraint:  # v1 names the constraint in the request's policy
+            constraint = str(payload.get("request", {}).get("policy", {}).get("constraint", "")).split("/")[-1]
         return Change(
             "org_policy_changed",
             actor,
             at,
-            f"organization policy vertexai.allowedModels changed ({method.rsplit('.', 1)[-1]})",
+            f"organization policy {constraint or '(constraint not recorded)'} changed ({method.rsplit('.', 1)[-1]})",
         )
     if payload.get("serviceName") == "cloudbilling.googleapis.com":
-        return Change("billing_changed", actor, at, "the project's billing changed")
+        return Change("billing_changed", actor, at, f"the project's billing changed ({method.rsplit('.', 1)[-1]})")
     if payload.get("serviceName") == "iam.googleapis.com":
         return Change("deny_policy", actor, at, "an IAM deny policy changed")
     return None

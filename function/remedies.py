@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .causes import Cause
-from .evidence import PREDICT, VERTEX, Evidence
+from .evidence import ALLOWED_MODELS, PREDICT, RESTRICT_SERVICE_USAGE, VERTEX, Evidence, constraint_of
 from .probe import Outcome
 
 LEAST_PRIVILEGE_ROLE = "roles/aiplatform.user"
@@ -49,16 +49,25 @@ def troubleshooter(project: str, principal: str, permission: str = PREDICT) -> s
 
 
 def enable_data_access_logs(project: str) -> str:
-    """Turn on DATA_READ for Vertex AI: set-iam-policy sends the auditConfigs update mask when the file has them."""
+    """Turn on DATA_READ for Vertex AI: set-iam-policy sends the auditConfigs update mask when the file has them.
+
+    A pipeline: the policy never touches a file (no fixed path another user could have planted or could read).
+    """
     p = shlex.quote(project)
     add = (
         '.auditConfigs = ((.auditConfigs // []) | map(select(.service != "aiplatform.googleapis.com")) + '
         '[{"service":"aiplatform.googleapis.com","auditLogConfigs":[{"logType":"DATA_READ"},{"logType":"DATA_WRITE"}]}])'
     )
     return (
-        f"gcloud projects get-iam-policy {p} --format=json | jq {shlex.quote(add)} > /tmp/policy.json && "
-        f"gcloud projects set-iam-policy {p} /tmp/policy.json"
+        f"gcloud projects get-iam-policy {p} --format=json | jq {shlex.quote(add)} | "
+        f"gcloud projects set-iam-policy {p} /dev/stdin"
     )
+
+
+def ancestors_policies(project: str, include_deny: bool = False) -> str:
+    """The allow (and deny) policies of the project and every folder and organization above it (gcloud beta)."""
+    deny = " --include-deny" if include_deny else ""
+    return f"gcloud beta projects get-ancestors-iam-policy {shlex.quote(project)}{deny} --format=json"
 
 
 def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str | None) -> list[Remedy]:
@@ -74,13 +83,13 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
         if evidence.predict_granted:
             out += [
                 Remedy(
-                    "Find the deny policy that blocks it",
+                    "Find the deny policy that blocks it, on the project",
                     f"gcloud iam policies list --attachment-point=cloudresourcemanager.googleapis.com/projects/{p} "
                     "--kind=denypolicies --format=json",
                 ),
                 Remedy(
-                    "Check that the model exists in this location (a missing model is also answered 403)",
-                    url=f"https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#{quote(model)}",
+                    "…or on a folder or the organization above it",
+                    ancestors_policies(project, include_deny=True),
                 ),
             ]
         else:
@@ -95,11 +104,18 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
                 )
             )
         out.append(Remedy("Ask Policy Troubleshooter why", url=troubleshooter(project, who)))
-        if evidence.data_read_on is False:
+        if evidence.data_read_on is False:  # only when sure: off on the project and every ancestor
             out.append(
                 Remedy(
                     "Turn on Data Access audit logs for Vertex AI so every denial is recorded",
                     enable_data_access_logs(project),
+                )
+            )
+        elif evidence.data_read_on is None and evidence.item("audit_config") is not None:
+            out.append(
+                Remedy(
+                    "See whether Data Access audit logs are on at a folder or the organization (auditConfigs)",
+                    ancestors_policies(project),
                 )
             )
     elif cause == Cause.API_DISABLED:
@@ -139,18 +155,7 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
                 )
             )
     elif cause == Cause.ORG_POLICY:
-        out.append(
-            Remedy(
-                "See the effective model allowlist",
-                f"gcloud org-policies describe vertexai.allowedModels --project={p} --effective",
-            )
-        )
-        out.append(
-            Remedy(
-                f"Ask an organization policy administrator to allow publishers/google/models/{model}:predict",
-                url="https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access",
-            )
-        )
+        out += _org_policy(constraint_of(failure), project, model)
     elif cause == Cause.WRONG_PROJECT:
         out.append(
             Remedy(
@@ -259,6 +264,36 @@ def _scopes(project: str, principal: str) -> list[Remedy]:
             f"--service-account={sa} --scopes=cloud-platform",
             "https://cloud.google.com/kubernetes-engine/docs/how-to/workload-identity",
         ),
+    ]
+
+
+def _org_policy(constraint: str, project: str, model: str) -> list[Remedy]:
+    """What to look at and what to ask the organization policy administrator, per constraint (the constraint is
+    usually set on a folder or the organization, out of the project owner's reach)."""
+    describe = f"gcloud org-policies describe {shlex.quote(constraint)} --project={shlex.quote(project)} --effective"
+    if constraint == ALLOWED_MODELS:
+        return [
+            Remedy("See the effective model allowlist (set here, on a folder or the organization)", describe),
+            Remedy(
+                f"Ask an organization policy administrator to allow publishers/google/models/{model}:predict",
+                url="https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access",
+            ),
+        ]
+    if constraint == RESTRICT_SERVICE_USAGE:
+        return [
+            Remedy(
+                "See which services the organization policy denies (set here, on a folder or the organization)",
+                describe,
+            ),
+            Remedy(
+                f"Ask an organization policy administrator to stop denying {VERTEX} to this project "
+                "(constraints/gcp.restrictServiceUsage)",
+                url="https://cloud.google.com/resource-manager/docs/organization-policy/restricting-services",
+            ),
+        ]
+    return [
+        Remedy(f"See the effective constraints/{constraint} (set here, on a folder or the organization)", describe),
+        Remedy(f"Ask an organization policy administrator about constraints/{constraint} for this project"),
     ]
 
 

@@ -2,7 +2,7 @@
 
 The log line's `message` starts with a stable verdict word that log-based alerts match:
     gemini-canary OK: …        (INFO)     every target answered
-    gemini-canary DEGRADED: …  (WARNING)  only transient causes: quota, unavailable, deadline
+    gemini-canary DEGRADED: …  (WARNING)  only transient causes: quota, capacity, unavailable, deadline
     gemini-canary DENIED: …    (ERROR)    a lasting cause: permission, API, billing, VPC-SC, org policy, …
     gemini-canary ERROR: …     (ERROR)    the canary itself failed
 The same verdict is in the field `verdict` and the label `canary_verdict`. Nothing here carries a token or the
@@ -36,7 +36,7 @@ def explain(result: Result, outcome: Outcome) -> str:
         if evidence.predict_granted:
             parts.append(
                 f"{who} holds {permission or 'the permission'} through its roles yet is denied "
-                "(deny policy, principal access boundary, or the model does not exist)"
+                "(a deny policy on the project, a folder or the organization, or a principal access boundary)"
             )
         else:
             parts.append(f"{who} lacks {permission or 'aiplatform.endpoints.predict'} on {result.project}")

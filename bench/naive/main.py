@@ -36,6 +36,7 @@ from google.cloud import logging as cloud_logging
 from google.cloud import monitoring, resourcemanager
 from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.cloud.resourcemanager_v3.services.projects.transports import ProjectsGrpcTransport
+from google.iam.v1 import policy_pb2
 from vertexai.generative_models import GenerationConfig, GenerativeModel
 
 PROMPT = "Reply with the single word OK."
@@ -57,7 +58,7 @@ CAUSES = {
     "CONSUMER_INVALID": "wrong_project",
     "RESOURCE_USAGE_RESTRICTION_VIOLATED": "org_policy",
     "RATE_LIMIT_EXCEEDED": "quota",
-    "RESOURCE_EXHAUSTED": "quota",
+    "RESOURCE_QUOTA_EXCEEDED": "quota",  # google/api/error_reason.proto (RESOURCE_EXHAUSTED is a status, not a reason)
     "ACCESS_TOKEN_EXPIRED": "credentials",
     "CREDENTIALS_MISSING": "credentials",
 }
@@ -150,9 +151,11 @@ def audit_filters(c: dict[str, Any], cause: str, error: Any, data_read: bool, pr
         "iam_permission_denied": f'(protoPayload.methodName="SetIamPolicy" AND '
         f'protoPayload.serviceData.policyDelta.bindingDeltas.member="{member}") OR '
         '(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")',
-        "api_disabled": 'protoPayload.methodName="google.api.serviceusage.v1.ServiceUsage.DisableService"',
+        # Service Usage v1 and v1beta1 both audit DisableService (docs/google-behaviour.md)
+        "api_disabled": 'protoPayload.methodName:"ServiceUsage.DisableService"',
         "billing_disabled": 'protoPayload.serviceName="cloudbilling.googleapis.com"',
-        "org_policy": 'protoPayload.serviceName="orgpolicy.googleapis.com"',
+        # Organization Policy v2, and v1 audited by cloudresourcemanager.googleapis.com
+        "org_policy": 'protoPayload.serviceName="orgpolicy.googleapis.com" OR protoPayload.methodName:"OrgPolicy"',
     }.get(cause)
     if change:
         found.append(f'logName="{logs}%2Factivity" AND {since} AND ({change})')
@@ -170,7 +173,8 @@ def evidence(c: dict[str, Any], cause: str, error: Any, principal: str) -> dict[
             policy = c["projects"].get_iam_policy(resource=resource)
             out["roles_held"] = sorted(b.role for b in policy.bindings if f"serviceAccount:{principal}" in b.members)
             data_read = any(
-                a.service in (VERTEX, "allServices") and any(lc.log_type == 2 for lc in a.audit_log_configs)
+                a.service in (VERTEX, "allServices")
+                and any(lc.log_type == policy_pb2.AuditLogConfig.LogType.DATA_READ for lc in a.audit_log_configs)
                 for a in policy.audit_configs
             )
             out["data_access_logs_on"] = data_read

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from google.rpc import code_pb2
 
-from emulator import iam
 from emulator.dispatch import Call
 from emulator.rpc import RpcError, error_info, help_link, localized
 from emulator.world import Project
@@ -62,6 +61,4 @@ def require_enabled(project: Project, service: str) -> None:
 def allowed(call: Call, project: Project, permission: str) -> bool:
     """Allow policy grants it and no deny rule takes it away."""
     member = call.member()
-    return iam.allowed_by_policy(project.policy, member, permission) and not iam.denied_by_rules(
-        call.world.deny_rules, member, permission
-    )
+    return call.world.allows(project, member, permission)

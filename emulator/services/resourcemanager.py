@@ -1,4 +1,10 @@
-"""Resource Manager v3 Projects: GetProject, GetIamPolicy, SetIamPolicy, TestIamPermissions.
+"""Resource Manager v3 Projects (GetProject, GetIamPolicy, SetIamPolicy, TestIamPermissions), Folders and
+Organizations (Get, GetIamPolicy, TestIamPermissions): the resource hierarchy a project's access and audit configs
+are inherited from (docs/google-behaviour.md, "Resource hierarchy").
+
+Permissions are checked as Google names them (resourcemanager.folders.get / .getIamPolicy, resourcemanager
+.organizations.get / .getIamPolicy), on the folder or organization itself and its ancestors: a role granted on a
+project gives nothing on its folder.
 
 Assumptions (unverified), also listed in emulator/README.md:
 - TestIamPermissions evaluates allow policies only (not deny policies or principal access boundaries), so a
@@ -8,6 +14,8 @@ Assumptions (unverified), also listed in emulator/README.md:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from google.cloud.resourcemanager_v3 import types as rt
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.rpc import code_pb2
@@ -15,10 +23,12 @@ from google.rpc import code_pb2
 from emulator import changes, iam
 from emulator.dispatch import Call, Method
 from emulator.rpc import RpcError, caller_denied, invalid_argument
-from emulator.world import Project, World
+from emulator.world import Node, Project, World
 
 API = "cloudresourcemanager.googleapis.com"
 SERVICE = "google.cloud.resourcemanager.v3.Projects"
+FOLDERS = "google.cloud.resourcemanager.v3.Folders"
+ORGANIZATIONS = "google.cloud.resourcemanager.v3.Organizations"
 _MASK_FIELDS = {
     "bindings": "bindings",
     "etag": "etag",
@@ -35,10 +45,7 @@ def _project(call: Call, resource: str, permission: str | None) -> Project:
     project = call.world.project(ref) if resource.startswith("projects/") and "/" not in ref else None
     if project is None:
         raise caller_denied()
-    if permission and not (
-        iam.allowed_by_policy(project.policy, member, permission)
-        and not iam.denied_by_rules(call.world.deny_rules, member, permission)
-    ):
+    if permission and not call.world.allows(project, member, permission):
         raise caller_denied()
     return project
 
@@ -96,7 +103,7 @@ def get_project(call: Call, request: rt.GetProjectRequest) -> rt.Project:
         project_id=project.project_id,
         display_name=project.project_id,
         state=rt.Project.State.ACTIVE,
-        parent=f"organizations/{call.world.organization_id}",
+        parent=call.world.parent_of(project),
     )
 
 
@@ -140,13 +147,100 @@ def test_iam_permissions(
         if not iam.PERMISSION_SHAPE.match(permission):
             raise invalid_argument(f"Permission {permission} is not valid.")
     project = _project(call, request.resource, None)
-    held = [p for p in request.permissions if iam.allowed_by_policy(project.policy, member, p)]
+    policies = call.world.policies(project)
+    held = [p for p in request.permissions if any(iam.allowed_by_policy(pol, member, p) for pol in policies)]
     return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+
+def _node(call: Call, name: str, kind: str, permission: str | None) -> Node:
+    """A folder or the organization, after the caller's permission on it (its own policy or an ancestor's)."""
+    world = call.world
+    node = world.resource(name) if name.startswith(f"{kind}/") else None
+    if not isinstance(node, Node):
+        raise caller_denied()
+    if permission:
+        member = call.member()
+        chain = [node, *_node_ancestors(world, node)]
+        granted = any(iam.allowed_by_policy(n.policy, member, permission) for n in chain)
+        points = {n.name for n in chain}
+        rules = [r for r in world.deny_rules if (r.attached_to or world.organization.name) in points]
+        if not granted or iam.denied_by_rules(rules, member, permission):
+            raise caller_denied()
+    return node
+
+
+def _node_ancestors(world: World, node: Node) -> list[Node]:
+    out: list[Node] = []
+    name = node.parent
+    while name and len(out) < 12:
+        parent = world.resource(name)
+        if not isinstance(parent, Node):
+            break
+        out.append(parent)
+        name = parent.parent
+    return out
+
+
+def get_folder(call: Call, request: rt.GetFolderRequest) -> rt.Folder:
+    node = _node(call, request.name, "folders", "resourcemanager.folders.get")
+    return rt.Folder(name=node.name, parent=node.parent, display_name=node.display_name, state=rt.Folder.State.ACTIVE)
+
+
+def get_organization(call: Call, request: rt.GetOrganizationRequest) -> rt.Organization:
+    node = _node(call, request.name, "organizations", "resourcemanager.organizations.get")
+    return rt.Organization(name=node.name, display_name=node.display_name, state=rt.Organization.State.ACTIVE)
+
+
+def _node_get_iam_policy(kind: str) -> Callable[[Call, iam_policy_pb2.GetIamPolicyRequest], policy_pb2.Policy]:
+    def handler(call: Call, request: iam_policy_pb2.GetIamPolicyRequest) -> policy_pb2.Policy:
+        return to_pb(_node(call, request.resource, kind, f"resourcemanager.{kind}.getIamPolicy").policy)
+
+    return handler
+
+
+def _node_test_iam_permissions(
+    kind: str,
+) -> Callable[[Call, iam_policy_pb2.TestIamPermissionsRequest], iam_policy_pb2.TestIamPermissionsResponse]:
+    def handler(
+        call: Call, request: iam_policy_pb2.TestIamPermissionsRequest
+    ) -> iam_policy_pb2.TestIamPermissionsResponse:
+        member = call.member()
+        node = _node(call, request.resource, kind, None)
+        chain = [node, *_node_ancestors(call.world, node)]
+        held = [p for p in request.permissions if any(iam.allowed_by_policy(n.policy, member, p) for n in chain)]
+        return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
+
+    return handler
+
+
+def _iam_methods(service: str, kind: str) -> list[Method]:
+    return [
+        Method(
+            service,
+            "GetIamPolicy",
+            iam_policy_pb2.GetIamPolicyRequest,
+            policy_pb2.Policy,
+            _node_get_iam_policy(kind),
+            API,
+        ),
+        Method(
+            service,
+            "TestIamPermissions",
+            iam_policy_pb2.TestIamPermissionsRequest,
+            iam_policy_pb2.TestIamPermissionsResponse,
+            _node_test_iam_permissions(kind),
+            API,
+        ),
+    ]
 
 
 def methods(world: World) -> list[Method]:
     del world
     return [
+        Method(FOLDERS, "GetFolder", rt.GetFolderRequest, rt.Folder, get_folder, API),
+        *_iam_methods(FOLDERS, "folders"),
+        Method(ORGANIZATIONS, "GetOrganization", rt.GetOrganizationRequest, rt.Organization, get_organization, API),
+        *_iam_methods(ORGANIZATIONS, "organizations"),
         Method(SERVICE, "GetProject", rt.GetProjectRequest, rt.Project, get_project, API),
         Method(
             SERVICE,

@@ -284,8 +284,7 @@ def admit(call: Call, ref: str, api: str, permission: str, denial: Callable[[], 
 def allowed_on(call: Call, project: Project, permission: str, *policies: iam.Policy) -> bool:
     """The project's or the resource's own allow policy grants it, and no deny rule takes it away."""
     member = call.member()
-    granted = any(iam.allowed_by_policy(p, member, permission) for p in (project.policy, *policies))
-    return granted and not iam.denied_by_rules(call.world.deny_rules, member, permission)
+    return call.world.allows(project, member, permission, *policies)
 
 
 def page(items: Sequence[Any], doc: Doc, default: int, maximum: int) -> tuple[list[Any], str]:
@@ -369,5 +368,6 @@ def held_permissions(call: Call, project: Project, request: Doc, *policies: iam.
         if not isinstance(permission, str) or not iam.PERMISSION_SHAPE.match(permission):
             raise invalid_argument(f"Permission {permission} is not valid.")
     member = call.member()
-    held = [p for p in asked if any(iam.allowed_by_policy(pol, member, p) for pol in (project.policy, *policies))]
+    effective = (*policies, *call.world.policies(project))
+    held = [p for p in asked if any(iam.allowed_by_policy(pol, member, p) for pol in effective)]
     return {"permissions": held} if held else {}

@@ -1,9 +1,11 @@
 """Vertex AI PredictionService (v1 and v1beta1): GenerateContent; CountTokens (v1 LlmUtilityService, v1beta1
 PredictionService).
 
-Checks run in the order Google applies them, each failure exactly as ../shared/reference/gcp-wire.md §A gives it:
-credentials → consumer project → service enabled → billing → VPC-SC → IAM (deny rules included; the same 403
-whether or not the model exists) → org policy allowedModels → model served in the location → quota.
+Checks run in the order Google applies them, each failure as docs/google-behaviour.md gives it:
+credentials → consumer project → service enabled → billing → org policy gcp.restrictServiceUsage (its place in the
+order is an assumption) → VPC-SC → IAM (allow policies of the project and its ancestors, deny rules attached to
+any of them; the same 403 whether or not the model exists) → org policy allowedModels (the nearest setting in the
+hierarchy) → model served in the location → quota.
 """
 
 from __future__ import annotations
@@ -153,11 +155,36 @@ def _quota_exhausted(ref: ModelRef) -> RpcError:
     )
 
 
-def _model_allowed(project: Project, ref: ModelRef) -> bool:
-    if project.allowed_models is None:
+def _usage_restricted(project: Project) -> RpcError:
+    """constraints/gcp.restrictServiceUsage denies the service (google/api/error_reason.proto,
+    RESOURCE_USAGE_RESTRICTION_VIOLATED: reason, domain and metadata keys from its example).
+
+    Assumption (unverified, docs/google-behaviour.md "Organization policy"): the status is PERMISSION_DENIED and
+    the message reads as below; no public body for Vertex AI was found.
+    """
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f"Request is disallowed by organization's constraints/gcp.restrictServiceUsage constraint for "
+        f"'projects/{project.number}' attempting to use service '{VERTEX}'.",
+        [
+            error_info(
+                "RESOURCE_USAGE_RESTRICTION_VIOLATED",
+                "googleapis.com",
+                {
+                    "consumer": f"projects/{project.number}",
+                    "service": VERTEX,
+                },
+            )
+        ],
+    )
+
+
+def _model_allowed(world: World, project: Project, ref: ModelRef) -> bool:
+    allowed = world.constraint(project, "allowed_models")
+    if allowed is None:
         return True
     base = f"publishers/{ref.publisher}/models/{ref.model}"
-    return any(v in (base, f"{base}:predict", f"publishers/{ref.publisher}/models/*") for v in project.allowed_models)
+    return any(v in (base, f"{base}:predict", f"publishers/{ref.publisher}/models/*") for v in allowed)
 
 
 def admit(call: Call, model_name: str) -> tuple[ModelRef, Project]:
@@ -173,14 +200,14 @@ def admit(call: Call, model_name: str) -> tuple[ModelRef, Project]:
         raise service_disabled(project, VERTEX)
     if not project.billing_enabled:
         raise _billing_disabled(project)
+    if VERTEX in (world.constraint(project, "denied_services") or []):
+        raise _usage_restricted(project)
     _check_perimeter(call, project, ref, email, member)
-    allowed = iam.allowed_by_policy(project.policy, member, PERMISSION) and not iam.denied_by_rules(
-        world.deny_rules, member, PERMISSION
-    )
+    allowed = world.allows(project, member, PERMISSION)
     outcome: RpcError | None = None
     if not allowed:
         outcome = _iam_denied(ref)
-    elif not _model_allowed(project, ref):
+    elif not _model_allowed(world, project, ref):
         outcome = _org_policy_denied(ref, project)
     elif ref.publisher != "google" or ref.location not in world.models.get(ref.model, set()):
         outcome = _model_not_found(ref)

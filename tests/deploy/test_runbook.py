@@ -64,3 +64,29 @@ def test_the_runbook_query_prints_the_evidence(tmp_path: Path) -> None:
         assert activity["protoPayload"]["authenticationInfo"]["principalEmail"] == "alice@example.com"
         deltas = activity["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"]
         assert {"action": "REMOVE", "role": "roles/aiplatform.user", "member": f"serviceAccount:{WORKLOAD}"} in deltas
+
+
+def test_the_data_access_remedy_runs_verbatim_and_turns_the_logs_on(tmp_path: Path) -> None:
+    """The canary's "turn on Data Access logs" command, pasted as printed, with the real gcloud and jq: DATA_READ is on
+    afterwards, nothing else in the policy changed, and no file is written (it used to go through /tmp/policy.json)."""
+    if shutil.which("gcloud") is None or shutil.which("jq") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcloud and jq are required when CI=true")
+        pytest.skip("gcloud or jq is not installed")
+    from function.remedies import enable_data_access_logs
+
+    with Emulator("data_access_off", metadata_port=METADATA_PORT) as emulator:
+        before = testing.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
+        env = {**emulator.gcloud_env(tmp_path, "alice@example.com"), "TMPDIR": str(tmp_path / "tmp")}
+        (tmp_path / "tmp").mkdir()
+        command = enable_data_access_logs("demo-proj")
+        done = subprocess.run(
+            ["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True, timeout=120, check=False
+        )
+        assert done.returncode == 0, done.stderr
+        after = testing.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
+    assert before["audit_logs"] == {}
+    assert after["audit_logs"] == {"aiplatform.googleapis.com": ["DATA_READ", "DATA_WRITE"]}
+    assert after["bindings"] == before["bindings"]
+    assert list((tmp_path / "tmp").iterdir()) == []
+    assert "/tmp/" not in command

@@ -61,7 +61,7 @@ DEPENDENCIES = [
 VERTEX_CAUSE = {
     "unavailable": "unavailable",
     "hang": "deadline",
-    "exhausted": "quota",
+    "exhausted": "capacity",  # no quota named: Google's shared capacity (docs/google-behaviour.md)
     "malformed": "unknown",
     "reset": "unavailable",
 }

@@ -32,12 +32,13 @@ STATUS = {
     ],
 }
 ALLOWED_TOP = (
-    "clock, deny, description, logging, metadata, models, name, perimeter, principals, projects, quota, region, "
-    "timeline, tokens, workload"
+    "clock, deny, description, folders, logging, metadata, models, name, organization, perimeter, principals, "
+    "projects, quota, region, timeline, tokens, workload"
 )
 ACTIONS = (
-    "add_binding, add_deny, clear_allowed_models, disable_billing, disable_service, enable_billing, enable_service, "
-    "remove_binding, remove_deny, revoke_tokens, set_allowed_models, set_audit_logs, set_ingestion_lag"
+    "add_binding, add_deny, clear_allowed_models, clear_denied_services, disable_billing, disable_service, "
+    "enable_billing, enable_service, remove_binding, remove_deny, revoke_tokens, set_allowed_models, set_audit_logs, "
+    "set_denied_services, set_ingestion_lag"
 )
 
 BAD_INPUT = [

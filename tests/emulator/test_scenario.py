@@ -34,14 +34,15 @@ ACTIONS = ", ".join(sorted(changes.ACTION_PARAMS))
 BAD = [
     pytest.param(
         "colour: red\n",
-        "colour: unknown field; allowed: clock, deny, description, logging, metadata, models, name, perimeter, "
+        "colour: unknown field; allowed: clock, deny, description, folders, logging, metadata, models, name, "
+        "organization, perimeter, "
         "principals, projects, quota, region, timeline, tokens, workload",
         id="unknown-top-field",
     ),
     pytest.param(
         "projects:\n  demo-proj:\n    billng: false\n",
-        "projects.demo-proj.billng: unknown field; allowed: allowed_models, audit_logs, billing, bindings, number, "
-        "services",
+        "projects.demo-proj.billng: unknown field; allowed: allowed_models, audit_logs, billing, bindings, "
+        "denied_services, number, parent, services",
         id="unknown-project-field",
     ),
     pytest.param(
@@ -123,7 +124,7 @@ BAD = [
     ),
     pytest.param(
         "timeline:\n  - {at: '+10m', actor: alice@example.com, action: disable_service, service: x, colour: red}\n",
-        "timeline[0].colour: unknown field; allowed: project, service",
+        "timeline[0].colour: unknown field; allowed: api_version, project, service",
         id="unknown-action-param",
     ),
     pytest.param(

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from google.cloud.logging_v2 import types as lt
+from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 
-from function.evidence import _change
+from function.causes import Cause, Failure
+from function.evidence import _change, constraint_of, data_read_on
 
 SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
 
@@ -53,3 +57,132 @@ def test_removing_a_predict_role_explains_it(role: str) -> None:
 )
 def test_other_changes_do_not(role: str, action: str, member: str) -> None:
     assert _change(entry(role, action, member), SA) is None
+
+
+# Audit configs read as google/iam/v1/policy.proto defines them ---------------------------------------------------
+
+
+def _policy(*configs: tuple[str, str, list[str]]) -> policy_pb2.Policy:
+    policy = policy_pb2.Policy()
+    for service, log_type, exempted in configs:
+        policy.audit_configs.add(service=service).audit_log_configs.add(
+            log_type=policy_pb2.AuditLogConfig.LogType.Value(log_type), exempted_members=exempted
+        )
+    return policy
+
+
+SA_MEMBER = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
+
+
+@pytest.mark.parametrize(
+    ("configs", "on"),
+    [
+        pytest.param([("aiplatform.googleapis.com", "DATA_READ", [])], True, id="data-read"),
+        pytest.param([("aiplatform.googleapis.com", "DATA_WRITE", [])], False, id="data-write-is-not-data-read"),
+        pytest.param([("aiplatform.googleapis.com", "ADMIN_READ", [])], False, id="admin-read-is-not-data-read"),
+        pytest.param([("allServices", "DATA_READ", [])], True, id="all-services"),
+        pytest.param([("storage.googleapis.com", "DATA_READ", [])], False, id="another-service"),
+        pytest.param([("aiplatform.googleapis.com", "DATA_READ", [SA_MEMBER])], False, id="exempted"),
+        pytest.param(
+            [("allServices", "DATA_READ", [SA_MEMBER]), ("aiplatform.googleapis.com", "DATA_READ", [])],
+            False,
+            id="exempted-in-all-services-is-exempted-for-the-service",  # the two configs are unioned
+        ),
+        pytest.param([], False, id="none"),
+    ],
+)
+def test_data_read_on(configs: list[tuple[str, str, list[str]]], on: bool) -> None:
+    assert data_read_on(_policy(*configs), SA_MEMBER) is on
+
+
+# Admin changes Google records under other names than the canary once believed ------------------------------------
+
+
+def activity(payload: dict[str, Any]) -> lt.LogEntry:
+    doc = {
+        "logName": "projects/demo-proj/logs/cloudaudit.googleapis.com%2Factivity",
+        "timestamp": "2026-11-26T09:10:00Z",
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "authenticationInfo": {"principalEmail": "bob@example.com"},
+            **payload,
+        },
+    }
+    raw = lt.LogEntry.pb()()
+    json_format.ParseDict(doc, raw)
+    return lt.LogEntry.wrap(raw)
+
+
+@pytest.mark.parametrize(
+    ("payload", "kind", "detail"),
+    [
+        pytest.param(
+            {
+                "serviceName": "serviceusage.googleapis.com",
+                "methodName": "google.api.serviceusage.v1beta1.ServiceUsage.DisableService",
+                "resourceName": "projects/412345678901/services/aiplatform.googleapis.com",
+            },
+            "service_disabled",
+            "aiplatform.googleapis.com disabled",
+            id="disable-service-v1beta1",  # Service Usage's audit page lists v1 and v1beta1 methods
+        ),
+        pytest.param(
+            {"serviceName": "cloudbilling.googleapis.com", "methodName": "DisableResourceBilling"},
+            "billing_changed",
+            "the project's billing changed (DisableResourceBilling)",
+            id="billing-unlinked",  # Cloud Billing audit logging page: ADMIN_WRITE methods
+        ),
+        pytest.param(
+            {
+                "serviceName": "orgpolicy.googleapis.com",
+                "methodName": "google.cloud.orgpolicy.v2.OrgPolicy.CreatePolicy",
+                "resourceName": "projects/412345678901/policies/gcp.restrictServiceUsage",
+            },
+            "org_policy_changed",
+            "organization policy gcp.restrictServiceUsage changed (CreatePolicy)",
+            id="org-policy-v2-names-its-constraint",
+        ),
+        pytest.param(
+            {
+                "serviceName": "cloudresourcemanager.googleapis.com",
+                "methodName": "SetOrgPolicy",
+                "resourceName": "projects/demo-proj",
+                "request": {"policy": {"constraint": "constraints/vertexai.allowedModels"}},
+            },
+            "org_policy_changed",
+            "organization policy vertexai.allowedModels changed (SetOrgPolicy)",
+            id="org-policy-v1",  # v1 is served, and audited, by cloudresourcemanager.googleapis.com
+        ),
+    ],
+)
+def test_admin_changes_google_records(payload: dict[str, Any], kind: str, detail: str) -> None:
+    change = _change(activity(payload), SA)
+    assert change is not None
+    assert (change.kind, change.detail, change.actor) == (kind, detail, "bob@example.com")
+
+
+@pytest.mark.parametrize(
+    ("failure", "constraint"),
+    [
+        pytest.param(
+            Failure(Cause.ORG_POLICY, reason="RESOURCE_USAGE_RESTRICTION_VIOLATED"),
+            "gcp.restrictServiceUsage",
+            id="resource-usage-restriction",  # google/api/error_reason.proto
+        ),
+        pytest.param(
+            Failure(
+                Cause.ORG_POLICY,
+                message="Organization Policy constraint constraints/vertexai.allowedModels violated for `projects/1`",
+            ),
+            "vertexai.allowedModels",
+            id="named-in-the-message",
+        ),
+        pytest.param(
+            Failure(Cause.ORG_POLICY, message="... constraints/vertexai.allowedPartnerModelFeatures."),
+            "vertexai.allowedPartnerModelFeatures",
+            id="another-constraint-trailing-period",
+        ),
+    ],
+)
+def test_constraint_of(failure: Failure, constraint: str) -> None:
+    assert constraint_of(failure) == constraint

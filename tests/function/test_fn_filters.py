@@ -143,11 +143,11 @@ def set_iam_policy(insert_id: str, member: str, action: str = "REMOVE", when: fl
     )
 
 
-def disable(insert_id: str, service: str, when: float = 2, project: str = P) -> dict[str, Any]:
+def disable(insert_id: str, service: str, when: float = 2, project: str = P, version: str = "v1") -> dict[str, Any]:
     return admin(
         insert_id,
         "serviceusage.googleapis.com",
-        "google.api.serviceusage.v1.ServiceUsage.DisableService",
+        f"google.api.serviceusage.{version}.ServiceUsage.DisableService",
         f"projects/{N}/services/{service}",
         when,
         project,
@@ -193,16 +193,16 @@ ENTRIES = [
     ),
     admin("act-sa-key-created", "iam.googleapis.com", "google.iam.admin.v1.CreateServiceAccountKey", "projects/-/x"),
     disable("act-vertex-disabled", "aiplatform.googleapis.com"),
+    disable("act-vertex-disabled-v1beta1", "aiplatform.googleapis.com", version="v1beta1"),
     disable("act-other-api-disabled", "bigquery.googleapis.com"),
     disable("act-vertex-disabled-other-project", "aiplatform.googleapis.com", project="other-proj"),
-    admin(
-        "act-billing",
-        "cloudbilling.googleapis.com",
-        "google.cloud.billing.v1.CloudBilling.UpdateProjectBillingInfo",
-        f"projects/{P}/billingInfo",
-    ),
+    # Cloud Billing's audit logging page lists these ADMIN_WRITE methods (bare names)
+    admin("act-billing", "cloudbilling.googleapis.com", "DisableResourceBilling", f"projects/{P}"),
     org_policy("act-allowed-models", "vertexai.allowedModels"),
+    org_policy("act-restrict-service-usage", "gcp.restrictServiceUsage"),
     org_policy("act-other-constraint", "gcp.resourceLocations"),
+    # Organization Policy v1 is served and audited by cloudresourcemanager.googleapis.com
+    admin("act-org-policy-v1", "cloudresourcemanager.googleapis.com", "SetOrgPolicy", f"projects/{P}"),
 ]
 BY_ID = {e["insertId"]: e for e in ENTRIES}
 assert len(BY_ID) == len(ENTRIES)
@@ -270,9 +270,15 @@ def test_data_access_clause_is_pinned_to_the_project_even_unscoped() -> None:
 
 EXPLAINED = {
     Cause.IAM_PERMISSION_DENIED: {SA: {"act-role-removed", "act-deny-policy"}, None: {"act-deny-policy"}},
-    Cause.API_DISABLED: {SA: {"act-vertex-disabled"}, None: {"act-vertex-disabled"}},
+    Cause.API_DISABLED: {
+        SA: {"act-vertex-disabled", "act-vertex-disabled-v1beta1"},
+        None: {"act-vertex-disabled", "act-vertex-disabled-v1beta1"},
+    },
     Cause.BILLING_DISABLED: {SA: {"act-billing"}, None: {"act-billing"}},
-    Cause.ORG_POLICY: {SA: {"act-allowed-models"}, None: {"act-allowed-models"}},
+    Cause.ORG_POLICY: {
+        SA: {"act-allowed-models", "act-org-policy-v1"},
+        None: {"act-allowed-models", "act-org-policy-v1"},
+    },
 }
 UNEXPLAINED = set(Cause) - set(EXPLAINED)
 ACTIVITY_CASES = [
@@ -418,3 +424,11 @@ def test_builders_either_refuse_or_parse(principal: str, uids: list[str]) -> Non
     for query in queries:
         assert query is not None
         compile_filter(query)
+
+
+def test_org_policy_filter_follows_the_failing_constraint() -> None:
+    # RESOURCE_USAGE_RESTRICTION_VIOLATED is constraints/gcp.restrictServiceUsage (google/api/error_reason.proto)
+    query = activity_filter(P, SA, {Cause.ORG_POLICY}, START, ["gcp.restrictServiceUsage"])
+    assert listed(query) == {"act-restrict-service-usage", "act-org-policy-v1"}
+    both = activity_filter(P, SA, {Cause.ORG_POLICY}, START, ["gcp.restrictServiceUsage", "vertexai.allowedModels"])
+    assert listed(both) == {"act-restrict-service-usage", "act-allowed-models", "act-org-policy-v1"}

@@ -36,8 +36,7 @@ JQ = (
     '[{"service":"aiplatform.googleapis.com","auditLogConfigs":[{"logType":"DATA_READ"},{"logType":"DATA_WRITE"}]}])'
 )
 ENABLE_DATA_ACCESS = (
-    f"gcloud projects get-iam-policy {P} --format=json | jq '{JQ}' > /tmp/policy.json && "
-    f"gcloud projects set-iam-policy {P} /tmp/policy.json"
+    f"gcloud projects get-iam-policy {P} --format=json | jq '{JQ}' | gcloud projects set-iam-policy {P} /dev/stdin"
 )
 
 
@@ -52,7 +51,7 @@ def fixes(
     project: str = P,
     failure: dict[str, Any] | None = None,
 ) -> list[Remedy]:
-    return remedies(outcome(cause, failure), evidence or Evidence(), project, principal)
+    return remedies(outcome(cause, failure), evidence if evidence is not None else Evidence(), project, principal)
 
 
 def removed(role: str) -> Evidence:
@@ -69,13 +68,18 @@ def grant(role: str) -> Remedy:
 
 ASK_TROUBLESHOOTER = Remedy("Ask Policy Troubleshooter why", url=TROUBLESHOOTER)
 DENY_POLICY = Remedy(
-    "Find the deny policy that blocks it",
+    "Find the deny policy that blocks it, on the project",
     f"gcloud iam policies list --attachment-point=cloudresourcemanager.googleapis.com/projects/{P} "
     "--kind=denypolicies --format=json",
 )
-MODEL_EXISTS = Remedy(
-    "Check that the model exists in this location (a missing model is also answered 403)",
-    url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations#gemini-2.5-flash",
+# Deny policies attach to folders and the organization too; gcloud 528's help: get-ancestors-iam-policy --include-deny
+ANCESTORS_DENY = Remedy(
+    "…or on a folder or the organization above it",
+    f"gcloud beta projects get-ancestors-iam-policy {P} --include-deny --format=json",
+)
+ANCESTORS_AUDIT = Remedy(
+    "See whether Data Access audit logs are on at a folder or the organization (auditConfigs)",
+    f"gcloud beta projects get-ancestors-iam-policy {P} --format=json",
 )
 CAPACITY_RETRY = Remedy(
     "Google's shared capacity for gemini-2.5-flash ran short (no project quota was exceeded, so a quota increase "
@@ -136,14 +140,14 @@ CASES = [
         Cause.IAM_PERMISSION_DENIED,
         Evidence(predict_granted=True, data_read_on=True),
         {},
-        [DENY_POLICY, MODEL_EXISTS, ASK_TROUBLESHOOTER],
+        [DENY_POLICY, ANCESTORS_DENY, ASK_TROUBLESHOOTER],
     ),
     (
         "iam-granted-yet-denied-data-access-off",
         Cause.IAM_PERMISSION_DENIED,
         Evidence(predict_granted=True, data_read_on=False),
         {},
-        [DENY_POLICY, MODEL_EXISTS, ASK_TROUBLESHOOTER, TURN_ON_DATA_ACCESS],
+        [DENY_POLICY, ANCESTORS_DENY, ASK_TROUBLESHOOTER, TURN_ON_DATA_ACCESS],
     ),
     (
         "iam-data-access-off",
@@ -269,7 +273,7 @@ CASES = [
         {},
         [
             Remedy(
-                "See the effective model allowlist",
+                "See the effective model allowlist (set here, on a folder or the organization)",
                 f"gcloud org-policies describe vertexai.allowedModels --project={P} --effective",
             ),
             Remedy(
@@ -495,8 +499,8 @@ def test_enable_data_access_command_is_valid_shell() -> None:
     assert command == ENABLE_DATA_ACCESS
     assert shlex.split(command) == [
         "gcloud", "projects", "get-iam-policy", P, "--format=json",
-        "|", "jq", JQ, ">", "/tmp/policy.json", "&&",
-        "gcloud", "projects", "set-iam-policy", P, "/tmp/policy.json",
+        "|", "jq", JQ, "|",
+        "gcloud", "projects", "set-iam-policy", P, "/dev/stdin",
     ]  # fmt: skip
     if shutil.which("bash"):
         subprocess.run(["bash", "-n", "-c", command], check=True)
