@@ -57,6 +57,12 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow the default compute service account as the workload's",
     )
+    p.add_argument(
+        "--build-service-account",
+        help="the account Cloud Build builds the function as (default: the project's default compute account, "
+        "Google's default for projects created since July 2024); it is granted roles/cloudbuild.builds.builder "
+        "unless it holds it (or editor/owner), and teardown removes only a grant this tool made",
+    )
     p.add_argument("--parallel", type=int, default=8, help="projects at once (default: %(default)s)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
     return p
@@ -81,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             evidence_roles=args.grant_evidence_roles,
             data_access_logs=args.enable_data_access_logs,
             force_default_sa=args.force_default_service_account,
+            build_service_account=args.build_service_account,
             parallel=args.parallel,
             dry_run=args.dry_run,
         )

@@ -1,6 +1,7 @@
-"""Alert policies and notification channels through the monitoring_v3 client library (gcloud has them only in
-alpha/beta). Policies are the JSON files in deploy/policies/, in the REST form `gcloud alpha monitoring policies
-create --policy-from-file` and the console accept, rendered with the project's channels, prefix and schedule.
+"""Alert policies, notification channels and metric descriptors through the monitoring_v3 client library (gcloud
+528 has policies only in its alpha track). Policies are the JSON files in deploy/policies/, in the REST form
+`gcloud alpha monitoring policies create --policy-from-file` and the console accept, rendered with the project's
+channels, prefix, schedule timing, region and the cause lists of function/causes.py.
 
 Credentials: Application Default Credentials (the deployer's, e.g. the Cloud Build service account). Against the
 local emulator only, DEPLOY_MONITORING_GRPC=host:port points the client at its gRPC port, with the token gcloud
@@ -12,24 +13,28 @@ from __future__ import annotations
 import copy
 import json
 import os
+import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
+from google.api import label_pb2, metric_pb2
 from google.api_core import exceptions
 from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3.services.alert_policy_service.transports import AlertPolicyServiceGrpcTransport
+from google.cloud.monitoring_v3.services.metric_service.transports import MetricServiceGrpcTransport
 from google.cloud.monitoring_v3.services.notification_channel_service.transports import (
     NotificationChannelServiceGrpcTransport,
 )
 from google.oauth2.credentials import Credentials
 from google.protobuf import json_format
 
-from function.metrics import SCHEMA
+from function.causes import DENIALS, TRANSIENT, Cause
+from function.metrics import SCHEMA, MetricDef
 
-from .spec import MANAGED_LABEL, Spec
+from .spec import MANAGED_LABEL, NAME, TIMEOUT_S, Spec
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 POLICY_FILES = ("denied.json", "silent.json", "degraded.json", "denial_log.json")
@@ -42,18 +47,62 @@ def load_policy_file(name: str) -> dict[str, Any]:
     return doc
 
 
+def logs_url(query: str) -> str:
+    """A Logs Explorer link for the alerted project; the ${...} documentation variables stay unencoded so that
+    Monitoring expands them (AlertPolicy.Documentation.Link.url may be templated, alert.proto)."""
+    encoded = urllib.parse.quote(query, safe="${}")
+    return f"https://console.cloud.google.com/logs/query;query={encoded}?project=${{resource.project}}"
+
+
+CANARY_LOGS = f'resource.type="cloud_run_revision" AND resource.labels.service_name="{NAME}"'
+
+
+def _causes(causes: frozenset[Cause]) -> str:
+    return ", ".join(f'\\"{c}\\"' for c in sorted(causes))
+
+
+def alert_window_s(period_s: int) -> int:
+    """The sliding alignment window of the failure policies: one schedule period plus a run's whole timeout,
+    rounded up to whole minutes. Why this makes "two consecutive runs" exact: docs/google-behaviour.md,
+    "Alert policies".
+
+    Cloud Monitoring evaluates a threshold condition about once a minute over a window of the alignment period
+    that slides with it, and opens an incident only when the condition held for the whole `duration`. A failing
+    target writes a point only on failing runs (a healthy run writes cause=ok, outside these filters), so with
+    ALIGN_MAX a series is above 0 from a failing run's point until one window later. With the window W longer
+    than the longest gap between two runs' points (period + timeout), consecutive failures keep the condition
+    true without a break: one incident for a lasting failure, closed one window after it ends. With the
+    duration equal to W, one failing run is true for less than W and never opens an incident, while two
+    consecutive ones are true for at least W + period - timeout, which covers W plus one evaluation when the
+    period is at least the timeout plus a minute; and two failures with a healthy run between them are at least
+    2 × period - timeout apart, more than W when the period exceeds two timeouts (spec.MIN_PERIOD_S), so they
+    never join into one stretch that long. tests/deploy/test_policies.py simulates this for every schedule.
+    """
+    return -(-(period_s + TIMEOUT_S) // 60) * 60
+
+
 def render_policy(doc: dict[str, Any], spec: Spec, channels: list[str], prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
-    """A policy file with this deployment's channels, metric prefix and schedule filled in."""
-    out = json.loads(json.dumps(doc).replace(DEFAULT_PREFIX, prefix))
+    """A policy file with this deployment's channels, metric prefix, schedule timing, region, cause lists (from
+    function.causes, so they never drift) and links filled in."""
+    period = spec.schedule_period_s()
+    fills = {
+        "__LASTING_CAUSES__": _causes(DENIALS | {Cause.UNKNOWN}),
+        "__TRANSIENT_CAUSES__": _causes(TRANSIENT),
+        "__WINDOW__": f"{alert_window_s(period)}s",
+        "__PERIOD__": f"{period}s",
+        # "Canary silent": three schedule periods without a run (whole minutes: periods are whole minutes).
+        "__THREE_PERIODS__": f"{3 * period}s",
+        "__REGION__": spec.region,
+        "__LOGS_ALL__": logs_url(CANARY_LOGS),
+        "__LOGS_DENIED__": logs_url(f'{CANARY_LOGS} AND jsonPayload.verdict="denied"'),
+        "__LOGS_DEGRADED__": logs_url(f'{CANARY_LOGS} AND jsonPayload.verdict="degraded"'),
+        "__LOGS_RUN__": logs_url(f'{CANARY_LOGS} AND jsonPayload.run_id="${{log.extracted_label.run_id}}"'),
+    }
+    text = json.dumps(doc).replace(DEFAULT_PREFIX, prefix)
+    for marker, value in fills.items():
+        text = text.replace(marker, value)
+    out: dict[str, Any] = json.loads(text)
     out["notificationChannels"] = sorted(channels)
-    for condition in out["conditions"]:
-        absent = condition.get("conditionAbsent")
-        if absent is not None:
-            # "Canary silent": three schedule periods without a run, in whole minutes, at least 2 minutes.
-            period = spec.schedule_period_s()
-            absent["duration"] = f"{max(120, 3 * period) // 60 * 60}s"
-            for aggregation in absent.get("aggregations", []):
-                aggregation["alignmentPeriod"] = f"{max(60, period)}s"
     return out
 
 
@@ -74,6 +123,32 @@ def metric_types() -> set[str]:
     return {m.type(DEFAULT_PREFIX) for m in SCHEMA}
 
 
+def descriptor(metric: MetricDef, prefix: str = DEFAULT_PREFIX) -> metric_pb2.MetricDescriptor:
+    """The MetricDescriptor of one metric of function/metrics.py's schema: its kind, value type, unit (the
+    dashboard shows latency in ms), description and labels (string-valued, as the canary writes them)."""
+    return metric_pb2.MetricDescriptor(
+        type=metric.type(prefix),
+        # Enum names as in google/api/metric.proto (MetricKind, ValueType), checked there by Value().
+        metric_kind=metric_pb2.MetricDescriptor.MetricKind.Value(metric.kind),
+        value_type=metric_pb2.MetricDescriptor.ValueType.Value(metric.value_type),
+        unit=metric.unit,
+        description=metric.description,
+        display_name=f"Gemini canary {metric.name}",
+        labels=[
+            label_pb2.LabelDescriptor(key=key, value_type=label_pb2.LabelDescriptor.STRING) for key in metric.labels
+        ],
+    )
+
+
+def descriptor_matches(current: metric_pb2.MetricDescriptor, wanted: metric_pb2.MetricDescriptor) -> bool:
+    """Whether an existing descriptor already says what `wanted` says. Extra labels do not count: Google never
+    removes a descriptor's labels (projects.metricDescriptors.create, docs/google-behaviour.md)."""
+    fields = ("metric_kind", "value_type", "unit", "description", "display_name")
+    return all(getattr(current, f) == getattr(wanted, f) for f in fields) and {
+        label.key for label in wanted.labels
+    } <= {label.key for label in current.labels}
+
+
 @dataclass
 class Monitoring:
     """Reads always run; changes go into the plan and run unless dry-running."""
@@ -83,6 +158,7 @@ class Monitoring:
     plan: list[str] = field(default_factory=list)
     _policies: Any = None
     _channels: Any = None
+    _metrics: Any = None
 
     def _clients(self) -> tuple[Any, Any]:
         if self._policies is None:
@@ -101,14 +177,42 @@ class Monitoring:
                         host=endpoint, credentials=credentials, ssl_channel_credentials=local
                     )
                 )
+                self._metrics = monitoring_v3.MetricServiceClient(
+                    transport=MetricServiceGrpcTransport(
+                        host=endpoint, credentials=credentials, ssl_channel_credentials=local
+                    )
+                )
             else:
                 self._policies = monitoring_v3.AlertPolicyServiceClient()
                 self._channels = monitoring_v3.NotificationChannelServiceClient()
+                self._metrics = monitoring_v3.MetricServiceClient()
         return self._policies, self._channels
 
     def _do(self, description: str, call: Callable[[], Any]) -> Any:
         self.plan.append(description)
         return None if self.dry_run else call()
+
+    # Metric descriptors -------------------------------------------------------------------------------
+
+    def current_descriptor(self, metric_type: str) -> Any:
+        """The project's descriptor of a metric type, or None."""
+        self._clients()
+        try:
+            return self._metrics.get_metric_descriptor(name=f"projects/{self.project}/metricDescriptors/{metric_type}")
+        except exceptions.NotFound:
+            return None
+
+    def ensure_descriptor(self, wanted: metric_pb2.MetricDescriptor) -> str:
+        """created | updated | unchanged. CreateMetricDescriptor also updates an existing descriptor (Google's
+        documented behaviour), including one Google auto-created from the canary's first write, without units."""
+        current = self.current_descriptor(wanted.type)
+        if current is not None and descriptor_matches(current, wanted):
+            return "unchanged"
+        self._do(
+            f"monitoring.metricDescriptors.create projects/{self.project} {wanted.type} unit={wanted.unit!r}",
+            lambda: self._metrics.create_metric_descriptor(name=f"projects/{self.project}", metric_descriptor=wanted),
+        )
+        return "created" if current is None else "updated"
 
     # Channels -----------------------------------------------------------------------------------------
 

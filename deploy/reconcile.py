@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 
 from .gcloud import Gcloud
-from .monitoring import POLICY_FILES, Monitoring, load_policy_file, render_policy
+from .monitoring import POLICY_FILES, Monitoring, descriptor, load_policy_file, render_policy
 from .spec import (
     ATTEMPT_DEADLINE_S,
     INVOKER_ID,
@@ -35,8 +36,13 @@ from .spec import (
 DASHBOARD_FILE = Path(__file__).resolve().parent / "dashboard.json"
 PUBLIC = ("allUsers", "allAuthenticatedUsers")
 VERTEX = "aiplatform.googleapis.com"
-_MANIFEST = re.compile(r"granted=([a-zA-Z./,]*); audit=([01])")
+_MANIFEST = re.compile(r"granted=([a-zA-Z./,]*); audit=([01])(?:; build=([a-z0-9@.-]+))?")
 MANAGEABLE_ROLES = set(REQUIRED) | set(OPTIONAL)
+# The role Google documents for the account that builds a function ("Troubleshoot Cloud Run functions", build
+# service account missing permissions; docs/google-behaviour.md, "Function builds"). Editor and owner hold its
+# permissions too (projects whose default compute account still has Editor), so they need no grant.
+BUILD_ROLE = "roles/cloudbuild.builds.builder"
+BUILD_SUFFICIENT = {BUILD_ROLE, "roles/editor", "roles/owner"}
 
 
 @dataclass
@@ -50,12 +56,12 @@ class Change:
 class Manifest:
     granted: set[str] = field(default_factory=set)
     audit: bool = False
+    build: str | None = None  # the build account this tool granted BUILD_ROLE to
 
     def text(self) -> str:
-        return (
-            f"Invokes the Gemini access canary; managed by its deploy tool. "
-            f"granted={','.join(sorted(self.granted))}; audit={int(self.audit)}"
-        )
+        # A service account's description holds at most 256 bytes: kept short enough for the longest e-mails.
+        build = f"; build={self.build}" if self.build else ""
+        return f"Invoker of the Gemini canary. granted={','.join(sorted(self.granted))}; audit={int(self.audit)}{build}"
 
     @classmethod
     def parse(cls, description: str | None) -> Manifest:
@@ -63,7 +69,7 @@ class Manifest:
         if match is None:
             return cls()
         granted = {r for r in match.group(1).split(",") if r in MANAGEABLE_ROLES}
-        return cls(granted=granted, audit=match.group(2) == "1")
+        return cls(granted=granted, audit=match.group(2) == "1", build=match.group(3))
 
 
 def source_hash(root: Path) -> str:
@@ -89,6 +95,7 @@ class Project:
         self.workload = spec.workload(project)
         self.manifest = Manifest()
         self._policy_doc: dict[str, Any] | None = None
+        self._builder: str | None = None
         self._saved_manifest: str | None = None  # the invoker account's description as it stands
 
     def note(self, resource: str, action: str, detail: str = "") -> None:
@@ -103,6 +110,7 @@ class Project:
             )
         self._invoker_account()
         self._grants()
+        self._build_account()
         self._data_access_logs()
         self._save_manifest()  # before anything can fail: teardown must know what was granted
         if self.spec.pubsub:
@@ -110,6 +118,7 @@ class Project:
         uri = self._function()
         self._invoker_binding()  # Scheduler's OIDC token, or the Pub/Sub trigger's push, both need run.invoker
         self._scheduler(uri)
+        self._descriptors()  # before the policies, which name these metric types
         channels = self._channels()
         self._policies(channels)
         self._dashboard()
@@ -162,6 +171,55 @@ class Project:
             if role in held:
                 self._remove_grant(who, role, "no longer requested")
             self.manifest.granted.discard(role)
+
+    def builder(self) -> str:
+        """The account Cloud Build builds the function as (the default one needs the project number)."""
+        if self._builder is None:
+            number = ""
+            if not self.spec.build_service_account:
+                project = self.gcloud.read("projects", "describe", self.project) or {}
+                number = str(project.get("projectNumber", ""))
+                if not number and self.gcloud.dry_run:
+                    number = "PROJECT_NUMBER"  # a project this dry run would find first
+                elif not number:
+                    raise RuntimeError(f"cannot read the project number of {self.project}")
+            self._builder = self.spec.builder(self.project, number)
+        return self._builder
+
+    def _build_account(self) -> None:
+        """Make sure the build account holds the documented build role; record a grant this tool made."""
+        account = self.builder()
+        who = member(account)
+        policy = self._policy()
+        held = {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
+        previous = self.manifest.build
+        if previous and previous != account:
+            old = member(previous)
+            if any(b["role"] == BUILD_ROLE and old in b.get("members", []) for b in policy.get("bindings", [])):
+                self._remove_grant(old, BUILD_ROLE, f"{previous} no longer builds the function")
+            self.manifest.build = None
+        if held & BUILD_SUFFICIENT:
+            self.note(
+                f"build account {BUILD_ROLE}", "unchanged", f"{account} holds {sorted(held & BUILD_SUFFICIENT)[0]}"
+            )
+            return
+        self.gcloud.change(
+            "projects",
+            "add-iam-policy-binding",
+            self.project,
+            f"--member={who}",
+            f"--role={BUILD_ROLE}",
+            "--condition=None",
+        )
+        self._policy_doc = None
+        self.manifest.build = account
+        self.note(f"build account {BUILD_ROLE}", "created", account)
+
+    def _descriptors(self) -> None:
+        for metric in SCHEMA:
+            wanted = descriptor(metric)
+            action = self.monitoring.ensure_descriptor(wanted)
+            self.note(f"metric descriptor {metric.name}", action, f"unit {metric.unit}")
 
     def _remove_grant(self, who: str, role: str, why: str = "") -> None:
         self.gcloud.change(
@@ -220,6 +278,7 @@ class Project:
             "entryPoint": "canary_pubsub" if self.spec.pubsub else "canary",
             "buildEnv": {"GOOGLE_FUNCTION_SOURCE": "function/main.py"},
             "serviceAccount": self.workload,
+            "buildServiceAccount": f"projects/{self.project}/serviceAccounts/{self.builder()}",
             "memory": MEMORY,
             "timeout": TIMEOUT_S,
             "maxInstances": MAX_INSTANCES,
@@ -239,6 +298,7 @@ class Project:
                 k: v for k, v in build.get("environmentVariables", {}).items() if k == "GOOGLE_FUNCTION_SOURCE"
             },
             "serviceAccount": service.get("serviceAccountEmail"),
+            "buildServiceAccount": build.get("serviceAccount"),
             "memory": service.get("availableMemory"),
             "timeout": int(service.get("timeoutSeconds", 0)),
             "maxInstances": int(service.get("maxInstanceCount", 0)),
@@ -272,6 +332,7 @@ class Project:
             *trigger,
             "--no-allow-unauthenticated",
             f"--service-account={self.workload}",
+            f"--build-service-account={desired['buildServiceAccount']}",
             "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=function/main.py",
             f"--set-env-vars=^;^CANARY_TARGETS={desired['env']['CANARY_TARGETS']}",
             f"--memory={MEMORY}",
@@ -448,6 +509,14 @@ class Project:
         held = {b["role"] for b in self._policy().get("bindings", []) if who in b.get("members", [])}
         for role in sorted(self.manifest.granted & held):
             self._remove_grant(who, role)
+        if self.manifest.build:
+            builder = member(self.manifest.build)
+            if any(
+                b["role"] == BUILD_ROLE and builder in b.get("members", []) for b in self._policy().get("bindings", [])
+            ):
+                self._remove_grant(builder, BUILD_ROLE, f"from the build account {self.manifest.build}")
+        # Deleting a metric descriptor deletes its data: the canary's history stays (docs/google-behaviour.md).
+        self.note("metric descriptors", "kept", "deleting them would delete the canary's metric history")
         if self.manifest.audit:
             policy = self._policy()
             policy["auditConfigs"] = [c for c in policy.get("auditConfigs", []) if c.get("service") != VERTEX]

@@ -25,9 +25,16 @@ RUNTIME = "python311"
 REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}\Z")
 SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com\Z")
 DEFAULT_COMPUTE_SA = re.compile(r"^\d{6,20}-compute@developer\.gserviceaccount\.com\Z")
+BUILD_ACCOUNT = re.compile(f"(?:{SERVICE_ACCOUNT.pattern})|(?:{DEFAULT_COMPUTE_SA.pattern})")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}\Z")
 CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?\d{1,30}\Z")
 _CRON_FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*\Z")
+# The alert policies' timing is derived from the schedule's period (deploy/monitoring.py, alert_window_s): it must
+# be even, longer than two of a run's whole timeouts (so failures two runs apart never join up, nor two consecutive
+# ones fall inside one alert evaluation) and at most an hour.
+MIN_PERIOD_S = 180
+MAX_PERIOD_S = 3600
+MINUTES_A_DAY = 24 * 60
 TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}\Z")
 
 
@@ -49,6 +56,7 @@ class Spec:
     evidence_roles: bool = False
     data_access_logs: bool = False
     force_default_sa: bool = False
+    build_service_account: str | None = None  # None: the project's default compute account (see builder())
     parallel: int = 8
     dry_run: bool = False
     source: Path = field(default_factory=lambda: Path(__file__).resolve().parents[1])
@@ -64,22 +72,58 @@ class Spec:
     def invoker(self, project: str) -> str:
         return f"{INVOKER_ID}@{project}.iam.gserviceaccount.com"
 
+    def builder(self, project: str, number: str) -> str:
+        """The account Cloud Build builds the function as: --build-service-account, else the project's default
+        compute account, Google's default build account for projects created since July 2024
+        (docs/google-behaviour.md, "Function builds")."""
+        if self.build_service_account:
+            return self.build_service_account.replace("{project}", project)
+        return f"{number}-compute@developer.gserviceaccount.com"
+
     def schedule_period_s(self) -> int:
-        """The interval between runs for `*/N * * * *` and `N * * * *`-style schedules; else 5 minutes."""
-        minute, hour = self.schedule.split()[:2]
-        if minute.startswith("*/") and hour == "*":
-            return int(minute[2:]) * 60
-        if minute == "*" and hour == "*":
-            return 60
-        if minute.isdigit() and hour == "*":
-            return 3600
-        return 300
+        """Seconds between two runs (validate_schedule accepted only evenly spaced schedules)."""
+        return schedule_period_s(self.schedule)
 
 
 def _check(pattern: re.Pattern[str], value: str, flag: str, what: str) -> str:
     if not pattern.match(value):
         raise SpecError(f"{flag}: {value[:100]!r} is not {what}")
     return value
+
+
+def _expand(field: str, low: int, high: int) -> set[int]:
+    """The values a unix-cron field (already matched by _CRON_FIELD) selects between low and high."""
+    values: set[int] = set()
+    for item in field.split(","):
+        body, _, step = item.partition("/")
+        if body == "*":
+            start, end = low, high
+        elif "-" in body:
+            start, end = (int(v) for v in body.split("-"))
+        else:
+            start = int(body)
+            end = high if step else start
+        values.update(range(start, end + 1, int(step) if step else 1))
+    return {v for v in values if low <= v <= high}
+
+
+def schedule_period_s(schedule: str) -> int:
+    """The even spacing of a schedule's runs, in seconds; SpecError when the runs are unevenly spaced."""
+    minute, hour, day, month, weekday = schedule.split()
+    if (day, month, weekday) != ("*", "*", "*"):
+        raise SpecError(
+            f"--schedule: {schedule!r}: the canary runs every day; day-of-month, month and day-of-week must be '*'"
+        )
+    runs = sorted(h * 60 + m for h in _expand(hour, 0, 23) for m in _expand(minute, 0, 59))
+    if not runs:
+        raise SpecError(f"--schedule: {schedule!r} never runs")
+    gaps = {b - a for a, b in zip(runs, [*runs[1:], runs[0] + MINUTES_A_DAY], strict=True)}
+    if len(gaps) != 1:
+        raise SpecError(
+            f"--schedule: {schedule!r} runs {min(gaps)} to {max(gaps)} minutes apart; the alert policies need "
+            "evenly spaced runs (for example */5 or */15, a step that divides 60)"
+        )
+    return gaps.pop() * 60
 
 
 def validate_schedule(schedule: str) -> str:
@@ -91,6 +135,12 @@ def validate_schedule(schedule: str) -> str:
     minute = fields[0]
     if minute.startswith("*/") and not 1 <= int(minute[2:]) <= 59:
         raise SpecError(f"--schedule: {schedule!r}: the minute step must be 1-59")
+    period = schedule_period_s(schedule)
+    if not MIN_PERIOD_S <= period <= MAX_PERIOD_S:
+        raise SpecError(
+            f"--schedule: {schedule!r} runs every {period // 60} minute(s); allowed: every {MIN_PERIOD_S // 60} to "
+            f"{MAX_PERIOD_S // 60} minutes (the alert policies' timing is derived from it; see README)"
+        )
     return schedule
 
 
@@ -125,6 +175,7 @@ def make_spec(
     evidence_roles: bool = False,
     data_access_logs: bool = False,
     force_default_sa: bool = False,
+    build_service_account: str | None = None,
     parallel: int = 8,
     dry_run: bool = False,
 ) -> Spec:
@@ -150,6 +201,15 @@ def make_spec(
         _check(CHANNEL, c, "--notification-channel", "a notification channel id (digits, or its full resource name)")
     if notify_email is not None:
         _check(EMAIL, notify_email, "--notify-email", "an e-mail address")
+    if build_service_account is not None:
+        for project in projects:
+            _check(
+                BUILD_ACCOUNT,
+                build_service_account.replace("{project}", project),
+                "--build-service-account",
+                "a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com, or the default compute account "
+                "NUMBER-compute@developer.gserviceaccount.com; {project} stands for each project)",
+            )
     _check(TIME_ZONE, time_zone, "--time-zone", "a tz database name such as Etc/UTC or Europe/Paris")
     if not 1 <= parallel <= 64:
         raise SpecError(f"--parallel: {parallel} is out of range; allowed: 1 to 64")
@@ -166,6 +226,7 @@ def make_spec(
         evidence_roles=evidence_roles,
         data_access_logs=data_access_logs,
         force_default_sa=force_default_sa,
+        build_service_account=build_service_account,
         parallel=parallel,
         dry_run=dry_run,
     )

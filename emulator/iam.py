@@ -189,6 +189,25 @@ ROLES: dict[str, frozenset[str]] = {
         {"artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"}
     ),
     "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
+    # What a function's build needs of its build account (services/functions.py, BUILD_PERMISSIONS) and neighbours.
+    "roles/cloudbuild.builds.builder": frozenset(
+        {
+            "artifactregistry.repositories.downloadArtifacts",
+            "artifactregistry.repositories.uploadArtifacts",
+            "cloudbuild.builds.create",
+            "cloudbuild.builds.get",
+            "cloudbuild.builds.list",
+            "cloudbuild.builds.update",
+            "logging.logEntries.create",
+            "storage.objects.create",
+            "storage.objects.get",
+            "storage.objects.list",
+        }
+    ),
+    "roles/artifactregistry.writer": frozenset(
+        {"artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"}
+    ),
+    "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
     "roles/run.invoker": frozenset({"run.routes.invoke", "run.jobs.run"}),
     "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),
     "roles/cloudfunctions.developer": frozenset(

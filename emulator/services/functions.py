@@ -18,6 +18,16 @@ details unknown.
 Assumption: the service URI is https://NAME-HASH-CODE.a.run.app with HASH from the project number and CODE the
 region's two letters (uc for us-central1; unknown regions get uc); `url` is https://REGION-PROJECT.cloudfunctions.net/NAME.
 Assumption: the source must be a zip uploaded to a URL this emulator issued; any other source is refused.
+
+The build runs as the build service account (buildConfig.serviceAccount, else the project's default compute account,
+Google's default since July 2024). Its build needs BUILD_PERMISSIONS in the project — what the documented fix,
+roles/cloudbuild.builds.builder, gives it ("Troubleshoot Cloud Run functions": build service account missing
+permissions). Without them the operation ends with code 3 and Google's text (BUILD_FAILED, seen verbatim in users'
+reports of `gcloud functions deploy`), and the function is kept in state FAILED, as Google keeps a failed first
+deploy. The caller must be able to act as a build account it names (the deployer's documented
+roles/iam.serviceAccountUser).
+Assumption: which of the build's permissions Google finds missing first is not known; the text names none.
+Assumption: the caller's actAs denial on the build account has the runtime account's text, without the service.
 """
 
 from __future__ import annotations
@@ -103,6 +113,21 @@ RUNTIMES = {
     "java21": "Java 21",
 }
 MAX_TIMEOUT_S = 3600
+# What a function build does as the build account: write its logs, read the uploaded source, pull and push the
+# image cache and image in Artifact Registry (the failing steps the troubleshooting page quotes; see
+# docs/google-behaviour.md, "Function builds").
+BUILD_PERMISSIONS = (
+    "logging.logEntries.create",
+    "storage.objects.get",
+    "artifactregistry.repositories.downloadArtifacts",
+    "artifactregistry.repositories.uploadArtifacts",
+)
+# Verbatim from users' reports (`OperationError: code=3, message=...`) and the troubleshooting page.
+BUILD_FAILED = (
+    "Build failed with status: FAILURE. Could not build the function due to a missing permission on the build "
+    "service account. If you didn't revoke that permission explicitly, this could be caused by a change in the "
+    "organization policies."
+)
 
 _STORAGE: Fields = {"bucket": None, "object": None, "generation": None, "sourceUploadUrl": None}
 _REPO: Fields = {
@@ -262,6 +287,35 @@ def _check_act_as(call: Call, function_id: str, email: str) -> None:
         )
 
 
+def build_account(project: Project, build: Doc) -> str:
+    """The e-mail of the account the build runs as."""
+    given = text(build, "serviceAccount")
+    if given:
+        return given.rsplit("/", 1)[-1]
+    return f"{project.number}-compute@developer.gserviceaccount.com"
+
+
+def _check_build_act_as(call: Call, project: Project, build: Doc, previous: Doc | None) -> None:
+    """A named build account is used on the caller's behalf: the caller must be able to act as it."""
+    given = text(build, "serviceAccount")
+    if not given or (previous is not None and text(previous, "serviceAccount") == given):
+        return
+    email = build_account(project, build)
+    if not iamadmin.can_act_as(call, email):
+        raise RpcError(
+            code_pb2.PERMISSION_DENIED,
+            f"Permission 'iam.serviceaccounts.actAs' denied on service account {email} (or it may not exist).",
+        )
+
+
+def build_error(call: Call, project: Project, build: Doc) -> RpcError | None:
+    """The build's failure when its account lacks a permission the build needs, else None."""
+    who = iam.member_of(build_account(project, build))
+    if all(call.world.allows(project, who, p) for p in BUILD_PERMISSIONS):
+        return None
+    return RpcError(code_pb2.INVALID_ARGUMENT, BUILD_FAILED)
+
+
 def _validate(project: Project, function: Doc) -> None:
     build, service = message(function, "buildConfig"), message(function, "serviceConfig")
     runtime = text(build, "runtime")
@@ -375,6 +429,23 @@ def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
     return record
 
 
+def _failed(call: Call, project: Project, resource: Doc, verb: str, error: RpcError) -> Doc:
+    """A build that failed: the operation ends with the error; a new function is kept in state FAILED, an existing
+    one keeps serving its last revision and reads FAILED."""
+    name = resource["name"]
+    record = project.functions.get(name)
+    if record is None:
+        _, upload = _source(project, resource["buildConfig"])
+        record = FunctionRecord(resource, upload.size or 0, list(upload.files or []))  # no Cloud Run service
+        project.functions[name] = record
+    record.resource["state"] = "FAILED"
+    record.resource["stateMessages"] = [{"severity": "ERROR", "type": "BuildFailed", "message": error.message}]
+    operation = _operation(call, project, name, verb, None)
+    operation.pop("response", None)
+    operation["error"] = {"code": error.code, "message": error.message}
+    return operation
+
+
 def _operation(call: Call, project: Project, name: str, verb: str, response: Doc | None) -> Doc:
     region = name.split("/")[3]
     stages = (
@@ -433,7 +504,11 @@ def create_function(call: Call, request: Doc) -> Doc:
     given = message(request, "function")
     _validate(project, given)
     _check_act_as(call, function_id, _runtime_account(project, message(given, "serviceConfig")))
+    _check_build_act_as(call, project, message(given, "buildConfig"), None)
     resource = _assemble(call, project, region, function_id, given, now(call))
+    failed = build_error(call, project, resource["buildConfig"])
+    if failed is not None:
+        return _failed(call, project, resource, "create", failed)
     _store(call, project, resource)
     return _operation(call, project, resource["name"], "create", resource)
 
@@ -453,8 +528,12 @@ def update_function(call: Call, request: Doc) -> Doc:
     new_account = _runtime_account(project, message(merged, "serviceConfig"))
     if new_account != old_account:
         _check_act_as(call, function_id, new_account)
+    _check_build_act_as(call, project, message(merged, "buildConfig"), record.resource.get("buildConfig"))
     region = name.split("/")[3]
     resource = _assemble(call, project, region, function_id, merged, record.resource["createTime"])
+    failed = build_error(call, project, resource["buildConfig"])
+    if failed is not None:
+        return _failed(call, project, resource, "update", failed)
     _store(call, project, resource)
     return _operation(call, project, resource["name"], "update", resource)
 

@@ -167,7 +167,7 @@ def _check_series(project: Project, series: mt.TimeSeries, now: datetime) -> tup
     return key, stored, agg.Point(end=end, value=value, start=start)
 
 
-def _descriptor_for(project: Project, series: agg.Series) -> str | None:
+def _descriptor_for(project: Project, series: agg.Series, index: int) -> str | None:
     """Create or extend the metric descriptor as Google does for custom metrics; an error text on mismatch."""
     existing = project.metric_descriptors.get(series.metric_type)
     if existing is None:
@@ -184,7 +184,14 @@ def _descriptor_for(project: Project, series: agg.Series) -> str | None:
         )
     new_keys = set(series.metric_labels) - set(existing["labels"])
     if new_keys and not existing["auto"]:
-        return f"Unrecognized metric label: {sorted(new_keys)[0]}"
+        # A label the created descriptor does not declare is refused; the text is a real sample's
+        # ("Field timeSeries[1].metric.labels[2] had an invalid value of ..."; docs/google-behaviour.md).
+        order = list(series.metric_labels)
+        key = next(k for k in order if k in new_keys)
+        return (
+            f'Field timeSeries[{index}].metric.labels[{order.index(key)}] had an invalid value of "{key}": '
+            "Unrecognized metric label."
+        )
     if len(set(existing["labels"]) | new_keys) > MAX_LABELS:
         return f"The metric {series.metric_type} would have more than {MAX_LABELS} labels."
     existing["labels"] = sorted(set(existing["labels"]) | new_keys)
@@ -262,7 +269,7 @@ def create_time_series(call: Call, request: mt.CreateTimeSeriesRequest) -> empty
                     "point can be written per TimeSeries per request."
                 )
             seen.add(key)
-            mismatch = _descriptor_for(project, stored)
+            mismatch = _descriptor_for(project, stored, i)
             if mismatch:
                 raise _Failure(mismatch)
             _write(project, key, stored, point)
@@ -421,11 +428,15 @@ def create_metric_descriptor(call: Call, request: mt.CreateMetricDescriptorReque
     value_type = metric_pb2.MetricDescriptor.ValueType.Name(d.value_type)
     if kind == "METRIC_KIND_UNSPECIFIED" or value_type == "VALUE_TYPE_UNSPECIFIED":
         raise invalid_argument("Field metricDescriptor had an invalid value: metricKind and valueType are required.")
+    # "The metric descriptor is updated if it already exists, except that metric labels are never removed."
+    # (projects.metricDescriptors.create reference; docs/google-behaviour.md, "Metric descriptors")
+    existing = project.metric_descriptors.get(d.type)
+    kept = set(existing["labels"]) if existing is not None else set()
     doc = {
         "type": d.type,
         "metric_kind": kind,
         "value_type": value_type,
-        "labels": sorted(lb.key for lb in d.labels),
+        "labels": sorted(kept | {lb.key for lb in d.labels}),
         "auto": False,
         "description": d.description,
         "display_name": d.display_name,

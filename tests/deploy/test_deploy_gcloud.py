@@ -11,14 +11,17 @@ from pathlib import Path
 
 import pytest
 
+from deploy.reconcile import BUILD_ROLE
 from emulator import testing
 from emulator.server import Emulator
+from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
 WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 INVOKER = "gemini-canary-invoker@demo-proj.iam.gserviceaccount.com"
+PREFIX = "custom.googleapis.com/gemini_canary"
 MUTATING = (
     "Create",
     "Update",
@@ -146,6 +149,16 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         ]
         [channel] = project.notification_channels.values()
         assert all(list(p.notification_channels) == [channel.name] for p in policies)
+        # The build account: the project's default compute account, given the documented build role, recorded.
+        builder = f"{project.number}-compute@developer.gserviceaccount.com"
+        assert function["buildConfig"]["serviceAccount"] == f"projects/demo-proj/serviceAccounts/{builder}"
+        assert roles_of(emulator, "demo-proj", builder) == {BUILD_ROLE}
+        assert f"build={builder}" in project.service_accounts[INVOKER].resource["description"]
+        # The metric descriptors, from function/metrics.py's schema: units and descriptions, not Google's blanks.
+        for metric in SCHEMA:
+            stored = project.metric_descriptors[metric.type(PREFIX)]
+            assert (stored["unit"], stored["description"], stored["auto"]) == (metric.unit, metric.description, False)
+            assert stored["labels"] == sorted(metric.labels)
         assert [d["displayName"] for d in project.dashboards.values()] == ["Gemini access canary"]
 
         # Second run, same inputs: nothing changes, and it says so.
@@ -199,6 +212,9 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert invoker is None or invoker.deleted  # Google keeps a deleted account 30 days, for undelete
         assert roles_of(emulator, "demo-proj", WORKLOAD) == before
         assert not project.policy.audit_configs
+        assert not roles_of(emulator, "demo-proj", builder)  # the build role it granted, and only that, is gone
+        assert set(project.metric_descriptors) == {m.type(PREFIX) for m in SCHEMA}  # kept: their data is history
+        assert "kept      metric descriptors" in down.stdout
 
 
 def test_ten_projects_one_broken(tmp_path: Path) -> None:
@@ -233,3 +249,33 @@ def test_ten_projects_one_broken(tmp_path: Path) -> None:
                 assert " created " in line
                 assert len(emulator.world.projects[p].functions) == 1
                 assert len(emulator.world.projects[p].scheduler_jobs) == 1
+
+
+def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_are_filled(tmp_path: Path) -> None:
+    """A build account holding Editor needs no grant, and teardown takes nothing from it; descriptors Google
+    auto-created from earlier writes (no unit) are updated in place, keeping their labels."""
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        project = emulator.world.projects["demo-proj"]
+        builder = f"{project.number}-compute@developer.gserviceaccount.com"
+        testing.admin(
+            emulator,
+            "PATCH",
+            "world",
+            {"projects": {"demo-proj": {"bindings": {"roles/editor": [f"serviceAccount:{builder}"]}}}},
+        )
+        latency = f"{PREFIX}/latency"
+        project.metric_descriptors[latency] = {
+            "type": latency, "metric_kind": "GAUGE", "value_type": "DOUBLE", "labels": ["cause", "old", "target"],
+            "auto": True, "description": "", "display_name": "", "unit": "",
+            "name": f"projects/demo-proj/metricDescriptors/{latency}",
+        }  # fmt: skip
+        args = ["--project", "demo-proj", "--region", "us-central1", "--service-account", WORKLOAD]
+        done = deploy(emulator, tmp_path / "a", "apply", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert roles_of(emulator, "demo-proj", builder) == {"roles/editor"}
+        assert "build=" not in project.service_accounts[INVOKER].resource["description"]
+        assert project.metric_descriptors[latency]["unit"] == "ms"
+        assert project.metric_descriptors[latency]["labels"] == ["cause", "old", "target"]  # never removed
+        down = deploy(emulator, tmp_path / "b", "teardown", *args)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert roles_of(emulator, "demo-proj", builder) == {"roles/editor"}

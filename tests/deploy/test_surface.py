@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from deploy.gcloud import Gcloud
 from deploy.monitoring import Monitoring
-from deploy.reconcile import Project
+from deploy.reconcile import BUILD_ROLE, Project
 from deploy.spec import make_spec
 
 
@@ -32,6 +32,9 @@ class EmptyMonitoring(Monitoring):
 
     def managed_policies(self) -> list[Any]:
         return []
+
+    def current_descriptor(self, metric_type: str) -> Any:
+        return None
 
     def managed_channels(self) -> list[Any]:
         return []
@@ -66,7 +69,7 @@ specs = st.builds(
         max_size=3,
         unique=True,
     ),
-    st.sampled_from(["*/5 * * * *", "*/1 * * * *", "0 * * * *", "15,45 9-17 * * 1-5"]),
+    st.sampled_from(["*/5 * * * *", "*/3 * * * *", "0 * * * *", "15,45 * * * *"]),
     st.booleans(),
     st.booleans(),
     st.booleans(),
@@ -92,4 +95,6 @@ def test_nothing_is_ever_public(spec: Any, command: str) -> None:
         [deploy] = [s for s in plan if s.startswith("gcloud functions deploy ")]
         assert "--no-allow-unauthenticated" in deploy
         grants = [s for s in plan if "add-iam-policy-binding" in s or "add-invoker-policy-binding" in s]
-        assert all(f"workload@{project}" in g or "gemini-canary-invoker" in g for g in grants)
+        build = f"--member=serviceAccount:PROJECT_NUMBER-compute@developer.gserviceaccount.com --role={BUILD_ROLE} "
+        assert all(f"workload@{project}" in g or "gemini-canary-invoker" in g or build in g for g in grants)
+        assert f"--build-service-account=projects/{project}/serviceAccounts/PROJECT_NUMBER-compute@" in deploy

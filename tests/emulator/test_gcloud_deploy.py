@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from emulator.server import Emulator
+from emulator.services.functions import BUILD_FAILED
 from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
 
@@ -74,13 +75,25 @@ def test_gcloud_deploys_the_function_and_its_schedule(gcloud: str, start_emulato
     run = Gcloud(gcloud, emu, tmp_path / "deployer", DEPLOYER)
     project = emu.world.projects[PROJECT]
     region = f"--region={REGION}"
-
-    deployed = run(
+    deploy = (
         "functions", "deploy", "gemini-canary", "--gen2", region, "--runtime=python311",
         f"--source={_source(tmp_path)}", "--entry-point=canary", "--trigger-http", "--no-allow-unauthenticated",
         f"--service-account={WORKLOAD}", "--set-env-vars=CANARY_TARGETS=gemini-2.5-flash-lite@us-central1",
         "--memory=256Mi", "--timeout=60s",
     )  # fmt: skip
+
+    # The default build account (the project's compute account) lacks the build role: the build fails as Google's
+    # does, the function is kept in state FAILED, and no service runs it.
+    builder = f"{project.number}-compute@developer.gserviceaccount.com"
+    failed = run.run(*deploy)
+    assert failed.returncode != 0
+    assert f"ERROR: (gcloud.functions.deploy) {BUILD_FAILED}" in " ".join(failed.stderr.split()), failed.stderr
+    assert run("functions", "describe", "gemini-canary", region, "--gen2")["state"] == "FAILED"
+    assert project.run_services == {}
+    granted = {"projects": {PROJECT: {"bindings": {"roles/cloudbuild.builds.builder": [f"serviceAccount:{builder}"]}}}}
+    assert admin(emu, "PATCH", "world", granted)[0] == 200
+
+    deployed = run(*deploy)
     record = project.functions[f"{LOC}/functions/gemini-canary"]
     service = record.resource["serviceConfig"]
     assert service["serviceAccountEmail"] == WORKLOAD
@@ -177,3 +190,36 @@ def test_gcloud_admin_commands_change_the_world(gcloud: str, start_emulator: Any
     denied = stranger.run("services", "enable", "secretmanager.googleapis.com")
     assert denied.returncode != 0
     assert "Permission denied to enable service [secretmanager.googleapis.com]" in denied.stderr
+
+
+def test_gcloud_names_a_build_account(gcloud: str, start_emulator: Any, tmp_path: Path) -> None:
+    """--build-service-account: the caller must be able to act as it, and it must hold the build's permissions."""
+    emu = start_emulator("deploy_ready")
+    project = emu.world.projects[PROJECT]
+    builder = f"projects/{PROJECT}/serviceAccounts/{WORKLOAD}"
+    deploy = (
+        "functions", "deploy", "gemini-canary", "--gen2", f"--region={REGION}", "--runtime=python311",
+        f"--source={_source(tmp_path)}", "--entry-point=canary", "--trigger-http", "--no-allow-unauthenticated",
+        f"--service-account={WORKLOAD}", f"--build-service-account={builder}",
+    )  # fmt: skip
+    # The owner can act as any account; the workload's account has no build permissions yet.
+    owner = Gcloud(gcloud, emu, tmp_path / "owner", OWNER)
+    failed = owner.run(*deploy)
+    assert failed.returncode != 0
+    assert BUILD_FAILED in " ".join(failed.stderr.split()), failed.stderr
+    # The roles Google lists for a custom build account do it too.
+    roles = ("roles/logging.logWriter", "roles/artifactregistry.writer", "roles/storage.objectViewer")
+    grants = {role: [f"serviceAccount:{WORKLOAD}"] for role in roles}
+    assert admin(emu, "PATCH", "world", {"projects": {PROJECT: {"bindings": grants}}})[0] == 200
+    owner(*deploy)
+    record = project.functions[f"{LOC}/functions/gemini-canary"]
+    assert (record.resource["state"], record.resource["buildConfig"]["serviceAccount"]) == ("ACTIVE", builder)
+    # A deployer who may not act as the build account is refused before anything is built.
+    revoke: dict[str, Any] = {"projects": {PROJECT: {"bindings": {"roles/iam.serviceAccountUser": []}}}}
+    assert admin(emu, "PATCH", "world", revoke)[0] == 200
+    deployer = Gcloud(gcloud, emu, tmp_path / "deployer", DEPLOYER)
+    compute = f"{project.number}-compute@developer.gserviceaccount.com"
+    refused = deployer.run(*deploy[:-1], f"--build-service-account=projects/{PROJECT}/serviceAccounts/{compute}")
+    assert refused.returncode != 0
+    assert f"Permission 'iam.serviceaccounts.actAs' denied on service account {compute}" in refused.stderr
+    assert record.resource["buildConfig"]["serviceAccount"] == builder  # nothing changed

@@ -306,6 +306,47 @@ def test_writing_creates_the_descriptor(emulator: Any) -> None:
     )
 
 
+def _failures_descriptor(*labels: str, value_type: str = "INT64") -> metric_pb2.MetricDescriptor:
+    return metric_pb2.MetricDescriptor(
+        type=FAILURES,
+        metric_kind=metric_pb2.MetricDescriptor.MetricKind.GAUGE,
+        value_type=metric_pb2.MetricDescriptor.ValueType.Value(value_type),
+        unit="1",
+        labels=[label_pb2.LabelDescriptor(key=k) for k in labels],
+    )
+
+
+def test_creating_an_existing_descriptor_updates_it_and_never_removes_labels(emulator: Any) -> None:
+    """projects.metricDescriptors.create: "updated if it already exists, except that metric labels are never
+    removed" — so a deploy tool can fill in what Google auto-created from the first write."""
+    write(emulator, series(emulator.world.clock.now()))  # auto-created: label cause, no unit
+    metrics = clients(emulator, email=OWNER).metrics
+    wanted = _failures_descriptor("target")
+    wanted.description = "1 for a failing target"
+    metrics.create_metric_descriptor(name=NAME, metric_descriptor=wanted)
+    got = metrics.get_metric_descriptor(name=f"{NAME}/metricDescriptors/{FAILURES}")
+    assert (got.unit, got.description, [lb.key for lb in got.labels]) == ("1", wanted.description, ["cause", "target"])
+
+
+def test_a_point_must_fit_its_created_descriptor(emulator: Any) -> None:
+    """Once a descriptor is created, a point with a label it does not declare, or another value type, is refused
+    (the label text as a real CreateTimeSeries answer shows it)."""
+    clients(emulator, email=OWNER).metrics.create_metric_descriptor(
+        name=NAME, metric_descriptor=_failures_descriptor("target")
+    )
+    with pytest.raises(exceptions.InvalidArgument) as caught:
+        write(emulator, series(emulator.world.clock.now()))
+    assert 'Field timeSeries[0].metric.labels[0] had an invalid value of "cause": Unrecognized metric label.' in (
+        caught.value.message
+    )
+    assert not emulator.world.projects[PROJECT].time_series
+    doubles = _failures_descriptor("cause", value_type="DOUBLE")
+    clients(emulator, email=OWNER).metrics.create_metric_descriptor(name=NAME, metric_descriptor=doubles)
+    with pytest.raises(exceptions.InvalidArgument) as caught:
+        write(emulator, series(emulator.world.clock.now()))
+    assert f"Value type for metric {FAILURES} must be DOUBLE, but is INT64." in caught.value.message
+
+
 # Alert policies and notification channels ---------------------------------------------------------------------
 
 
