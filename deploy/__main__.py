@@ -44,7 +44,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--grant-evidence-roles",
         action="store_true",
-        help="also grant the optional evidence roles (roles/logging.privateLogViewer, roles/iam.securityReviewer)",
+        help="also grant the optional evidence roles (roles/logging.privateLogViewer, roles/browser)",
     )
     p.add_argument(
         "--enable-data-access-logs",

@@ -3,7 +3,9 @@
 The catalogue lists, for each predefined role, the real permission names the emulated APIs check plus the
 neighbours a reader expects to see (a subset of Google's full list for the large roles). The basic roles are
 rules rather than lists, as they are on Google Cloud: owner has every permission; editor every permission but
-IAM-policy changes and private (Data Access) log reads; viewer the read-only ones (get, list, getIamPolicy).
+IAM-policy changes and private (Data Access) log reads; viewer the read-only ones (get, list, getIamPolicy) and,
+as Google's viewer does, aiplatform.endpoints.predict. Role contents were checked against Google's own role
+definitions (docs/google-behaviour.md, "IAM"): no permission here is one Google does not have.
 """
 
 from __future__ import annotations
@@ -71,7 +73,6 @@ ROLES: dict[str, frozenset[str]] = {
             "aiplatform.models.list",
             "aiplatform.locations.get",
             "aiplatform.locations.list",
-            "aiplatform.operations.get",
             "aiplatform.operations.list",
             "resourcemanager.projects.get",
             "resourcemanager.projects.list",
@@ -85,7 +86,6 @@ ROLES: dict[str, frozenset[str]] = {
             "aiplatform.models.list",
             "aiplatform.locations.get",
             "aiplatform.locations.list",
-            "aiplatform.operations.get",
             "aiplatform.operations.list",
             "resourcemanager.projects.get",
             "resourcemanager.projects.list",
@@ -132,28 +132,47 @@ ROLES: dict[str, frozenset[str]] = {
             "serviceusage.services.list",
             "serviceusage.services.use",
             "serviceusage.operations.get",
-            "serviceusage.operations.list",
             "resourcemanager.projects.get",
         }
     ),
     "roles/serviceusage.serviceUsageConsumer": frozenset(
         {"serviceusage.services.get", "serviceusage.services.list", "serviceusage.services.use"}
     ),
+    # Google's securityReviewer reads every IAM policy and the logs (both log permissions), but cannot get a folder
+    # or the organization (no resourcemanager.*.get): roles/browser can.
     "roles/iam.securityReviewer": frozenset(
         {
-            "resourcemanager.projects.get",
             "resourcemanager.projects.getIamPolicy",
-            "resourcemanager.folders.get",
             "resourcemanager.folders.getIamPolicy",
-            "resourcemanager.organizations.get",
             "resourcemanager.organizations.getIamPolicy",
-            "iam.denypolicies.get",
             "iam.denypolicies.list",
             "iam.roles.get",
             "iam.roles.list",
+            "logging.logEntries.list",
+            "logging.privateLogEntries.list",
         }
     ),
-    "roles/resourcemanager.folderViewer": frozenset({"resourcemanager.folders.get", "resourcemanager.folders.list"}),
+    "roles/browser": frozenset(
+        {
+            "resourcemanager.folders.get",
+            "resourcemanager.folders.list",
+            "resourcemanager.organizations.get",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.getIamPolicy",
+            "resourcemanager.projects.list",
+        }
+    ),
+    "roles/resourcemanager.folderViewer": frozenset(
+        {
+            "orgpolicy.constraints.list",
+            "orgpolicy.policies.list",
+            "orgpolicy.policy.get",
+            "resourcemanager.folders.get",
+            "resourcemanager.folders.list",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.list",
+        }
+    ),
     "roles/resourcemanager.organizationViewer": frozenset({"resourcemanager.organizations.get"}),
     "roles/iam.denyReviewer": frozenset({"iam.denypolicies.get", "iam.denypolicies.list"}),
     "roles/iam.serviceAccountUser": frozenset(
@@ -189,25 +208,6 @@ ROLES: dict[str, frozenset[str]] = {
         {"artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"}
     ),
     "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
-    # What a function's build needs of its build account (services/functions.py, BUILD_PERMISSIONS) and neighbours.
-    "roles/cloudbuild.builds.builder": frozenset(
-        {
-            "artifactregistry.repositories.downloadArtifacts",
-            "artifactregistry.repositories.uploadArtifacts",
-            "cloudbuild.builds.create",
-            "cloudbuild.builds.get",
-            "cloudbuild.builds.list",
-            "cloudbuild.builds.update",
-            "logging.logEntries.create",
-            "storage.objects.create",
-            "storage.objects.get",
-            "storage.objects.list",
-        }
-    ),
-    "roles/artifactregistry.writer": frozenset(
-        {"artifactregistry.repositories.downloadArtifacts", "artifactregistry.repositories.uploadArtifacts"}
-    ),
-    "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
     "roles/run.invoker": frozenset({"run.routes.invoke", "run.jobs.run"}),
     "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),
     "roles/cloudfunctions.developer": frozenset(
@@ -218,10 +218,8 @@ ROLES: dict[str, frozenset[str]] = {
             "cloudfunctions.functions.list",
             "cloudfunctions.functions.update",
             "cloudfunctions.functions.sourceCodeSet",
-            "cloudfunctions.functions.generateUploadUrl",
             "cloudfunctions.operations.get",
             "cloudfunctions.operations.list",
-            "cloudfunctions.runtimes.list",
             "run.services.get",
             "run.services.list",
             "resourcemanager.projects.get",
@@ -237,10 +235,8 @@ ROLES: dict[str, frozenset[str]] = {
             "cloudfunctions.functions.setIamPolicy",
             "cloudfunctions.functions.update",
             "cloudfunctions.functions.sourceCodeSet",
-            "cloudfunctions.functions.generateUploadUrl",
             "cloudfunctions.operations.get",
             "cloudfunctions.operations.list",
-            "cloudfunctions.runtimes.list",
             "run.services.get",
             "run.services.getIamPolicy",
             "run.services.list",
@@ -253,7 +249,6 @@ ROLES: dict[str, frozenset[str]] = {
             "cloudscheduler.jobs.create",
             "cloudscheduler.jobs.delete",
             "cloudscheduler.jobs.enable",
-            "cloudscheduler.jobs.fullAccessWithoutDataAccess",
             "cloudscheduler.jobs.get",
             "cloudscheduler.jobs.list",
             "cloudscheduler.jobs.pause",
@@ -302,6 +297,9 @@ def role_grants(role: str, permission: str) -> bool:
     if role == "roles/editor":
         return not _EDITOR_EXCLUDED.search(permission)
     if role == "roles/viewer":
+        # Google's viewer also holds aiplatform.endpoints.predict (its role definition; docs/google-behaviour.md)
+        if permission == "aiplatform.endpoints.predict":
+            return True
         return bool(_VIEWER_VERBS.search(permission)) and permission != "logging.privateLogEntries.list"
     return permission in ROLES.get(role, frozenset())
 

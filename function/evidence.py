@@ -53,15 +53,23 @@ ORG_POLICY_V1_METHODS = ("SetOrgPolicy", "ClearOrgPolicy")
 ALLOWED_MODELS = "vertexai.allowedModels"
 RESTRICT_SERVICE_USAGE = "gcp.restrictServiceUsage"
 _CONSTRAINT = re.compile(r"constraints/([A-Za-z][A-Za-z0-9_.]{0,100})")
-# Predefined roles that hold aiplatform.endpoints.predict (a custom role may too; its removal is then not named).
+# Predefined roles that hold aiplatform.endpoints.predict, from Google's role definitions (docs/google-behaviour.md,
+# "IAM"; the service-agent roles Google grants to its own agents are left out). A custom role may hold it too; its
+# removal is then not named.
 PREDICT_ROLES = frozenset(
     {
         "roles/aiplatform.user",
         "roles/aiplatform.admin",
+        "roles/aiplatform.editor",
         "roles/aiplatform.expressUser",
+        "roles/aiplatform.expressAdmin",
         "roles/aiplatform.serviceAgent",
+        "roles/iam.dataScientist",
+        "roles/iam.mlEngineer",
+        "roles/iam.supportUser",
         "roles/owner",
         "roles/editor",
+        "roles/viewer",
     }
 )
 MAX_LIST_CALLS = 3

@@ -94,7 +94,7 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
             ]
         else:
             role = evidence.change.role if evidence.change and evidence.change.role else LEAST_PRIVILEGE_ROLE
-            if role in ("roles/owner", "roles/editor"):
+            if role in ("roles/owner", "roles/editor", "roles/viewer"):
                 role = LEAST_PRIVILEGE_ROLE  # restore access with the least privilege, not the basic role
             out.append(
                 Remedy(

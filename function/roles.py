@@ -38,12 +38,17 @@ ROLES: tuple[Role, ...] = (
         "audit-log evidence: the denied call (Data Access), the VPC-SC Policy Denied entry and the Admin Activity "
         "change (who, when); roles/logging.viewer alone gives all but the Data Access entry",
     ),
+    # roles/browser, not roles/iam.securityReviewer: Google's securityReviewer reads every IAM policy and both log
+    # permissions (thousands of permissions, and it would make privateLogViewer redundant); browser holds six,
+    # among them resourcemanager.projects.getIamPolicy (Google's role definitions; docs/google-behaviour.md, "IAM").
     Role(
-        "roles/iam.securityReviewer",
+        "roles/browser",
         False,
-        ("resourcemanager.projects.getIamPolicy",),
-        "whether Data Access audit logs are on and which roles the principal holds; a custom role with only "
-        "resourcemanager.projects.getIamPolicy is enough",
+        ("resourcemanager.projects.getIamPolicy",),  # and resourcemanager.projects.get, which aiplatform.user has too
+        "whether Data Access audit logs are on and which roles the principal holds; the project's parent, to look "
+        "at its folders' and organization's audit configs (those need resourcemanager.folders.getIamPolicy and "
+        "resourcemanager.organizations.getIamPolicy granted there, e.g. roles/iam.securityReviewer on the "
+        "organization); a custom role with only resourcemanager.projects.getIamPolicy is enough for the project",
     ),
 )
 REQUIRED = tuple(r.role for r in ROLES if r.required)

@@ -567,7 +567,13 @@ def get_operation(call: Call, request: Doc) -> Doc:
 
 
 def list_runtimes(call: Call, request: Doc) -> Doc:
-    _parent(call, text(request, "parent"), "cloudfunctions.runtimes.list")
+    """Assumption (docs/google-behaviour.md, "IAM"): Google has no cloudfunctions.runtimes.list permission, so the
+    list needs an authenticated caller and the API enabled, nothing more."""
+    parent = text(request, "parent")
+    match = _PARENT.match(parent)
+    if match is None:
+        raise invalid_argument(f"Invalid parent: {parent!r}. Expected projects/PROJECT/locations/LOCATION.")
+    _project(call, match.group(1), "cloudfunctions.functions.list", parent)
     return {
         "runtimes": [
             {"name": rid, "displayName": title, "stage": "GA", "environment": "GEN_2"}

@@ -84,7 +84,7 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
                             for role in (
                                 "roles/monitoring.metricWriter",
                                 "roles/logging.privateLogViewer",
-                                "roles/iam.securityReviewer",
+                                "roles/browser",
                             )
                         }
                     }

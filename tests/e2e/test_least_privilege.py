@@ -65,11 +65,11 @@ def test_with_the_full_set_the_diagnosis_is_complete(start_canary: StartCanary) 
             },
         ),
         (
-            "roles/iam.securityReviewer",
+            "roles/browser",
             {"audit_config": ("unavailable", "resourcemanager.projects.getIamPolicy"), "data_access": ("found", None)},
         ),
     ],
-    ids=["no-private-log-viewer", "no-security-reviewer"],
+    ids=["no-private-log-viewer", "no-browser"],
 )
 def test_without_an_optional_role_the_diagnosis_degrades(
     start_canary: StartCanary, without: str, expected: dict[str, tuple[str, str | None]]
@@ -84,7 +84,7 @@ def test_without_an_optional_role_the_diagnosis_degrades(
 
 
 def test_logging_viewer_instead_of_private_log_viewer(start_canary: StartCanary) -> None:
-    roles = ["roles/monitoring.metricWriter", "roles/iam.securityReviewer", "roles/logging.viewer"]
+    roles = ["roles/monitoring.metricWriter", "roles/browser", "roles/logging.viewer"]
     statuses = _statuses(_diagnose(start_canary, roles))
     assert statuses["data_access"] == ("unavailable", "logging.privateLogEntries.list")
     assert statuses["admin_activity"] == ("found", None)

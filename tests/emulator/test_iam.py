@@ -181,7 +181,7 @@ def test_test_iam_permissions_reports_allow_policy_grants(
 
 def test_workload_cannot_set_iam_policy(emulator: Any) -> None:
     workload = clients(emulator).projects
-    policy = get_policy(workload)  # roles/iam.securityReviewer may read it
+    policy = get_policy(workload)  # roles/browser may read it
     change_member(policy, "roles/owner", MEMBER, add=True)
     with pytest.raises(exceptions.PermissionDenied) as caught:
         set_policy(workload, policy)

@@ -39,6 +39,12 @@ def grant(emu: Emulator, member: str, *roles: str) -> None:
     assert status == 200, body
 
 
+def builder_ready(emu: Emulator) -> None:
+    """The project's build account (the Compute Engine default) may build: a new project's may not."""
+    number = emu.world.projects[PROJECT].number
+    grant(emu, f"serviceAccount:{number}-compute@developer.gserviceaccount.com", "roles/cloudbuild.builds.builder")
+
+
 def upload_source(emu: Emulator, email: str = DEPLOYER) -> dict[str, str]:
     """generateUploadUrl, then the PUT of a zip gcloud makes; the storageSource to deploy from."""
     status, answer = rest(emu, "POST", f"/v2/{LOC}/functions:generateUploadUrl", {}, email)
@@ -210,6 +216,7 @@ def test_a_deployed_function_keeps_its_source_summary_and_runs_as_its_account(
     start_emulator: Callable[[str], Emulator],
 ) -> None:
     emu = start_emulator("deploy_ready")
+    builder_ready(emu)
     source = upload_source(emu)
     status, operation = rest(emu, "POST", f"/v2/{LOC}/functions?functionId=gemini-canary", function_body(source))
     assert status == 200, operation
@@ -253,6 +260,7 @@ def test_unknown_field_in_a_json_api_body_is_refused(start_emulator: Callable[[s
 
 def test_run_invoker_binding_round_trip(start_emulator: Callable[[str], Emulator]) -> None:
     emu = start_emulator("deploy_ready")
+    builder_ready(emu)
     rest(emu, "POST", f"/v2/{LOC}/functions?functionId=gemini-canary", function_body(upload_source(emu)))
     resource = f"/v1/{LOC}/services/gemini-canary"
     status, policy = rest(emu, "GET", f"{resource}:getIamPolicy")
