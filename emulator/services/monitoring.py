@@ -534,12 +534,16 @@ def _check_policy(project: Project, policy: mt.AlertPolicy) -> None:
         raise invalid_argument("Field alert_policy.display_name had an invalid value: required.")
     if not policy.conditions:
         raise invalid_argument("Field alert_policy.conditions had an invalid value: at least one condition.")
-    if len(policy.documentation.content) > 8192:
+    # google/monitoring/v3/alert.proto, Documentation: content at most 8,192 characters and 10,240 UTF-8 bytes; the
+    # subject at most 10,240 bytes (notifications truncate it to 255 bytes after expansion, which is not a refusal).
+    # Assumption (unverified): the wording of the refusals.
+    content = policy.documentation.content
+    if len(content) > 8192 or len(content.encode()) > 10240:
         raise invalid_argument(
-            "Field alert_policy.documentation.content had an invalid value: at most 8192 characters."
+            "Field alert_policy.documentation.content had an invalid value: at most 8192 characters and 10240 bytes."
         )
-    if len(policy.documentation.subject) > 255:
-        raise invalid_argument("Field alert_policy.documentation.subject had an invalid value: at most 255 characters.")
+    if len(policy.documentation.subject.encode()) > 10240:
+        raise invalid_argument("Field alert_policy.documentation.subject had an invalid value: at most 10240 bytes.")
     for i, condition in enumerate(policy.conditions):
         _check_condition(i, condition)
     for channel in policy.notification_channels:

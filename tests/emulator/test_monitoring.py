@@ -510,3 +510,24 @@ def test_workload_cannot_manage_alert_policies(emulator: Any) -> None:
     with pytest.raises(exceptions.PermissionDenied) as caught:
         clients(emulator).alerts.create_alert_policy(name=NAME, alert_policy=monitoring_v3.AlertPolicy())
     assert caught.value.message == "Permission monitoring.alertPolicies.create denied (or the resource may not exist)."
+
+
+def test_documentation_limits_are_alert_protos(emulator: Any) -> None:
+    """alert.proto: a subject may take 10,240 bytes (notifications cut it to 255); content 8,192 characters."""
+    ch = channel(emulator)
+    alerts = clients(emulator, email=OWNER).alerts
+    long_subject = policy([ch.name])
+    long_subject.documentation.subject = "Gemini canary " + "s" * 400  # > 255, well under 10,240 bytes
+    created = alerts.create_alert_policy(name=NAME, alert_policy=long_subject)
+    assert created.documentation.subject == long_subject.documentation.subject
+    too_long = policy([ch.name])
+    too_long.documentation.subject = "é" * 5121  # 10,242 bytes
+    with pytest.raises(exceptions.InvalidArgument) as caught:
+        alerts.create_alert_policy(name=NAME, alert_policy=too_long)
+    assert caught.value.message == (
+        "Field alert_policy.documentation.subject had an invalid value: at most 10240 bytes."
+    )
+    too_much = policy([ch.name])
+    too_much.documentation.content = "é" * 6000  # 6,000 characters, 12,000 bytes
+    with pytest.raises(exceptions.InvalidArgument):
+        alerts.create_alert_policy(name=NAME, alert_policy=too_much)
