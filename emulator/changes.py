@@ -258,8 +258,8 @@ def add_deny_rule(world: World, project: Project, rule: iam.DenyRule, *, actor: 
                 "rules": [
                     {
                         "denyRule": {
-                            "deniedPrincipals": [rule.principal],
-                            "deniedPermissions": [rule.permission],
+                            "deniedPrincipals": [iam.v2_principal(rule.principal)],
+                            "deniedPermissions": [iam.v2_permission(rule.permission)],
                         }
                     }
                 ]

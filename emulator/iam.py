@@ -377,6 +377,28 @@ class DenyRule:
     attached_to: str = ""
 
 
+# The IAM v2 deny API writes principals and permissions in its own forms (docs/google-behaviour.md, "IAM"):
+# serviceAccount:E → principal://iam.googleapis.com/projects/-/serviceAccounts/E, user:E → principal://goog/subject/E,
+# group:E → principalSet://goog/group/E; aiplatform.endpoints.predict → aiplatform.googleapis.com/endpoints.predict.
+_V2_PERMISSION = re.compile(r"^([a-z][a-zA-Z0-9]*)\.(.+)\Z")
+
+
+def v2_principal(member: str) -> str:
+    kind, _, value = member.partition(":")
+    if kind == "serviceAccount":
+        return f"principal://iam.googleapis.com/projects/-/serviceAccounts/{value}"
+    if kind == "user":
+        return f"principal://goog/subject/{value}"
+    if kind == "group":
+        return f"principalSet://goog/group/{value}"
+    return member
+
+
+def v2_permission(permission: str) -> str:
+    match = _V2_PERMISSION.match(permission)
+    return f"{match.group(1)}.googleapis.com/{match.group(2)}" if match else permission
+
+
 def allowed_by_policy(policy: Policy, member: str, permission: str) -> bool:
     """Whether an allow binding grants the permission (conditions are treated as not met)."""
     return any(role_grants(role, permission) for role in policy.roles_of(member))

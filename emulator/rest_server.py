@@ -40,6 +40,7 @@ from emulator.dispatch import Method, before_call, hang, run_handler
 from emulator.httpbase import Request, Response
 from emulator.rpc import RpcError, invalid_argument
 from emulator.services import (
+    ancestry,
     cloudbuild,
     dashboards,
     functions,
@@ -89,6 +90,8 @@ _MET = "google.monitoring.v3.MetricService"
 _ALR = "google.monitoring.v3.AlertPolicyService"
 _NCH = "google.monitoring.v3.NotificationChannelService"
 _RM3 = "google.cloud.resourcemanager.v3.Projects"
+_FOLDERS = "google.cloud.resourcemanager.v3.Folders"
+_ORGS = "google.cloud.resourcemanager.v3.Organizations"
 _MODEL = "projects/*/locations/*/publishers/*/models/*"
 
 
@@ -153,6 +156,19 @@ PROTO_RULES: list[HttpRule] = [
     HttpRule("POST", "/v3/{resource=projects/*}:getIamPolicy", f"{_RM3}.GetIamPolicy", "*"),
     HttpRule("POST", "/v3/{resource=projects/*}:setIamPolicy", f"{_RM3}.SetIamPolicy", "*"),
     HttpRule("POST", "/v3/{resource=projects/*}:testIamPermissions", f"{_RM3}.TestIamPermissions", "*"),
+    # Folders and organizations: v3, and the v2 (folders) and v1 (organizations) URLs gcloud uses, one handler each.
+    *[
+        HttpRule("POST", f"/{v}/{{resource=folders/*}}:{verb}", f"{_FOLDERS}.{name}", "*")
+        for v in ("v2", "v3")
+        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
+    ],
+    *[
+        HttpRule("POST", f"/{v}/{{resource=organizations/*}}:{verb}", f"{_ORGS}.{name}", "*")
+        for v in ("v1", "v3")
+        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
+    ],
+    HttpRule("GET", "/v3/{name=folders/*}", f"{_FOLDERS}.GetFolder"),
+    HttpRule("GET", "/v3/{name=organizations/*}", f"{_ORGS}.GetOrganization"),
     # Resource Manager v1 (what gcloud projects … uses), served by the v3 handlers.
     HttpRule("GET", "/v1/projects/{name}", f"{_RM3}.GetProject", prefix={"name": "projects/"}, reply=_v1_project),
     *[
@@ -175,6 +191,7 @@ JSON_RULES: list[HttpRule] = [
     *pubsub.RULES,
     *cloudbuild.RULES,
     *locations.RULES,
+    *ancestry.RULES,
 ]
 
 

@@ -14,6 +14,7 @@ from emulator.grpc_server import GrpcServer
 from emulator.httpbase import HttpServer, Request, Response
 from emulator.metadata_server import make_app as metadata_app
 from emulator.services import (
+    ancestry,
     cloudbuild,
     dashboards,
     functions,
@@ -67,6 +68,7 @@ def rest_only_methods() -> list[Method]:
         *pubsub.METHODS,
         *cloudbuild.METHODS,
         *locations.METHODS,
+        *ancestry.METHODS,
     ]
 
 

@@ -90,3 +90,64 @@ def test_the_data_access_remedy_runs_verbatim_and_turns_the_logs_on(tmp_path: Pa
     assert after["bindings"] == before["bindings"]
     assert list((tmp_path / "tmp").iterdir()) == []
     assert "/tmp/" not in command
+
+
+DENY_ON_FOLDER = """
+extends: data_access_on
+organization:
+  bindings:
+    roles/owner: [user:alice@example.com]
+folders:
+  "345678901234": {display_name: ml-workloads}
+projects:
+  demo-proj: {parent: folders/345678901234}
+deny:
+  - principal: serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com
+    permission: aiplatform.endpoints.predict
+    attached_to: folders/345678901234
+"""
+
+
+def test_the_deny_policy_remedies_run_verbatim_and_find_the_folders_policy(tmp_path: Path) -> None:
+    """ "Granted, yet denied": the canary's two deny-policy commands, pasted as printed, with the real gcloud. The one
+    for the project finds nothing there; the one for the ancestors finds the folder's deny policy, in the v2 API's
+    principal and permission forms."""
+    if shutil.which("gcloud") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
+        pytest.skip("gcloud is not installed")
+    from function.causes import Cause, Failure
+    from function.config import Target
+    from function.evidence import Evidence
+    from function.probe import Outcome
+    from function.remedies import remedies
+
+    target = Target("gemini-2.5-flash-lite", "us-central1")
+    outcome = Outcome(target, Cause.IAM_PERMISSION_DENIED, 10.0, failure=Failure(Cause.IAM_PERMISSION_DENIED))
+    commands = [
+        r.command
+        for r in remedies(outcome, Evidence(predict_granted=True, data_read_on=True), "demo-proj", WORKLOAD)
+        if r.command and "deny" in r.command
+    ]
+    assert len(commands) == 2
+    scenario = tmp_path / "deny_on_folder.yaml"
+    scenario.write_text(DENY_ON_FOLDER)
+    with Emulator(str(scenario), metadata_port=METADATA_PORT) as emulator:
+        env = emulator.gcloud_env(tmp_path, "alice@example.com")
+        outputs = []
+        for command in commands:
+            done = subprocess.run(
+                shlex.split(command), env=env, capture_output=True, text=True, timeout=120, check=False
+            )
+            assert done.returncode == 0, done.stderr
+            outputs.append(json.loads(done.stdout or "null"))
+    on_project, ancestors = outputs
+    assert not on_project  # nothing attached to the project itself
+    deny = [a for a in ancestors if a["policy"].get("kind") == "DenyPolicy"]
+    assert [(a["type"], a["id"]) for a in deny] == [("folder", "345678901234")]
+    [rule] = deny[0]["policy"]["rules"]
+    assert rule["denyRule"] == {
+        "deniedPrincipals": [f"principal://iam.googleapis.com/projects/-/serviceAccounts/{WORKLOAD}"],
+        "deniedPermissions": ["aiplatform.googleapis.com/endpoints.predict"],
+    }
+    assert [(a["type"], a["id"]) for a in ancestors if "bindings" in a["policy"]][:1] == [("project", "demo-proj")]
