@@ -86,7 +86,38 @@ _BY_REASON = {
         (ErrorReason.API_KEY_IOS_APP_BLOCKED, Cause.CREDENTIALS),
         (ErrorReason.RATE_LIMIT_EXCEEDED, Cause.QUOTA),
         (ErrorReason.RESOURCE_QUOTA_EXCEEDED, Cause.QUOTA),
+        # Organization policy constraints other than the two Vertex ones (the proto names each constraint)
+        (ErrorReason.ENDPOINT_USAGE_RESTRICTION_VIOLATED, Cause.ORG_POLICY),  # gcp.restrictEndpointUsage
+        (ErrorReason.LOCATION_ORG_POLICY_VIOLATED, Cause.ORG_POLICY),  # gcp.resourceLocations
+        (ErrorReason.TLS_ORG_POLICY_VIOLATED, Cause.ORG_POLICY),  # gcp.restrictTLSVersion
+        # The caller's credential itself is refused
+        (ErrorReason.JWT_TOKEN_INVALID, Cause.CREDENTIALS),
+        (ErrorReason.CREDENTIAL_TYPE_UNSUPPORTED, Cause.CREDENTIALS),
+        (ErrorReason.ACCOUNT_TYPE_UNSUPPORTED, Cause.CREDENTIALS),
+        (ErrorReason.OVERLOADED_CREDENTIALS, Cause.CREDENTIALS),
+        (ErrorReason.SESSION_COOKIE_INVALID, Cause.CREDENTIALS),
     )
+}
+# Every other reason of google.api.ErrorReason stays `unknown` (the raw reason is kept in the result), for the reason
+# given; a test checks that each value of the installed enum is either mapped or listed here.
+UNMAPPED_REASONS = {
+    "ERROR_REASON_UNSPECIFIED": "not a reason",
+    "CONSUMER_SUSPENDED": "the project is suspended for a Terms of Service violation: no cause of ours fits, and "
+    "nothing the canary can gather explains it; shown raw",
+    "GCP_SUSPENDED": "Google Cloud access of the project is suspended: as CONSUMER_SUSPENDED",
+    "USER_PROJECT_DENIED": "a userProject / quota-project system parameter the canary never sends",
+    "USER_BLOCKED_BY_ADMIN": "a Google Workspace user blocked from a service; the canary runs as a service account",
+    "SYSTEM_PARAMETER_UNSUPPORTED": "the proto marks it unimplemented",
+    "SERVICE_NOT_VISIBLE": "the proto marks it unimplemented",
+    "ORG_RESTRICTION_VIOLATION": "an X-Goog-Allowed-Resources header added by a proxy on the caller's network",
+    "ORG_RESTRICTION_HEADER_INVALID": "as ORG_RESTRICTION_VIOLATION",
+    "MISSING_ORIGIN": "API keys used from a browser; the canary uses no API key",
+    "CREDENTIAL_ANDROID_APP_INVALID": "Android API-key credentials; the canary uses none",
+    "LOCATION_POLICY_VIOLATED": "resource creation in a restricted region; GenerateContent creates nothing",
+    "LOCATION_TAX_POLICY_VIOLATED": "resource creation under tax restrictions; GenerateContent creates nothing",
+    "TLS_CIPHER_RESTRICTION_VIOLATED": "the client's TLS cipher; the canary's gRPC stack chooses it",
+    "EMULATOR_QUOTA_EXCEEDED": "Google's own emulators' quota",
+    "MCP_SERVER_DISABLED": "MCP servers; the canary calls Vertex AI directly",
 }
 SCOPE_INSUFFICIENT = ErrorReason.Name(ErrorReason.ACCESS_TOKEN_SCOPE_INSUFFICIENT)
 # The same 403 without an ErrorInfo (gRPC, public issue thread googleapis/python-aiplatform#902; REST,

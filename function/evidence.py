@@ -53,6 +53,13 @@ ORG_POLICY_V1_METHODS = ("SetOrgPolicy", "ClearOrgPolicy")
 ALLOWED_MODELS = "vertexai.allowedModels"
 RESTRICT_SERVICE_USAGE = "gcp.restrictServiceUsage"
 _CONSTRAINT = re.compile(r"constraints/([A-Za-z][A-Za-z0-9_.]{0,100})")
+# The constraint each organization-policy ErrorInfo reason stands for (google/api/error_reason.proto comments).
+_CONSTRAINT_BY_REASON = {
+    "RESOURCE_USAGE_RESTRICTION_VIOLATED": RESTRICT_SERVICE_USAGE,
+    "ENDPOINT_USAGE_RESTRICTION_VIOLATED": "gcp.restrictEndpointUsage",
+    "LOCATION_ORG_POLICY_VIOLATED": "gcp.resourceLocations",
+    "TLS_ORG_POLICY_VIOLATED": "gcp.restrictTLSVersion",
+}
 # Predefined roles that hold aiplatform.endpoints.predict, from Google's role definitions (docs/google-behaviour.md,
 # "IAM"; the service-agent roles Google grants to its own agents are left out). A custom role may hold it too; its
 # removal is then not named.
@@ -198,9 +205,7 @@ def constraint_of(failure: Failure) -> str:
     match = _CONSTRAINT.search(failure.message)
     if match:
         return match.group(1).rstrip(".")
-    if failure.reason == "RESOURCE_USAGE_RESTRICTION_VIOLATED":
-        return RESTRICT_SERVICE_USAGE
-    return ALLOWED_MODELS
+    return _CONSTRAINT_BY_REASON.get(failure.reason or "", ALLOWED_MODELS)
 
 
 def activity_filter(

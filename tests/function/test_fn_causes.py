@@ -30,7 +30,7 @@ from google.protobuf import any_pb2, json_format
 from google.rpc import error_details_pb2, status_pb2  # error_details_pb2 registers the detail types for ParseDict
 from grpc_status import rpc_status
 
-from function.causes import Cause, Failure, classify
+from function.causes import Cause, Failure, _cause, classify
 
 assert error_details_pb2  # imported for its side effect
 
@@ -925,3 +925,35 @@ def test_denial_and_transient_partition_the_failure_causes() -> None:
     assert not denials & transient
     assert set(Cause) - denials - transient == {Cause.OK, Cause.UNKNOWN}
     assert transient == {Cause.QUOTA, Cause.CAPACITY, Cause.UNAVAILABLE, Cause.DEADLINE}
+
+
+def test_every_error_reason_of_the_installed_enum_is_mapped_or_explained() -> None:
+    """google.api.ErrorReason, from the installed protos: each value has a cause or a written reason to stay unknown,
+    and nothing is both (the table cannot fall behind Google's enum unnoticed)."""
+    from google.api.error_reason_pb2 import ErrorReason
+
+    from function.causes import _BY_REASON, UNMAPPED_REASONS
+
+    names = set(ErrorReason.keys())
+    assert names - set(_BY_REASON) - set(UNMAPPED_REASONS) == set()
+    assert set(_BY_REASON) & set(UNMAPPED_REASONS) == set()
+    assert set(_BY_REASON) | set(UNMAPPED_REASONS) <= names  # no reason Google does not have
+    assert all(why.strip() for why in UNMAPPED_REASONS.values())
+
+
+@pytest.mark.parametrize(
+    ("reason", "constraint"),
+    [
+        ("RESOURCE_USAGE_RESTRICTION_VIOLATED", "gcp.restrictServiceUsage"),
+        ("ENDPOINT_USAGE_RESTRICTION_VIOLATED", "gcp.restrictEndpointUsage"),
+        ("LOCATION_ORG_POLICY_VIOLATED", "gcp.resourceLocations"),
+        ("TLS_ORG_POLICY_VIOLATED", "gcp.restrictTLSVersion"),
+    ],
+)
+def test_org_policy_reasons_name_their_constraint(reason: str, constraint: str) -> None:
+    from function.evidence import constraint_of
+
+    failure = Failure(Cause.UNKNOWN, code=403, reason=reason, domain="googleapis.com")
+    failure.cause = _cause(failure)
+    assert failure.cause == Cause.ORG_POLICY
+    assert constraint_of(failure) == constraint
