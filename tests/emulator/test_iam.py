@@ -246,3 +246,40 @@ def test_timeline_change_applies_at_its_time_audited_with_the_actor(
     assert audit.authentication_info.principal_email == OWNER
     advance(emu, 30 * 60)  # past +40m: the change is undone
     assert generate(prediction).candidates
+
+
+@pytest.mark.parametrize(
+    ("role", "permission", "granted"),
+    [
+        ("roles/owner", "logging.privateLogEntries.list", True),
+        ("roles/editor", "logging.privateLogEntries.list", False),  # Data Access logs need privateLogViewer or owner
+        ("roles/viewer", "logging.privateLogEntries.list", False),
+        ("roles/editor", "resourcemanager.projects.setIamPolicy", False),
+        ("roles/viewer", "logging.logEntries.list", True),
+        ("roles/viewer", "aiplatform.endpoints.predict", True),  # Google's viewer holds it
+        ("roles/viewer", "resourcemanager.projects.setIamPolicy", False),
+        ("roles/aiplatform.viewer", "aiplatform.endpoints.predict", False),
+        ("roles/iam.securityReviewer", "logging.privateLogEntries.list", True),
+        ("roles/iam.securityReviewer", "resourcemanager.folders.get", False),
+        ("roles/browser", "resourcemanager.folders.get", True),
+    ],
+)
+def test_roles_hold_what_googles_definitions_give(role: str, permission: str, granted: bool) -> None:
+    from emulator import iam
+
+    assert iam.role_grants(role, permission) is granted
+
+
+def test_a_conditional_binding_is_never_counted_as_held() -> None:
+    from emulator import iam
+
+    member = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
+    policy = iam.Policy(
+        bindings=[iam.Binding("roles/aiplatform.user", [member], {"expression": "request.time < x", "title": "t"})]
+    )
+    assert not iam.allowed_by_policy(
+        policy, "serviceAccount:x@y.iam.gserviceaccount.com", "aiplatform.endpoints.predict"
+    )
+    assert not iam.allowed_by_policy(policy, member, "aiplatform.endpoints.predict")
+    policy.bindings.append(iam.Binding("roles/aiplatform.user", [member]))
+    assert iam.allowed_by_policy(policy, member, "aiplatform.endpoints.predict")

@@ -957,3 +957,104 @@ def test_org_policy_reasons_name_their_constraint(reason: str, constraint: str) 
     failure.cause = _cause(failure)
     assert failure.cause == Cause.ORG_POLICY
     assert constraint_of(failure) == constraint
+
+
+# Every reason the classifier maps, through the real clients on both surfaces, with the expectation written here from
+# the reason's definition in google/api/error_reason.proto (not read back from the code's own table).
+REASON_FAMILIES: dict[Cause, tuple[str, ...]] = {
+    Cause.IAM_PERMISSION_DENIED: ("IAM_PERMISSION_DENIED",),
+    Cause.API_DISABLED: ("SERVICE_DISABLED",),
+    Cause.BILLING_DISABLED: ("BILLING_DISABLED",),
+    Cause.VPC_SC: ("SECURITY_POLICY_VIOLATED",),
+    Cause.WRONG_PROJECT: ("CONSUMER_INVALID", "RESOURCE_PROJECT_INVALID"),
+    Cause.ORG_POLICY: (
+        "RESOURCE_USAGE_RESTRICTION_VIOLATED",
+        "ENDPOINT_USAGE_RESTRICTION_VIOLATED",
+        "LOCATION_ORG_POLICY_VIOLATED",
+        "TLS_ORG_POLICY_VIOLATED",
+    ),
+    Cause.CREDENTIALS: (
+        "ACCESS_TOKEN_EXPIRED",
+        "ACCESS_TOKEN_TYPE_UNSUPPORTED",
+        "CREDENTIALS_MISSING",
+        "ACCOUNT_STATE_INVALID",
+        "API_KEY_SERVICE_BLOCKED",
+        "API_KEY_INVALID",
+        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        "API_KEY_HTTP_REFERRER_BLOCKED",
+        "API_KEY_IP_ADDRESS_BLOCKED",
+        "API_KEY_ANDROID_APP_BLOCKED",
+        "API_KEY_IOS_APP_BLOCKED",
+        "JWT_TOKEN_INVALID",
+        "CREDENTIAL_TYPE_UNSUPPORTED",
+        "ACCOUNT_TYPE_UNSUPPORTED",
+        "OVERLOADED_CREDENTIALS",
+        "SESSION_COOKIE_INVALID",
+    ),
+    Cause.QUOTA: ("RATE_LIMIT_EXCEEDED", "RESOURCE_QUOTA_EXCEEDED"),
+}
+REASON_ROWS = [
+    Row(
+        f"reason-{reason}",
+        403,
+        "PERMISSION_DENIED",
+        "denied.",  # a message no message rule matches: only the reason can decide
+        (error_info(reason, "googleapis.com", service="aiplatform.googleapis.com"),),
+        cause,
+        reason,
+        "googleapis.com",
+        {"service": "aiplatform.googleapis.com"},
+    )
+    for cause, reasons in REASON_FAMILIES.items()
+    for reason in reasons
+]
+
+
+@pytest.mark.parametrize("row", REASON_ROWS, ids=[r.id for r in REASON_ROWS])
+def test_every_mapped_reason_on_both_surfaces(fakes: Fakes, row: Row) -> None:
+    for client in (fakes.grpc_client, fakes.rest_client):
+        fakes.fake.row = row
+        assert seen(classify(call(client))) == expected(row)
+
+
+def test_the_reason_families_are_the_whole_table() -> None:
+    from function.causes import _BY_REASON
+
+    assert {r for reasons in REASON_FAMILIES.values() for r in reasons} == set(_BY_REASON)
+
+
+@pytest.mark.parametrize("reason", ["CONSUMER_SUSPENDED", "USER_PROJECT_DENIED", "SOME_FUTURE_REASON"])
+def test_an_unmapped_reason_stays_unknown_even_on_a_403_permission_text(fakes: Fakes, reason: str) -> None:
+    row = Row(
+        f"unmapped-{reason}",
+        403,
+        "PERMISSION_DENIED",
+        "Permission denied on something.",
+        (error_info(reason, "googleapis.com"),),
+        Cause.UNKNOWN,
+        reason,
+        "googleapis.com",
+    )
+    fakes.fake.row = row
+    assert seen(classify(call(fakes.grpc_client))) == expected(row)
+
+
+@pytest.mark.parametrize(
+    ("http", "status", "cause"),
+    [
+        (401, "UNAUTHENTICATED", Cause.CREDENTIALS),
+        (404, "NOT_FOUND", Cause.MODEL_UNAVAILABLE),
+        (429, "RESOURCE_EXHAUSTED", Cause.CAPACITY),
+        (502, "UNAVAILABLE", Cause.UNAVAILABLE),
+        (504, "DEADLINE_EXCEEDED", Cause.DEADLINE),
+        (409, "ABORTED", Cause.UNKNOWN),
+    ],
+)
+def test_the_http_status_alone_decides_when_nothing_else_does(
+    fakes: Fakes, http: int, status: str, cause: Cause
+) -> None:
+    """REST bodies with no ErrorInfo, no known message and no status name: the HTTP code is the last resort."""
+    row = Row(f"code-{http}", http, status, "Something happened.", (), cause)
+    fakes.fake.row = row
+    assert classify(call(fakes.rest_client)).cause == cause
+    assert classify(call(fakes.grpc_client)).cause == cause

@@ -551,3 +551,11 @@ def test_logs_explorer_link_carries_the_query(cause: Cause) -> None:
 def test_to_json_drops_what_is_not_there() -> None:
     assert Remedy("t", url="u").to_json() == {"title": "t", "url": "u"}
     assert Remedy("t", "c", "u").to_json() == {"title": "t", "command": "c", "url": "u"}
+
+
+def test_the_troubleshooter_link_quotes_a_unique_id_that_needs_it() -> None:
+    # Unique ids are base64url today; a "/", "+", "=", "?", "#" or ";" must not change the link's meaning.
+    uid = "a/b+c=d?e#f;g"
+    out = fixes(Cause.VPC_SC, failure={"metadata": {"uid": uid}})
+    [link] = [r.url for r in out if r.url and "troubleshoot" in r.url]
+    assert link == f"{CONSOLE}/security/service-perimeter/troubleshoot;uniqueId=a%2Fb%2Bc%3Dd%3Fe%23f%3Bg?project={P}"
