@@ -14,13 +14,17 @@
     POST   /_emulator/tokens:revoke    {"email"} → every token of that e-mail is revoked
     GET    /_emulator/logs             every log entry, visible yet or not, with the time it becomes visible
 
-Bad input is answered 400 with a message that names the field, and leaves the world unchanged.
+Bad input is answered 400 with a message that names the field, and leaves the world unchanged. Bodies are read by
+`httpbase.parse_json` (no NaN/Infinity, no duplicate keys, nesting at most 100 deep), and every number must fit what
+it sets: durations at most `MAX_SECONDS` (100 years), the clock never past `LATEST` (so that adding any duration stays
+within what a datetime holds), counts whole numbers up to `MAX_COUNT`, HTTP statuses 400-599.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from emulator import changes, scenario
@@ -37,6 +41,11 @@ METADATA_METHODS = (
     "metadata.service_account",
     "metadata.other",
 )
+
+MAX_SECONDS = 100 * 365 * 86400  # any duration: clock advance, token lifetime, ingestion lag
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # the clock's limit; LATEST + MAX_SECONDS still fits in a datetime
+MAX_COUNT = 1_000_000
+MAX_HANG = 600
 
 
 class AdminError(ValueError):
@@ -140,6 +149,7 @@ def patch_world(world: World, patch: Any) -> None:
         spec = scenario.validate(merged, scenario._Ctx("patch"))
     except scenario.ScenarioError as err:
         raise AdminError(str(err).removeprefix("scenario patch: ")) from None
+    _check_bounds(spec, patch)
     if "projects" in patch:
         for p in spec["projects"]:
             if p["id"] in patch["projects"]:
@@ -161,6 +171,17 @@ def patch_world(world: World, patch: Any) -> None:
     for key, apply in simple.items():
         if key in patch:
             apply()
+
+
+def _check_bounds(spec: dict[str, Any], patch: Mapping[str, Any]) -> None:
+    """What the scenario schema lets through but no timedelta or HTTP status line holds (e.g. 1e300)."""
+    if "logging" in patch:
+        _number("logging.ingestion_lag_seconds", spec["lag"], 0, MAX_SECONDS)
+    if "tokens" in patch:
+        _number("tokens.ttl_seconds", spec["ttl"], 1, MAX_SECONDS)
+    failure = (patch.get("metadata") or {}).get("failure") or {}  # the given value (the schema made it an int)
+    if "status" in failure:
+        _number("metadata.failure.status", failure["status"], 400, 599, whole=True)
 
 
 def _apply_metadata(world: World, spec: dict[str, Any]) -> None:
@@ -195,10 +216,26 @@ def _fields(body: Any, allowed: set[str], required: set[str] = frozenset()) -> M
     return body
 
 
-def _num(body: Mapping[str, Any], key: str, minimum: float = 0) -> float:
-    value = body[key]
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
-        raise AdminError(f"{key}: expected a number >= {minimum:g}, got {value!r}")
+def _num(
+    body: Mapping[str, Any], key: str, minimum: float = 0, maximum: float | None = None, whole: bool = False
+) -> float:
+    return _number(key, body[key], minimum, maximum, whole)
+
+
+def _number(where: str, value: Any, minimum: float = 0, maximum: float | None = None, whole: bool = False) -> float:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (isinstance(value, float) and not math.isfinite(value))
+        or value < minimum
+    ):
+        raise AdminError(f"{where}: expected a number >= {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        shown = "600" if maximum == MAX_HANG else f"{maximum:.0f}"
+        suffix = " (100 years)" if maximum == MAX_SECONDS else ""
+        raise AdminError(f"{where}: at most {shown}{suffix}" + ("" if maximum == MAX_HANG else f", got {value!r}"))
+    if whole and value != int(value):
+        raise AdminError(f"{where}: expected a whole number, got {value!r}")
     return float(value)
 
 
@@ -215,9 +252,15 @@ def set_clock(world: World, body: Any) -> dict[str, Any]:
         raise AdminError(f"give exactly one of advance_seconds, set, mode (got {', '.join(sorted(doc)) or 'none'})")
     try:
         if "advance_seconds" in doc:
-            world.clock.advance(_num(doc, "advance_seconds"))
+            seconds = _num(doc, "advance_seconds", maximum=MAX_SECONDS)
+            if world.clock.now() + timedelta(seconds=seconds) > LATEST:
+                raise AdminError(f"advance_seconds: the clock may not pass {rfc3339(LATEST)}")
+            world.clock.advance(seconds)
         elif "set" in doc:
-            world.clock.set(parse_rfc3339(_text(doc, "set")))
+            at = parse_rfc3339(_text(doc, "set"))
+            if at > LATEST:
+                raise AdminError(f"set: at most {rfc3339(LATEST)}, got {doc['set']!r}")
+            world.clock.set(at)
         elif doc["mode"] == "virtual":
             world.clock.freeze(world.clock.now())
         elif doc["mode"] == "running":
@@ -246,7 +289,7 @@ def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
             f"method: unknown method {method!r}; examples: "
             "google.cloud.aiplatform.v1.PredictionService.GenerateContent, metadata.token"
         )
-    count = int(_num(doc, "count", 1)) if "count" in doc else 1
+    count = int(_num(doc, "count", 1, MAX_COUNT, whole=True)) if "count" in doc else 1
     kinds = [k for k in ("status", "hang_seconds", "close", "malformed", "http_status") if k in doc]
     if len(kinds) != 1:
         raise AdminError(
@@ -263,9 +306,7 @@ def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
         except ValueError as err:
             raise AdminError(str(err)) from None
     elif kind == "hang_seconds":
-        fault.hang_seconds = _num(doc, "hang_seconds")
-        if fault.hang_seconds > 600:
-            raise AdminError("hang_seconds: at most 600")
+        fault.hang_seconds = _num(doc, "hang_seconds", maximum=MAX_HANG)
     elif kind in ("close", "malformed"):
         if doc[kind] is not True:
             raise AdminError(f"{kind}: expected true")
@@ -273,7 +314,7 @@ def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:
     else:
         if not method.startswith("metadata."):
             raise AdminError("http_status: only for metadata.* methods; gRPC/REST methods take a status")
-        fault.http_status = int(_num(doc, "http_status", 400))
+        fault.http_status = int(_num(doc, "http_status", 400, 599, whole=True))
         fault.http_body = str(doc.get("http_body", ""))
     if "http_body" in doc and kind != "http_status":
         raise AdminError("http_body: only with http_status")
@@ -291,6 +332,8 @@ def run_action(world: World, body: Any) -> dict[str, Any]:
     except scenario.ScenarioError as err:
         raise AdminError(str(err).removeprefix("scenario action: ").replace("timeline[0].", "")) from None
     event: TimelineEvent = spec["timeline"][0]
+    if event.action == "set_ingestion_lag":
+        _number("seconds", event.params["seconds"], 0, MAX_SECONDS)
     event.done = True
     changes.run_event(world, event)
     return {"applied": event.action, "at": rfc3339(event.at)}
@@ -345,7 +388,7 @@ def _dispatch(
         return Response.json({"calls": dict(sorted(world.calls.items())), "seconds": seconds})
     if route == "tokens" and verb == "POST":
         doc = _fields(body, {"email", "ttl_seconds"}, {"email"})
-        ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1)) if "ttl_seconds" in doc else None
+        ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1, MAX_SECONDS)) if "ttl_seconds" in doc else None
         token, info = world.mint_token(_text(doc, "email"), ttl)
         return Response.json(
             {

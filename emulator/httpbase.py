@@ -1,12 +1,32 @@
-"""A small threaded HTTP server on loopback, shared by the metadata server and the REST/admin front end."""
+"""A small threaded HTTP server on loopback, shared by the metadata server and the REST/admin front end.
+
+Request framing is checked before the application sees a request, and a request whose framing is broken is refused
+with a JSON error and the connection closed (nothing of it can poison the next request on that connection):
+
+- `Content-Length` must be one non-negative decimal number (RFC 9112 §6.3; repeated equal values are one value):
+  otherwise 400. A body longer than `MAX_BODY` is refused with 413 before any of it is read, also when the client
+  waits for `Expect: 100-continue`.
+- `Transfer-Encoding: chunked` bodies are read (RFC 9112 §7.1), within `MAX_BODY`; a malformed chunk is 400, any
+  other transfer coding 501, and both Transfer-Encoding and Content-Length together 400 (RFC 9112 §6.1).
+- A body that does not arrive whole (the client closes, or sends nothing for `BODY_TIMEOUT` seconds) is 400 / 408.
+- An application that raises anyway answers 500 INTERNAL "Internal error encountered." (the trace goes to stderr);
+  the connection stays usable, since the whole body was read.
+
+`parse_json` is the strict JSON reader both front ends use: UTF-8 only, no `NaN`/`Infinity`, no number a double
+cannot hold, nesting at most `MAX_DEPTH` deep, and (unless allowed) no key twice in one object.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
+import re
 import socket
 import sys
 import threading
+import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -14,6 +34,92 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 MAX_BODY = 10 * 1024 * 1024
+MAX_DEPTH = 100  # JSON nesting, protobuf's JSON parser's limit: docs/google-behaviour.md, REST request bodies
+BODY_TIMEOUT = 30.0  # seconds a client may pause while sending a body
+_DIGITS = re.compile(r"[0-9]{1,18}")  # 18 digits: far above MAX_BODY, and within what int() reads cheaply
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_MAX_TRAILERS = 100
+_STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    408: "DEADLINE_EXCEEDED",
+    413: "INVALID_ARGUMENT",
+    500: "INTERNAL",
+    501: "UNIMPLEMENTED",
+}
+
+
+class JsonError(ValueError):
+    """A body `parse_json` refuses. `reason`: utf8, syntax, constant, range, depth or duplicate."""
+
+    def __init__(self, message: str, reason: str, decode_error: json.JSONDecodeError | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.decode_error = decode_error
+
+
+def _refuse_constant(token: str) -> Any:
+    raise JsonError(f"{token} is not a JSON number", "constant")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise JsonError(f"the number {text[:40]} is out of range", "range")
+    return value
+
+
+def _bounded_int(text: str) -> int:
+    if len(text.lstrip("-")) > 308:  # beyond any double (and int() refuses more than 4300 digits)
+        raise JsonError(f"the number {text[:40]}... is out of range", "range")
+    return int(text)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    doc: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in doc:
+            raise JsonError(f"duplicate key {key!r}", "duplicate")
+        doc[key] = value
+    return doc
+
+
+def _too_deep(doc: Any) -> bool:
+    stack: list[tuple[Any, int]] = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > MAX_DEPTH:
+                return True
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return False
+
+
+def parse_json(body: bytes, *, allow_duplicate_keys: bool = False) -> Any:
+    """The body as JSON (an empty body is {}); raises JsonError saying what is wrong."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise JsonError(f"not valid UTF-8 (byte 0x{body[exc.start]:02x} at offset {exc.start})", "utf8") from None
+    if not text.strip():
+        return {}
+    decoder = json.JSONDecoder(
+        parse_constant=_refuse_constant,
+        parse_float=_finite_float,
+        parse_int=_bounded_int,
+        object_pairs_hook=None if allow_duplicate_keys else _unique_keys,
+    )
+    try:
+        doc = decoder.decode(text)
+    except json.JSONDecodeError as exc:
+        raise JsonError(f"{exc.msg} at line {exc.lineno} column {exc.colno}", "syntax", exc) from None
+    except RecursionError:
+        doc = None
+        deep = True
+    else:
+        deep = _too_deep(doc)
+    if deep:
+        raise JsonError(f"nested deeper than {MAX_DEPTH} levels", "depth")
+    return doc
 
 
 @dataclass
@@ -25,15 +131,11 @@ class Request:
     body: bytes
 
     def json(self) -> Any:
-        """The body as JSON; raises ValueError with a clear message when it isn't."""
-        if not self.body.strip():
-            return {}
+        """The body as JSON; raises ValueError with a clear message when it isn't (see `parse_json`)."""
         try:
-            return json.loads(self.body)
-        except json.JSONDecodeError as exc:
-            raise ValueError(
-                f"the request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-            ) from None
+            return parse_json(self.body)
+        except JsonError as err:
+            raise ValueError(f"the request body is not valid JSON: {err}") from None
 
     def param(self, name: str) -> str | None:
         values = self.query.get(name)
@@ -58,6 +160,20 @@ class Response:
         return cls(status, text.encode(), merged)
 
 
+def error_body(status: int, message: str) -> Response:
+    """The google.rpc.Status JSON body the HTTP layer answers with when it refuses a request itself."""
+    doc = {"error": {"code": status, "message": message, "status": _STATUS_NAMES.get(status, "UNKNOWN")}}
+    return Response.json(doc, status)
+
+
+class _Refused(Exception):
+    """The request's framing is broken: answer `response` and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.response = error_body(status, message)
+
+
 App = Callable[[Request], Response]
 
 
@@ -68,24 +184,82 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
         server_version = "emulator"
         sys_version = ""
 
+        def _framing(self) -> int | None:
+            """The body's length by Content-Length, None for a chunked body; raises _Refused."""
+            codings = [c.strip().lower() for v in self.headers.get_all("Transfer-Encoding") or [] for c in v.split(",")]
+            lengths = [v.strip() for h in self.headers.get_all("Content-Length") or [] for v in h.split(",")]
+            if codings:
+                if lengths:
+                    raise _Refused(400, "a request may not carry both Transfer-Encoding and Content-Length")
+                if codings != ["chunked"]:
+                    raise _Refused(501, f"Transfer-Encoding {', '.join(codings)!r} is not supported; send chunked")
+                return None
+            if not lengths:
+                return 0
+            if len(set(lengths)) != 1 or not lengths[0].isdigit() or not lengths[0].isascii():
+                shown = ", ".join(lengths)[:60]
+                raise _Refused(400, f"Content-Length must be one non-negative decimal number, got {shown!r}")
+            if not _DIGITS.fullmatch(lengths[0]) or int(lengths[0]) > MAX_BODY:
+                raise _Refused(413, f"request body too large: at most {MAX_BODY} bytes")
+            return int(lengths[0])
+
+        def handle_expect_100(self) -> bool:
+            try:
+                self._framing()
+            except _Refused as refused:  # refused before the client sends the body
+                self._send(refused.response, close=True)
+                return False
+            return super().handle_expect_100()
+
+        def _read(self, length: int) -> bytes:
+            data = self.rfile.read(length)
+            if len(data) < length:
+                raise _Refused(400, f"the request body ended after {len(data)} of {length} bytes")
+            return data
+
+        def _read_chunked(self) -> bytes:
+            body = bytearray()
+            while True:
+                line = self.rfile.readline(1025)
+                size_field = line.split(b";", 1)[0].strip()
+                if not line.endswith(b"\n") or not _CHUNK_SIZE.fullmatch(size_field):
+                    raise _Refused(400, f"malformed chunk size line {line[:40]!r} in a chunked body")
+                size = int(size_field, 16)
+                if len(body) + size > MAX_BODY:
+                    raise _Refused(413, f"request body too large: at most {MAX_BODY} bytes")
+                if size == 0:
+                    break
+                body += self._read(size)
+                if self.rfile.read(2) != b"\r\n":
+                    raise _Refused(400, "a chunk of a chunked body does not end with CRLF")
+            for _ in range(_MAX_TRAILERS):
+                trailer = self.rfile.readline(65537)
+                if trailer in (b"\r\n", b"\n"):
+                    return bytes(body)
+                if not trailer:
+                    break
+            raise _Refused(400, "the chunked body's trailer section does not end")
+
+        def _body(self) -> bytes:
+            length = self._framing()
+            if length == 0:
+                return b""
+            self.connection.settimeout(BODY_TIMEOUT)
+            try:
+                return self._read_chunked() if length is None else self._read(length)
+            except TimeoutError:
+                raise _Refused(408, f"the request body did not arrive within {BODY_TIMEOUT:g} s") from None
+            finally:
+                with contextlib.suppress(OSError):
+                    self.connection.settimeout(None)
+
         def _serve(self) -> None:
-            split = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                self._send(
-                    Response.json(
-                        {
-                            "error": {
-                                "code": 413,
-                                "message": "request body too large",
-                                "status": "INVALID_ARGUMENT",
-                            }
-                        },
-                        413,
-                    )
-                )
+            try:
+                body = self._body()
+            except _Refused as refused:
+                self._send(refused.response, close=True)
                 return
-            body = self.rfile.read(length) if length else b""
+            split = urlsplit(self.path)
             request = Request(
                 method=self.command,
                 path=split.path,
@@ -93,7 +267,11 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
             )
-            response = app(request)
+            try:
+                response = app(request)
+            except Exception:  # noqa: BLE001 - an application bug: answer 500, keep the trace, keep serving
+                traceback.print_exc(file=sys.stderr)
+                response = error_body(500, "Internal error encountered.")
             if response.close:
                 self.close_connection = True
                 with contextlib.suppress(OSError):
@@ -101,14 +279,28 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                 return
             self._send(response)
 
-        def _send(self, response: Response) -> None:
+        def _send(self, response: Response, close: bool = False) -> None:
             self.send_response(response.status)
             for key, value in response.headers.items():
                 self.send_header(key, value)
             self.send_header("Content-Length", str(len(response.body)))
+            if close:
+                self.send_header("Connection", "close")  # also sets close_connection
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(response.body)
+            if close:
+                self._linger()
+
+        def _linger(self) -> None:
+            """Let the client read the answer: closing with unread bytes pending would reset the connection."""
+            with contextlib.suppress(OSError):
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_WR)
+                self.connection.settimeout(0.2)
+                deadline = time.monotonic() + 1.0
+                while time.monotonic() < deadline and self.connection.recv(65536):
+                    pass
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 

@@ -14,6 +14,8 @@ Assumption: a path no rule matches (or a known path with another verb) gets a JS
 front end answers such URLs with an HTML page, which no client here parses.
 Assumption: a body that is not JSON gets "Invalid JSON payload received. Unexpected token." followed by the line
 and a caret, the shape Google's texts have; the parser's exact wording for each syntax error is not reproduced.
+A bare `NaN`/`Infinity` is such a token; a number no double holds gets "… Number out of range." in the same shape;
+nesting deeper than 100 gets protobuf's "Message too deep. Max recursion depth is 100."; a repeated key is not refused.
 Assumption: the caller's IP is recorded as 127.0.0.1 (the emulator listens on loopback only).
 
 A request line in absolute form (`GET http://us-central1-127.0.0.1:P/v1/...`, what a client sends to a proxy) is
@@ -23,7 +25,6 @@ no resolver knows, and pointed at this port as its HTTP proxy it reaches them he
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import traceback
@@ -37,7 +38,7 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.rpc import code_pb2
 
 from emulator.dispatch import Method, before_call, hang, run_handler
-from emulator.httpbase import Request, Response
+from emulator.httpbase import MAX_DEPTH, JsonError, Request, Response, parse_json
 from emulator.rpc import RpcError, invalid_argument
 from emulator.services import (
     ancestry,
@@ -82,6 +83,8 @@ SYSTEM_PARAMS = {
     "uploadType",
     "userIp",
 }
+# NaN, Infinity, -Infinity outside strings, or a number literal: where `_json_error` puts its caret.
+_BAD_NUMBER = re.compile(r"(?:^|[\s\[:,])(-?(?:NaN|Infinity)|-?\d+(?:\.\d+)?[eE][+-]?\d{3,}|-?\d{309,})")
 MALFORMED_BODY = b'{"candidates": [{"content": {"parts": [{"text": "OK'  # cut off mid-string: not JSON
 
 _AIP = "google.cloud.aiplatform"
@@ -256,15 +259,36 @@ def _set(doc: Doc, path: str, value: Any) -> None:
 
 
 def _parse_body(body: bytes) -> Any:
+    """The body as JSON, or Google's "Invalid JSON payload received." 400 (`httpbase.parse_json` says what is wrong).
+
+    Unlike the admin API, a key given twice is not refused here: the last value wins.
+    """
     try:
-        return json.loads(body) if body.strip() else {}
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        if isinstance(exc, UnicodeDecodeError):
-            raise invalid_argument("Invalid JSON payload received. Invalid UTF-8.") from None
-        line = exc.doc.splitlines()[exc.lineno - 1] if exc.doc.splitlines() else ""
+        return parse_json(body, allow_duplicate_keys=True)
+    except JsonError as err:
+        raise _json_error(err, body) from None
+
+
+def _json_error(err: JsonError, body: bytes) -> RpcError:
+    prefix = "Invalid JSON payload received."
+    if err.reason == "utf8":
+        return invalid_argument(f"{prefix} Invalid UTF-8.")
+    if err.reason == "depth":  # protobuf's JSON parser's words: docs/google-behaviour.md, REST request bodies
+        return invalid_argument(f"{prefix} Message too deep. Max recursion depth is {MAX_DEPTH}.")
+    text = body.decode("utf-8")
+    if err.decode_error is not None:
+        exc = err.decode_error
+        lines, line_no, column = exc.doc.splitlines(), exc.lineno, exc.colno
         expected = "Expected , or } after key:value pair." if "delimiter" in exc.msg else "Unexpected token."
-        caret = " " * (exc.colno - 1) + "^"
-        raise invalid_argument(f"Invalid JSON payload received. {expected}\n{line[:200]}\n{caret}") from None
+    else:  # NaN / Infinity (not JSON) or a number no double holds: point at the first such token
+        found = _BAD_NUMBER.search(text)
+        start = found.start(1) if found else 0
+        lines, line_no = text.splitlines(), text.count("\n", 0, start) + 1
+        column = start - (text.rfind("\n", 0, start) + 1) + 1
+        expected = "Unexpected token." if err.reason == "constant" else "Number out of range."
+    line = lines[line_no - 1] if lines else ""
+    caret = " " * (column - 1) + "^"
+    return invalid_argument(f"{prefix} {expected}\n{line[:200]}\n{caret}")
 
 
 def _root_not_message() -> RpcError:
