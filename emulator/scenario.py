@@ -224,9 +224,17 @@ def _bool(ctx: _Ctx, path: str, value: Any) -> bool:
     return value
 
 
-def _number(ctx: _Ctx, path: str, value: Any, minimum: float = 0) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+# The largest number a scenario may give (seconds, counts): a century of seconds, so that any duration added to the
+# clock still fits in a datetime; NaN and infinities are refused with it.
+NUMBER_MAX = 100 * 365 * 24 * 3600
+
+
+def _number(ctx: _Ctx, path: str, value: Any, minimum: float = 0, maximum: float = NUMBER_MAX) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= minimum:  # NaN fails >=
         raise ctx.fail(path, f"expected a number >= {minimum:g}, got {_show(value)}")
+    if value > maximum:
+        limit = f"{NUMBER_MAX} (100 years)" if maximum == NUMBER_MAX else f"{maximum:g}"
+        raise ctx.fail(path, f"at most {limit}, got {value!r}")
     return float(value)
 
 
@@ -313,7 +321,7 @@ def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
     failure = None
     if metadata.get("failure") is not None:
         raw = _mapping(ctx, "metadata.failure", metadata["failure"], {"status", "body", "paths"})
-        status = int(_number(ctx, "metadata.failure.status", raw.get("status", 503), minimum=400))
+        status = int(_number(ctx, "metadata.failure.status", raw.get("status", 503), minimum=400, maximum=599))
         paths = raw.get("paths", "token")
         if paths not in ("token", "all"):
             raise ctx.fail("metadata.failure.paths", f"expected token or all, got {_show(paths)}")

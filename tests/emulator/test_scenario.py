@@ -56,6 +56,21 @@ BAD = [
         id="wrong-type-number",
     ),
     pytest.param(
+        "logging:\n  ingestion_lag_seconds: 1.0e+300\n",
+        "logging.ingestion_lag_seconds: at most 3153600000 (100 years), got 1e+300",
+        id="huge-number",  # would overflow the clock at load
+    ),
+    pytest.param(
+        "logging:\n  ingestion_lag_seconds: .nan\n",
+        "logging.ingestion_lag_seconds: expected a number >= 0, got float nan",
+        id="nan",
+    ),
+    pytest.param(
+        "tokens:\n  ttl_seconds: .inf\n",
+        "tokens.ttl_seconds: at most 3153600000 (100 years), got inf",
+        id="infinity",
+    ),
+    pytest.param(
         "projects:\n  demo-proj:\n    services: aiplatform.googleapis.com\n",
         "projects.demo-proj.services: expected a list, got str 'aiplatform.googleapis.com'",
         id="wrong-type-list",
