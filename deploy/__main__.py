@@ -8,14 +8,51 @@ python -m deploy teardown --project P --region R --service-account SA
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from typing import NoReturn
 
 from .runner import run_all
 from .spec import SpecError, make_spec, read_projects_file
 
+MAX_MESSAGE = 400  # an error line quotes at most this much (a value can be megabytes)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises SpecError instead of printing its usage and exiting: every input error is one
+    `deploy: --flag: …` line."""
+
+    def error(self, message: str) -> NoReturn:
+        raise SpecError(_argparse_message(message))
+
+
+def _argparse_message(message: str) -> str:
+    """argparse's error text, as `FLAG: what is wrong`."""
+    if match := re.match(r"argument ([^:]+?): (.*)\Z", message, re.S):
+        flag = match.group(1).split("/")[0]
+        return f"{flag}: {match.group(2)}"
+    if match := re.match(r"the following arguments are required: (.*)\Z", message, re.S):
+        first, *more = match.group(1).split(", ")
+        also = f" (also missing: {', '.join(more)})" if more else ""
+        return f"{first}: required{also}"
+    if match := re.match(r"unrecognized arguments: (.*)\Z", message, re.S):
+        first = match.group(1).split(" ")[0]
+        if first.startswith("-"):
+            return f"{first.split('=')[0]}: not an option of python -m deploy (see --help)"
+        return f"command: unexpected extra argument {first!r}"
+    if match := re.match(r"ambiguous option: (\S+?)(=.*)? could match (.*)\Z", message, re.S):
+        return f"{match.group(1)}: ambiguous; it could be {match.group(3)}"
+    return f"arguments: {message}"
+
+
+def one_line(message: str) -> str:
+    """A message as one printable line of at most MAX_MESSAGE characters."""
+    flat = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message)
+    return flat if len(flat) <= MAX_MESSAGE else flat[: MAX_MESSAGE - 1] + "…"
+
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deploy", description=__doc__.splitlines()[0])
+    p = _Parser(prog="python -m deploy", description=__doc__.splitlines()[0])
     p.add_argument("command", choices=("apply", "teardown"))
     p.add_argument("--project", action="append", default=[], help="a project to deploy into (repeatable)")
     p.add_argument("--projects-file", help="a file with one project id a line (# comments allowed)")
@@ -69,16 +106,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
     try:
+        args = parser().parse_args(argv)
         projects = list(args.project)
-        if args.projects_file:
+        if args.projects_file is not None:
             projects += read_projects_file(args.projects_file)
         spec = make_spec(
             projects=projects,
             region=args.region,
             service_account=args.service_account,
-            targets=[t for t in args.targets.split(",") if t.strip()],
+            targets=args.targets.split(","),
             schedule=args.schedule,
             time_zone=args.time_zone,
             channels=args.notification_channel,
@@ -92,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             dry_run=args.dry_run,
         )
     except SpecError as err:
-        print(f"deploy: {err}", file=sys.stderr)
+        print(one_line(f"deploy: {err}"), file=sys.stderr)
         return 2
     results = run_all(spec, args.command, out=sys.stdout)
     return 1 if any(r.status == "failed" for r in results) else 0

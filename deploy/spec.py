@@ -7,8 +7,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from function.config import MAX_TARGETS, ConfigError, Target
 from function.config import PROJECT_ID as PROJECT
-from function.config import ConfigError, Target
 from function.roles import OPTIONAL, REQUIRED
 
 NAME = "gemini-canary"
@@ -24,17 +24,23 @@ RUNTIME = "python311"
 # Every pattern ends in \Z, not $: "$" also matches before a trailing newline.
 REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]{1,2}\Z")
 SERVICE_ACCOUNT = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z][a-z0-9-]{4,28}[a-z0-9]\.iam\.gserviceaccount\.com\Z")
-DEFAULT_COMPUTE_SA = re.compile(r"^\d{6,20}-compute@developer\.gserviceaccount\.com\Z")
+DEFAULT_COMPUTE_SA = re.compile(r"^[0-9]{6,20}-compute@developer\.gserviceaccount\.com\Z")
 BUILD_ACCOUNT = re.compile(f"(?:{SERVICE_ACCOUNT.pattern})|(?:{DEFAULT_COMPUTE_SA.pattern})")
 EMAIL = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,180}\.[A-Za-z]{2,24}\Z")
-CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?\d{1,30}\Z")
-_CRON_FIELD = re.compile(r"^(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?(,(\*|\d{1,2}(-\d{1,2})?)(/\d{1,2})?)*\Z")
+CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChannels/)?[0-9]{1,30}\Z")
+# One item of a unix-cron field: *, N or N-M, each with an optional /STEP ([0-9], not \d: \d matches any script's
+# digits, and int() reads them).
+_CRON_ITEM = re.compile(r"^(?:\*|([0-9]{1,2})(?:-([0-9]{1,2}))?)(?:/([0-9]{1,2}))?\Z")
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
+MAX_CRON_ITEMS = 60  # a field lists at most this many items (a minute field can name every minute)
 # The alert policies' timing is derived from the schedule's period (deploy/monitoring.py, alert_window_s): it must
 # be even, longer than two of a run's whole timeouts (so failures two runs apart never join up, nor two consecutive
 # ones fall inside one alert evaluation) and at most an hour.
 MIN_PERIOD_S = 180
 MAX_PERIOD_S = 3600
 MINUTES_A_DAY = 24 * 60
+MAX_TARGET_CHARS = 100  # a model id (at most 63) @ a location
+MAX_PROJECTS_FILE_BYTES = 16 * 2**20  # 10,000 project ids take 310 KB
 TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}\Z")
 
 
@@ -92,56 +98,88 @@ def _check(pattern: re.Pattern[str], value: str, flag: str, what: str) -> str:
 
 
 def _expand(field: str, low: int, high: int) -> set[int]:
-    """The values a unix-cron field (already matched by _CRON_FIELD) selects between low and high."""
+    """The values a unix-cron field (already checked by validate_schedule) selects between low and high."""
     values: set[int] = set()
     for item in field.split(","):
-        body, _, step = item.partition("/")
-        if body == "*":
+        match = _CRON_ITEM.match(item)
+        if match is None:  # validate_schedule refused it already
+            raise SpecError(f"--schedule: {item[:20]!r} is not a unix-cron field item")
+        first, last, step = match.groups()
+        if first is None:
             start, end = low, high
-        elif "-" in body:
-            start, end = (int(v) for v in body.split("-"))
         else:
-            start = int(body)
-            end = high if step else start
+            start = int(first)
+            end = int(last) if last is not None else high if step else start
         values.update(range(start, end + 1, int(step) if step else 1))
     return {v for v in values if low <= v <= high}
 
 
 def schedule_period_s(schedule: str) -> int:
     """The even spacing of a schedule's runs, in seconds; SpecError when the runs are unevenly spaced."""
+    shown = _short(schedule)
     minute, hour, day, month, weekday = schedule.split()
     if (day, month, weekday) != ("*", "*", "*"):
         raise SpecError(
-            f"--schedule: {schedule!r}: the canary runs every day; day-of-month, month and day-of-week must be '*'"
+            f"--schedule: {shown}: the canary runs every day; day-of-month, month and day-of-week must be '*'"
         )
     runs = sorted(h * 60 + m for h in _expand(hour, 0, 23) for m in _expand(minute, 0, 59))
     if not runs:
-        raise SpecError(f"--schedule: {schedule!r} never runs")
+        raise SpecError(f"--schedule: {shown} never runs")
     gaps = {b - a for a, b in zip(runs, [*runs[1:], runs[0] + MINUTES_A_DAY], strict=True)}
     if len(gaps) != 1:
         raise SpecError(
-            f"--schedule: {schedule!r} runs {min(gaps)} to {max(gaps)} minutes apart; the alert policies need "
+            f"--schedule: {shown} runs {min(gaps)} to {max(gaps)} minutes apart; the alert policies need "
             "evenly spaced runs (for example */5 or */15, a step that divides 60)"
         )
     return gaps.pop() * 60
 
 
+def _short(value: str, limit: int = 100) -> str:
+    """A value as an error message shows it: quoted and escaped (one line, whatever it holds), at most `limit`
+    characters of it."""
+    return repr(value[:limit]) + ("…" if len(value) > limit else "")
+
+
+def _check_cron_field(schedule: str, text: str, name: str, low: int, high: int) -> None:
+    shown = _short(schedule)
+    items = text.split(",")
+    if len(items) > MAX_CRON_ITEMS:
+        raise SpecError(f"--schedule: {shown}: the {name} field lists {len(items)} items; allowed: at most 60")
+    for item in items:
+        match = _CRON_ITEM.match(item)
+        if match is None:
+            raise SpecError(
+                f"--schedule: {shown}: {_short(item, 20)} in the {name} field is not *, N or N-M "
+                "(each with an optional /STEP)"
+            )
+        first, last, step = match.groups()
+        for value in (first, last):
+            if value is not None and not low <= int(value) <= high:
+                raise SpecError(f"--schedule: {shown}: {value} is not a {name}; allowed: {low} to {high}")
+        if first is not None and last is not None and int(last) < int(first):
+            raise SpecError(f"--schedule: {shown}: the {name} range {first}-{last} runs backwards")
+        if step is not None and not 1 <= int(step) <= high - low:
+            raise SpecError(f"--schedule: {shown}: the {name} step must be 1-{high - low}, not {step}")
+
+
 def validate_schedule(schedule: str) -> str:
-    fields = schedule.split()
-    if len(fields) != 5 or not all(_CRON_FIELD.match(f) for f in fields):
+    """The schedule with its fields separated by single spaces; SpecError for anything else than five fields of
+    *, N, N-M and /STEP items within their field's range that run the canary evenly every 3 to 60 minutes."""
+    fields = [f for f in schedule.split(" ") if f]  # spaces only: any other whitespace is refused in its field
+    if len(fields) != 5:
         raise SpecError(
-            f"--schedule: {schedule[:100]!r} is not a unix-cron schedule of five fields (e.g. '*/5 * * * *')"
+            f"--schedule: {_short(schedule)} is not a unix-cron schedule of five fields (e.g. '*/5 * * * *')"
         )
-    minute = fields[0]
-    if minute.startswith("*/") and not 1 <= int(minute[2:]) <= 59:
-        raise SpecError(f"--schedule: {schedule!r}: the minute step must be 1-59")
-    period = schedule_period_s(schedule)
+    for text, (name, low, high) in zip(fields, _CRON_FIELDS, strict=True):
+        _check_cron_field(schedule, text, name, low, high)
+    period = schedule_period_s(" ".join(fields))
     if not MIN_PERIOD_S <= period <= MAX_PERIOD_S:
         raise SpecError(
-            f"--schedule: {schedule!r} runs every {period // 60} minute(s); allowed: every {MIN_PERIOD_S // 60} to "
-            f"{MAX_PERIOD_S // 60} minutes (the alert policies' timing is derived from it; see README)"
+            f"--schedule: {_short(schedule)} runs every {period // 60} minute(s); allowed: every "
+            f"{MIN_PERIOD_S // 60} to {MAX_PERIOD_S // 60} minutes (the alert policies' timing is derived from it; "
+            "see README)"
         )
-    return schedule
+    return " ".join(fields)
 
 
 def _check_account(account: str, force_default_sa: bool) -> None:
@@ -190,7 +228,14 @@ def make_spec(
     _check(REGION, region, "--region", "a region such as us-central1")
     for project in projects:
         _check_account(service_account.replace("{project}", project), force_default_sa)
-    chosen = targets or ["gemini-2.5-flash-lite@us-central1"]
+    chosen = ["gemini-2.5-flash-lite@us-central1"] if targets is None else [t.strip() for t in targets]
+    if not chosen or not all(chosen):
+        raise SpecError("--targets: an empty target; allowed: MODEL@LOCATION[,MODEL@LOCATION...]")
+    if len(chosen) > MAX_TARGETS:
+        raise SpecError(f"--targets: {len(chosen)} targets; allowed: at most {MAX_TARGETS}")
+    for t in chosen:
+        if len(t) > MAX_TARGET_CHARS:
+            raise SpecError(f"--targets: {_short(t)} is not MODEL@LOCATION (at most {MAX_TARGET_CHARS} characters)")
     try:
         parsed = [str(Target.parse(t, "--targets")) for t in chosen]
     except ConfigError as err:
@@ -233,17 +278,34 @@ def make_spec(
 
 
 def read_projects_file(path: str) -> list[str]:
-    """One project id a line; blank lines and # comments are skipped."""
+    """One project id a line, UTF-8; blank lines and # comments are skipped."""
+    shown = _short(path)
+    if not path:
+        raise SpecError("--projects-file: the path is empty")
     try:
-        text = Path(path).read_text()
-    except OSError as err:
-        raise SpecError(f"--projects-file: cannot read {path}: {err.strerror}") from None
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PROJECTS_FILE_BYTES + 1)
+    except (OSError, ValueError) as err:  # ValueError: a NUL byte in the path
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise SpecError(f"--projects-file: cannot read {shown}: {reason}") from None
+    if len(data) > MAX_PROJECTS_FILE_BYTES:
+        raise SpecError(
+            f"--projects-file: {shown} is larger than {MAX_PROJECTS_FILE_BYTES // 2**20} MiB; allowed: one project id "
+            "a line"
+        )
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        at = data[: err.start].count(b"\n") + 1
+        raise SpecError(f"--projects-file: {shown} is not UTF-8 text (line {at}, byte {err.start})") from None
     projects = []
-    for number, line in enumerate(text.splitlines(), 1):
+    for number, line in enumerate(text.split("\n"), 1):
         entry = line.split("#", 1)[0].strip()
         if not entry:
             continue
         if not PROJECT.match(entry):
-            raise SpecError(f"--projects-file: line {number}: {entry[:100]!r} is not a project id")
+            raise SpecError(f"--projects-file: line {number}: {_short(entry)} is not a project id")
         projects.append(entry)
+    if not projects:
+        raise SpecError(f"--projects-file: {shown} lists no project id")
     return projects

@@ -46,7 +46,7 @@ BAD = [
         {"schedule": "every 5 minutes"},
         "--schedule: 'every 5 minutes' is not a unix-cron schedule of five fields (e.g. '*/5 * * * *')",
     ),
-    ({"schedule": "*/0 * * * *"}, "--schedule: '*/0 * * * *': the minute step must be 1-59"),
+    ({"schedule": "*/0 * * * *"}, "--schedule: '*/0 * * * *': the minute step must be 1-59, not 0"),
     (
         {"channels": ["abc"]},
         "--notification-channel: 'abc' is not a notification channel id (digits, or its full resource name)",
