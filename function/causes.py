@@ -18,6 +18,8 @@ from google.api.error_reason_pb2 import ErrorReason
 from google.api_core import exceptions as core
 from google.auth import exceptions as auth
 
+from . import sanitize
+
 
 class Cause(StrEnum):
     OK = "ok"
@@ -305,13 +307,40 @@ def _cause(failure: Failure, quota_failure: bool = False) -> Cause:
 
 
 def classify(error: BaseException) -> Failure:
-    """Map any error a Gemini call can raise to a Failure with a Cause."""
+    """Map any error a Gemini call can raise to a Failure with a Cause, its text made safe to show."""
+    return _safe(_classify(error))
+
+
+LINK_WITHHELD = "not an https link to Google's console or documentation: withheld"
+
+
+def _safe(failure: Failure) -> Failure:
+    """Classified from what the error said; kept as it may be shown: no control character (a terminal escape, a
+    forged line), no token (a token endpoint's error body echoed), and a Help link only when it is Google's."""
+    failure.message = sanitize.text(failure.message, 2000)
+    failure.reason = sanitize.text(failure.reason, 200) if failure.reason is not None else None
+    failure.domain = sanitize.text(failure.domain, 200) if failure.domain is not None else None
+    failure.metadata = {sanitize.text(k, 200): sanitize.text(v, 1000) for k, v in failure.metadata.items()}
+    links = []
+    for lk in failure.links:
+        url = sanitize.link(lk.get("url"))
+        links.append(
+            {"description": sanitize.text(lk.get("description", ""), 500), "url": url}
+            if url
+            else {"description": sanitize.text(lk.get("description", ""), 500), "url_withheld": LINK_WITHHELD}
+        )
+    failure.links = links
+    failure.violations = [{k: sanitize.text(v, 1000) for k, v in item.items()} for item in failure.violations]
+    return failure
+
+
+def _classify(error: BaseException) -> Failure:
     if isinstance(error, core.GoogleAPICallError):
         return _from_api_error(error)
     if isinstance(error, core.RetryError):
         cause = error.cause
         return (
-            classify(cause)
+            _classify(cause)
             if cause is not None
             else Failure(Cause.DEADLINE, message=str(error), error_type="RetryError")
         )

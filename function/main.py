@@ -8,6 +8,12 @@ it. Clients are built lazily on the first run.
 
 HTTP status: 200 every target answered; 502 Gemini is failing (the canary did its job: the body says why);
 500 the canary itself failed; 4xx the request was wrong (nothing was called, no metric written).
+
+The body is read by the canary, bounded in size and time (trigger.read_body); a declared length over the limit is
+refused unread. functions-framework reads whatever is left of the body after a response that is not streamed, so a
+refusal is streamed: nothing the canary refused is read into memory. On the Pub/Sub entry point functions-framework
+reads and parses the envelope itself, so the app takes at most trigger.MAX_ENVELOPE bytes, and what it cannot read
+or parse is answered here, never as a crash (a 500 would have Pub/Sub redeliver the message for days).
 """
 
 from __future__ import annotations
@@ -19,17 +25,30 @@ from typing import Any
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from . import config as _config
 from . import report, run, trigger
 
 INSTANCE = run.Instance(_config.load(os.environ))
+if flask.has_app_context():  # functions-framework loads this module inside the app it serves it from
+    flask.current_app.config["MAX_CONTENT_LENGTH"] = trigger.MAX_ENVELOPE
 
 
 def _emit(result: run.Result) -> None:
     """The run's one structured log line, on stdout where Cloud Run's agent parses it."""
     sys.stdout.write(report.log_line(result) + "\n")
     sys.stdout.flush()
+
+
+def _refusal(error: trigger.BadRequest) -> flask.Response:
+    """Streamed, so functions-framework's after-request hook does not read the rest of a body the canary refused."""
+    body = (json.dumps({"error": error.message}) + "\n").encode()
+    return flask.Response(
+        iter([body]),
+        error.status,
+        {"Content-Type": "application/json", "Content-Length": str(len(body)), **error.headers},
+    )
 
 
 def _reject(error: trigger.BadRequest, where: str) -> None:
@@ -45,25 +64,26 @@ def _reject(error: trigger.BadRequest, where: str) -> None:
 
 @functions_framework.http
 def canary(request: flask.Request) -> flask.Response:
-    declared = request.content_length or 0
-    # Never more than one byte past the limit, whatever Content-Length says (or doesn't: chunked bodies).
-    body = request.stream.read(trigger.MAX_BODY + 1) if declared <= trigger.MAX_BODY else b""
+    flask.g.canary_entered = True
+    declared = request.content_length
+    chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
     try:
+        # Never more than one byte past the limit, whatever Content-Length says (or doesn't: chunked bodies); a
+        # declared length over it is not even opened (from_http refuses it).
+        body = b""
+        if (declared or chunked) and (declared or 0) <= trigger.MAX_BODY:
+            body = trigger.read_body(request.stream, declared, request.environ.get("gunicorn.socket"))
         wanted = trigger.from_http(
             INSTANCE.config,
             request.method,
             request.args.to_dict(flat=False),
             {k.lower(): v for k, v in request.headers.items()},
             body,
-            declared,
+            declared or 0,
         )
     except trigger.BadRequest as error:
         _reject(error, "http")
-        return flask.Response(
-            json.dumps({"error": error.message}) + "\n",
-            error.status,
-            {"Content-Type": "application/json", **error.headers},
-        )
+        return _refusal(error)
     result = run.execute(INSTANCE, wanted.trigger, wanted.targets)
     _emit(result)
     status = report.HTTP_STATUS[result.verdict]
@@ -78,9 +98,32 @@ def canary(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def canary_pubsub(event: Any) -> None:
+    flask.g.canary_entered = True
     try:
         wanted = trigger.from_pubsub(INSTANCE.config, event.data, event.get("id"))
     except trigger.BadRequest as error:
         _reject(error, "pubsub")  # acknowledged: a malformed message would only be redelivered
         return
     _emit(run.execute(INSTANCE, wanted.trigger, wanted.targets))
+
+
+@functions_framework.errorhandler(Exception)
+def _unreadable(error: Exception) -> Any:
+    """What functions-framework or the CloudEvents SDK raised reading a request before an entry point ran: an
+    envelope too large, not JSON, nested too deeply. A client's mistake, answered as one; a Pub/Sub message too
+    large is acknowledged (a 4xx would have Pub/Sub redeliver it). The canary's own failures stay the framework's
+    crash response, and the framework's own answers (404, 405) stand."""
+    entered = flask.g.get("canary_entered", False)
+    if isinstance(error, HTTPException) and (entered or error.code not in (400, 413)):
+        return error
+    if entered:
+        raise error
+    if isinstance(error, RequestEntityTooLarge):
+        refused = trigger.BadRequest(413, f"request body over {trigger.MAX_ENVELOPE} bytes; not read")
+    else:
+        refused = trigger.BadRequest(400, "the body is not a CloudEvent or a Pub/Sub push message")
+    where = "pubsub" if flask.request.endpoint == "cloudevent" else "http"
+    _reject(refused, where)
+    if where == "pubsub" and refused.status == 413:
+        return _refusal(trigger.BadRequest(200, refused.message))
+    return _refusal(refused)

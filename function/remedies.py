@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
+from . import sanitize
 from .causes import Cause
 from .evidence import ALLOWED_MODELS, PREDICT, RESTRICT_SERVICE_USAGE, VERTEX, Evidence, constraint_of
 from .probe import Outcome
@@ -71,6 +72,15 @@ def ancestors_policies(project: str, include_deny: bool = False) -> str:
 
 
 def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str | None) -> list[Remedy]:
+    """The fixes, safe to print and to paste: no control character in a title or a command (an audit entry or an
+    error body may carry one), and a link only when it is https on Google's console or documentation hosts."""
+    return [
+        Remedy(sanitize.text(r.title), sanitize.text(r.command) if r.command else None, sanitize.link(r.url))
+        for r in _remedies(outcome, evidence, project, principal)
+    ]
+
+
+def _remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str | None) -> list[Remedy]:
     failure = outcome.failure
     if failure is None:
         return []
@@ -123,7 +133,8 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
             Remedy(
                 "Enable the Vertex AI API",
                 f"gcloud services enable {VERTEX} --project={p}",
-                failure.metadata.get("activationUrl") or f"{CONSOLE}/apis/library/{VERTEX}?project={quote(project)}",
+                sanitize.link(failure.metadata.get("activationUrl"))
+                or f"{CONSOLE}/apis/library/{VERTEX}?project={quote(project)}",
             )
         )
     elif cause == Cause.BILLING_DISABLED:
@@ -298,4 +309,12 @@ def _org_policy(constraint: str, project: str, model: str) -> list[Remedy]:
 
 
 def _help_url(links: list[dict[str, str]], word: str) -> str | None:
-    return next((lk["url"] for lk in links if word in lk.get("description", "").lower() and lk.get("url")), None)
+    """The first Help link about `word` that is Google's (causes.classify has already withheld any other)."""
+    return next(
+        (
+            url
+            for lk in links
+            if word in lk.get("description", "").lower() and (url := sanitize.link(lk.get("url"))) is not None
+        ),
+        None,
+    )

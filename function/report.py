@@ -7,6 +7,10 @@ The log line's `message` starts with a stable verdict word that log-based alerts
     gemini-canary ERROR: …     (ERROR)    the canary itself failed
 The same verdict is in the field `verdict` and the label `canary_verdict`. Nothing here carries a token or the
 prompt/response text (the canary never keeps the latter).
+
+Every string rendered passes through sanitize.text on the way out (error messages, audit-entry fields and evidence
+come from outside): no control character reaches a terminal or the log message, no field can forge a line, and
+anything token-shaped is redacted.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from . import sanitize
 from .causes import Cause
 from .probe import Outcome
 from .run import Result
@@ -25,6 +30,10 @@ HTTP_STATUS = {"healthy": 200, "degraded": 502, "denied": 502, "error": 500}
 
 def explain(result: Result, outcome: Outcome) -> str:
     """One line: what broke, who changed it and when, and the fix."""
+    return sanitize.text(_explain(result, outcome))
+
+
+def _explain(result: Result, outcome: Outcome) -> str:
     failure = outcome.failure
     if failure is None:
         return f"{outcome.target}: ok ({outcome.latency_ms:.0f} ms)"
@@ -57,6 +66,10 @@ def explain(result: Result, outcome: Outcome) -> str:
 
 
 def headline(result: Result) -> str:
+    return sanitize.text(_headline(result))
+
+
+def _headline(result: Result) -> str:
     verdict = result.verdict
     prefix = f"gemini-canary {WORD[verdict]}:"
     if verdict == "error":
@@ -75,7 +88,22 @@ def _target_json(result: Result, outcome: Outcome) -> dict[str, Any]:
     return doc
 
 
+def _safe(value: Any) -> Any:
+    """Every string of a JSON document through sanitize.text (the document is the canary's own, a few levels deep)."""
+    if isinstance(value, str):
+        return sanitize.text(value)
+    if isinstance(value, dict):
+        return {_safe(k): _safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_safe(v) for v in value]
+    return value
+
+
 def to_json(result: Result, debug: bool = False) -> dict[str, Any]:
+    return dict(_safe(_to_json(result, debug)))
+
+
+def _to_json(result: Result, debug: bool = False) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "verdict": result.verdict,
         "summary": headline(result),
@@ -151,4 +179,4 @@ def to_text(result: Result) -> str:
     lines.append(f"  metrics  {state} ({m.series} series)")
     if result.error:
         lines.append(f"  canary error: {result.error}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(sanitize.text(line) for line in lines) + "\n"

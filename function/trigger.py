@@ -7,16 +7,26 @@ of the *configured* targets, by exact name, and every other input is checked aga
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
+import reprlib
+import socket
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from .config import Config, Target
 from .run import Trigger
 
 MAX_BODY = 4096
+# Cloud Scheduler's or a runbook's 4 KiB arrives in milliseconds; a body still arriving after this is refused (408),
+# so a slow client cannot hold one of the server's threads (gunicorn waits 5 s for a request's first bytes too).
+BODY_SECONDS = 5.0
+# A Pub/Sub push envelope: 4 KiB of data in base64 and Pub/Sub's own fields, with room for attributes. Anything
+# bigger is not read (functions-framework reads the envelope whole before the entry point runs).
+MAX_ENVELOPE = 64 * 1024
 QUERY_PARAMETERS = ("debug", "format", "targets")
 BODY_FIELDS = ("targets",)
 # \Z, not $: "$" also matches before a trailing newline
@@ -47,13 +57,22 @@ def _show(value: str, limit: int = 80) -> str:
     return repr(value[:limit] + ("…" if len(value) > limit else ""))
 
 
+_BRIEF = reprlib.Repr()
+_BRIEF.maxlevel, _BRIEF.maxstring, _BRIEF.maxother = 3, 40, 40
+
+
+def _brief(value: Any) -> str:
+    """A parsed JSON value, however deep or long, as a short repr (str() of a deep list recurses)."""
+    return value if isinstance(value, str) else _BRIEF.repr(value)
+
+
 def pick_targets(config: Config, names: list[Any], where: str) -> list[Target]:
     configured = {str(t): t for t in config.targets}
     chosen: list[Target] = []
     for name in names:
         if not isinstance(name, str) or name.strip() not in configured:
             raise BadRequest(
-                400, f"{where}: unknown target {_show(str(name))}; configured targets: {', '.join(configured)}"
+                400, f"{where}: unknown target {_show(_brief(name))}; configured targets: {', '.join(configured)}"
             )
         target = configured[name.strip()]
         if target not in chosen:
@@ -126,14 +145,82 @@ def _body(method: str, headers: Mapping[str, str], body: bytes) -> dict[str, Any
         raise BadRequest(415, f"content type {_show(content_type)}; send application/json")
     try:
         doc = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(400, f"the body is not valid JSON: {getattr(exc, 'msg', exc)}") from None
+    except (ValueError, RecursionError, MemoryError) as exc:  # whatever the parser raises is the client's mistake
+        raise BadRequest(400, f"the body is not valid JSON: {_parse_error(exc)}") from None
     if not isinstance(doc, dict):
         raise BadRequest(400, 'the body must be a JSON object, e.g. {"targets": ["gemini-2.5-flash@global"]}')
     unknown = sorted(set(doc) - set(BODY_FIELDS))
     if unknown:
         raise BadRequest(400, f"unknown body field {_show(unknown[0])}; allowed: {', '.join(BODY_FIELDS)}")
     return doc
+
+
+def _parse_error(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "too large to parse"
+    return str(getattr(exc, "msg", None) or exc)[:200]
+
+
+class _Cutoff:
+    """Shuts the read side of the client's socket after BODY_SECONDS, so a read blocked on a slow client returns at
+    once (recv answers end-of-file): a deadline for the whole body, which a per-recv socket timeout is not."""
+
+    def __init__(self, sock: socket.socket | None, seconds: float) -> None:
+        self.fired = False
+        self._sock = sock
+        self._lock = threading.Lock()
+        self._done = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Cutoff:
+        if self._sock is not None:
+            self._timer.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        with self._lock:
+            self._done = True
+        self._timer.cancel()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._done or self._sock is None:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):
+                self._sock.shutdown(socket.SHUT_RD)
+
+
+def read_body(stream: IO[bytes], declared: int | None, sock: socket.socket | None = None) -> bytes:
+    """The request body, at most MAX_BODY + 1 bytes of it (enough to tell it is too long), within BODY_SECONDS.
+
+    `declared` is the Content-Length (None for a chunked body): a declared length over MAX_BODY is not read at all,
+    and from_http refuses it (413). `sock` is the client's socket where the server exposes it (gunicorn does):
+    without it nothing bounds the time a read may wait.
+    """
+    if declared is not None and declared > MAX_BODY:
+        return b""
+    chunks: list[bytes] = []
+    size = 0
+    with _Cutoff(sock, BODY_SECONDS) as cutoff:
+        try:
+            while size <= MAX_BODY:
+                chunk = stream.read(MAX_BODY + 1 - size)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+        except Exception:  # noqa: BLE001 - the server's stream raises its own errors for a body cut off
+            if not cutoff.fired:
+                raise BadRequest(400, "the request body was cut off before its end") from None
+    if cutoff.fired and (declared is None or size < declared):
+        raise BadRequest(408, f"the request body did not arrive within {BODY_SECONDS:g} s")
+    if declared is not None and size < declared:
+        raise BadRequest(400, f"the request body ended after {size} of its {declared} bytes")
+    return b"".join(chunks)
 
 
 def _http_trigger(headers: Mapping[str, str]) -> Trigger:

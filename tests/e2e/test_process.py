@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import time
@@ -12,6 +13,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from emulator import testing
 from emulator.server import Emulator
@@ -152,3 +155,75 @@ def test_fifty_simultaneous_triggers() -> None:
         assert calls["google.monitoring.v3.MetricService.CreateTimeSeries"] == len(written) >= 1
         logged = {line["run_id"] for line in _log_lines(log) if "run_id" in line}
         assert logged == {b["run_id"] for b in bodies}
+
+
+def _open(port: int, method: str, headers: dict[str, str], first_bytes: bytes) -> http.client.HTTPConnection:
+    """A request whose headers promise a body that only begins to arrive: `first_bytes` of it, then nothing."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.putrequest(method, "/", skip_accept_encoding=True)
+    for name, value in headers.items():
+        conn.putheader(name, value)
+    conn.endheaders(first_bytes)
+    return conn
+
+
+def _answer(conn: http.client.HTTPConnection) -> tuple[int, Any]:
+    response = conn.getresponse()
+    return response.status, json.loads(response.read())
+
+
+@pytest.mark.parametrize(
+    ("headers", "first_bytes", "message"),
+    [
+        (
+            {"Content-Type": "application/json", "Content-Length": str(300 * 1024 * 1024)},
+            b'{"targets": [',
+            "request body of 314572800 bytes; at most 4096 bytes",
+        ),
+        (
+            {"Content-Type": "application/json", "Transfer-Encoding": "chunked"},
+            b"1400\r\n" + b" " * 0x1400 + b"\r\n",  # 5 KiB, and no last chunk
+            "request body of 4097 bytes; at most 4096 bytes",
+        ),
+    ],
+    ids=["declared-300-MB", "chunked-without-end"],
+)
+def test_a_body_over_the_limit_is_refused_without_reading_it(
+    headers: dict[str, str], first_bytes: bytes, message: str
+) -> None:
+    """Answered while the rest of the body is still "on its way": the canary (and functions-framework after it) did
+    not wait for it, so it never held 300 MB in memory either."""
+    with (
+        Emulator("healthy", metadata_port=METADATA_PORT, clock_mode="running") as emulator,
+        functions_framework(emulator, "canary") as (port, _log),
+    ):
+        conn = _open(port, "POST", headers, first_bytes)
+        try:
+            assert _answer(conn) == (413, {"error": message})
+        finally:
+            conn.close()
+        assert emulator.world.calls.get("google.cloud.aiplatform.v1.PredictionService.GenerateContent", 0) == 0
+
+
+def test_slow_clients_cannot_starve_the_instance(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As many clients as the server has threads each send a body's first bytes and stall: each is cut off after
+    trigger.BODY_SECONDS with a 408, and a normal request behind them is answered."""
+    monkeypatch.setenv("THREADS", "2")  # functions-framework's gunicorn: one worker, THREADS threads
+    with (
+        Emulator("healthy", metadata_port=METADATA_PORT, clock_mode="running") as emulator,
+        functions_framework(emulator, "canary") as (port, _log),
+    ):
+        slow = [
+            _open(port, "POST", {"Content-Type": "application/json", "Content-Length": "100"}, b'{"tar')
+            for _ in range(2)
+        ]
+        try:
+            time.sleep(0.5)  # let both take a thread before the normal request arrives
+            status, body = _http(f"http://127.0.0.1:{port}/")
+            assert status == 200, body
+            assert body["verdict"] == "healthy"
+            for conn in slow:
+                assert _answer(conn) == (408, {"error": "the request body did not arrive within 5 s"})
+        finally:
+            for conn in slow:
+                conn.close()

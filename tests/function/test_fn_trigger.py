@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 from function.config import Config, Target
 from function.run import Trigger
-from function.trigger import MAX_BODY, BadRequest, RunRequest, from_http, from_pubsub
+from function.trigger import MAX_BODY, BadRequest, RunRequest, from_http, from_pubsub, read_body
 
 FLASH = Target("gemini-2.5-flash", "us-central1")
 PRO = Target("gemini-2.5-pro", "global")
@@ -241,6 +242,23 @@ REFUSED = [
         )
     ],
     ("body-malformed-json", {"body": b'{"targets": '}, (400, "the body is not valid JSON: Expecting value", {})),
+    *[
+        (f"body-nested-{name}", {"body": raw}, (400, "the body is not valid JSON: nested too deeply", {}))
+        for name, raw in (
+            ("lists", b"[" * 2000 + b"]" * 2000),
+            ("in-targets", b'{"targets": ' + b"[" * 2000 + b"]" * 2000 + b"}"),
+        )
+    ],
+    (
+        "body-targets-value-nested-just-parseable",
+        {"body": b'{"targets": [' + b"[" * 900 + b"]" * 900 + b"]}"},
+        (400, unknown("[[[[...]]]]"), {}),
+    ),
+    (
+        "body-huge-number",
+        {"body": b'{"targets": [' + b"9" * 4000 + b"]}"},
+        (400, unknown("999999999999999999...9999999999999999999"), {}),
+    ),
     (
         "body-not-utf8",
         {"body": b"\xff\xfe{"},
@@ -404,6 +422,16 @@ PUBSUB_REFUSED: list[tuple[str, Any, tuple[int, str, dict[str, str]]]] = [
     ),
     ("unknown-field", pubsub_data({"target": "x"}), (400, "unknown body field 'target'; allowed: targets", {})),
     (
+        "nested-data",
+        pubsub_data(b"[" * 2000 + b"]" * 2000),
+        (400, "the body is not valid JSON: nested too deeply", {}),
+    ),
+    (
+        "nested-targets-value",
+        pubsub_data(b'{"targets": [' + b"[" * 900 + b"]" * 900 + b"]}"),
+        (400, unknown("[[[[...]]]]"), {}),
+    ),
+    (
         "targets-not-a-list",
         pubsub_data({"targets": "gemini-2.5-pro@global"}),
         (400, "message field targets: expected a list of MODEL@LOCATION strings", {}),
@@ -452,3 +480,49 @@ def test_echoed_values_are_escaped_and_truncated(value: str) -> None:
         _, message, _ = refused(call)
         assert not set(message) & {"\n", "\r", "\x1b", "\u202e"}
         assert len(message) < 300
+
+
+# Reading the body: bounded in size before anything is read ---------------------------------------------------------
+
+
+class Stream(io.BytesIO):
+    """A request body as the server hands it over; counts what the canary read."""
+
+    def __init__(self, data: bytes, fail_after: int | None = None) -> None:
+        super().__init__(data)
+        self.fail_after = fail_after
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.fail_after is not None and self.tell() >= self.fail_after:
+            raise OSError("connection reset by peer")
+        return super().read(size)
+
+
+@pytest.mark.parametrize(
+    ("data", "declared", "want"),
+    [
+        (b"{}", 2, b"{}"),
+        (b"x" * MAX_BODY, MAX_BODY, b"x" * MAX_BODY),
+        (b"x" * 10 * MAX_BODY, None, b"x" * (MAX_BODY + 1)),  # chunked: one byte past the limit tells enough
+        (b"x" * 10 * MAX_BODY, 10 * MAX_BODY, b""),  # declared too long: not read at all
+    ],
+    ids=["small", "exactly-max", "chunked-too-long", "declared-too-long"],
+)
+def test_read_body_is_bounded(data: bytes, declared: int | None, want: bytes) -> None:
+    stream = Stream(data)
+    assert read_body(stream, declared) == want
+    assert stream.tell() == len(want)
+
+
+@pytest.mark.parametrize(
+    ("stream", "declared", "want"),
+    [
+        (Stream(b'{"tar'), 100, (400, "the request body ended after 5 of its 100 bytes", {})),
+        (Stream(b'{"targets": []}', fail_after=3), None, (400, "the request body was cut off before its end", {})),
+    ],
+    ids=["shorter-than-declared", "stream-raises"],
+)
+def test_read_body_cut_off(stream: Stream, declared: int | None, want: tuple[int, str, dict[str, str]]) -> None:
+    stream.read(3 if stream.fail_after else 0)
+    stream.seek(0)
+    assert refused(read_body, stream, declared) == want
