@@ -40,6 +40,11 @@ METADATA_METHODS = (
     "metadata.project",
     "metadata.service_account",
     "metadata.other",
+    # one path each (metadata_server._selector): a fault on one of them leaves the rest of its bucket served
+    "metadata.ping",
+    "metadata.project_id",
+    "metadata.email",
+    "metadata.region",
 )
 
 MAX_SECONDS = 100 * 365 * 86400  # any duration: clock advance, token lifetime, ingestion lag

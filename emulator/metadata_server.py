@@ -74,13 +74,32 @@ def _kind(path: str) -> str:
     return "metadata.other"
 
 
+def _selector(path: str) -> str | None:
+    """The one path a fault may also name, within its bucket: metadata.ping (google.auth's ping of the server root),
+    metadata.project_id, metadata.email (the account's e-mail, or the recursive account document google.auth reads
+    it from) and metadata.region. Calls are counted by bucket only."""
+    if path in ("/", ""):
+        return "metadata.ping"
+    rest = path[len(PREFIX) :] if path.startswith(PREFIX) else None
+    if rest == "project/project-id":
+        return "metadata.project_id"
+    if rest == "instance/region":
+        return "metadata.region"
+    if rest is not None and rest.startswith("instance/service-accounts/"):
+        leaf = rest[len("instance/service-accounts/") :].split("/", 1)
+        if len(leaf) == 2 and leaf[1] in ("", "email"):
+            return "metadata.email"
+    return None
+
+
 def make_app(world: World) -> Any:
     def app(request: Request) -> Response:
         kind = _kind(request.path)
+        selector = _selector(request.path)
         with world.lock:
             world.count_call(kind)
             world.tick()
-            fault = world.take_fault(kind)
+            fault = (world.take_fault(selector) if selector else None) or world.take_fault(kind)
             failure = world.metadata_failure
         if fault is not None:
             if fault.close:

@@ -100,7 +100,7 @@ class TokenInfo:
 class Fault:
     """The next `count` calls of `method` fail this way instead of being served."""
 
-    method: str  # full gRPC method (/google.cloud.aiplatform.v1.PredictionService/GenerateContent) or metadata.*
+    method: str  # full gRPC method name, a metadata bucket (metadata.token) or one metadata path (metadata.region)
     count: int
     status: Any = None  # google.rpc.Status (pb2) to answer with
     hang_seconds: float = 0.0

@@ -8,8 +8,12 @@ exists for tests. The logging and Resource Manager clients are imported only on 
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import threading
+import time
+import urllib.error
 import urllib.request
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -42,25 +46,72 @@ def vertex_endpoint(location: str) -> str:
     return f"{location}-aiplatform.googleapis.com"
 
 
-def _metadata(path: str) -> str | None:
-    """One value from the metadata server (the one google.auth uses), or None when it doesn't answer."""
+# A project id, or a legacy domain-scoped one (example.com:my-project).
+_PROJECT_REF = re.compile(r"^([a-z0-9.\-]{1,63}:)?[a-z][a-z0-9-]{4,28}[a-z0-9]\Z")
+_REGION = re.compile(r"^projects/[0-9a-z-]+/regions/([a-z]+-[a-z]+[0-9]{1,2})\Z")
+_EMAIL = re.compile(r"^[A-Za-z0-9._%+\-]{1,128}@[A-Za-z0-9.\-]{1,255}\Z")
+# The metadata server answers in milliseconds on Cloud Run: a lookup that takes longer than this is not coming.
+METADATA_TIMEOUT_S = 2.0
+
+
+class MetadataError(Exception):
+    """One metadata lookup that did not give a usable answer; the message says what the server did."""
+
+
+class ProjectUnknown(RuntimeError):
+    """The canary cannot learn which project to probe: its own failure, never cached (the next run asks again)."""
+
+
+def _metadata(path: str, timeout: float, valid: re.Pattern[str]) -> str:
+    """One value from the metadata server (the one google.auth uses), within `timeout`; MetadataError otherwise."""
     host = os.environ.get("GCE_METADATA_HOST", "metadata.google.internal")
     request = urllib.request.Request(f"http://{host}/computeMetadata/v1/{path}", headers={"Metadata-Flavor": "Google"})
     try:
-        with urllib.request.urlopen(request, timeout=1) as response:
-            return response.read().decode().strip() or None
-    except (OSError, ValueError):
-        return None
+        with urllib.request.urlopen(request, timeout=max(0.05, timeout)) as response:
+            raw = response.read(4096)
+    except urllib.error.HTTPError as error:
+        body = error.read(200).decode(errors="replace").strip()
+        raise MetadataError(f"{path} answered HTTP {error.code}{f': {body!r}' if body else ''}") from None
+    except TimeoutError:
+        raise MetadataError(f"{path} did not answer within {timeout:.1f} s") from None
+    except urllib.error.URLError as error:
+        if isinstance(error.reason, TimeoutError):
+            raise MetadataError(f"{path} did not answer within {timeout:.1f} s") from None
+        raise MetadataError(f"{path} could not be read: {error.reason}") from None
+    except (OSError, http.client.HTTPException) as error:
+        raise MetadataError(f"{path} could not be read: {type(error).__name__}: {error}") from None
+    value = raw.decode(errors="replace").strip()
+    if not valid.match(value):
+        raise MetadataError(f"{path} answered something that is not a valid value: {value[:60]!r}")
+    return value
+
+
+class _Attempt:
+    """One google.auth.default() and token refresh, in a thread of its own; overlapping runs wait for the same one.
+
+    A run that gives up on it marks it abandoned, so the next run starts afresh instead of waiting behind a lookup
+    that hangs (google.auth retries the metadata server with backoff a caller cannot interrupt).
+    """
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.abandoned = False
 
 
 class Clients:
-    """One per instance. Thread-safe: probes run concurrently."""
+    """One per instance. Thread-safe: probes run concurrently.
+
+    What the metadata server told it (project, region) is kept for the instance's life; a lookup that failed is never
+    kept, so one bad answer costs one run, not the instance.
+    """
 
     def __init__(self, config: Config) -> None:
         self._config = config
         self._lock = threading.Lock()
         self._credentials: Any = None
         self._adc_project: str | None = None
+        self._attempt: _Attempt | None = None
         self._prediction: dict[str, PredictionServiceClient] = {}
         self._logging: LoggingServiceV2Client | None = None
         self._metrics: MetricServiceClient | None = None
@@ -73,74 +124,99 @@ class Clients:
     # Identity ------------------------------------------------------------------------------------------
 
     def credentials(self) -> Any:
-        with self._lock:
-            if self._credentials is None:
-                self._credentials, self._adc_project = google.auth.default(scopes=SCOPES)
-            return self._credentials
+        credentials = self._credentials
+        if credentials is None:
+            # Not under the lock: a google.auth.default() that hangs must not hold up a later run's own attempt.
+            credentials, project = google.auth.default(scopes=SCOPES)
+            with self._lock:
+                if self._credentials is None:
+                    self._credentials = credentials
+                if not self._adc_project and project and _PROJECT_REF.match(str(project)):
+                    self._adc_project = str(project)  # None (the lookup failed) is never kept
+                credentials = self._credentials
+        return credentials
 
     def prepare(self, timeout: float) -> str:
-        """Credentials, project and a fresh access token, within `timeout`: returns the project.
+        """Credentials, a fresh access token and the project, within `timeout`: returns the project.
 
         google.auth retries the metadata server with backoff (about 15 s for five 5xx answers) and a gRPC deadline
-        does not interrupt a token refresh, so the harness bounds this step itself. A step that does not finish
-        raises TransportError (the credentials cause); it goes on in the background and a later run reuses it.
+        does not interrupt a token refresh, so the harness bounds this step itself. Credentials that do not come
+        raise TransportError (the credentials cause); a project that cannot be learned raises ProjectUnknown.
         """
+        end = time.monotonic() + timeout
         credentials = self._credentials
-        if credentials is not None and credentials.valid:  # warm: nothing to fetch, no thread to bound
-            return self.project()
-        box: dict[str, Any] = {}
+        if credentials is None or not credentials.valid:  # warm: nothing to fetch, no thread to bound
+            self._identity(timeout)
+        return self.project(min(METADATA_TIMEOUT_S, max(0.5, end - time.monotonic())))
 
-        def work() -> None:
-            try:
-                project = self.project()
-                credentials = self.credentials()
-                if not credentials.valid:
-                    credentials.refresh(google.auth.transport.requests.Request())
-                box["project"] = project
-            except Exception as error:  # noqa: BLE001 - handed to the caller below
-                box["error"] = error
-
-        worker = threading.Thread(target=work, name="adc", daemon=True)
-        worker.start()
-        worker.join(timeout)
-        if worker.is_alive():
+    def _identity(self, timeout: float) -> None:
+        with self._lock:
+            attempt = self._attempt
+            if attempt is None or attempt.abandoned or attempt.done.is_set():
+                attempt = self._attempt = _Attempt()
+                threading.Thread(target=self._authenticate, args=(attempt,), name="adc", daemon=True).start()
+        if not attempt.done.wait(timeout):
+            attempt.abandoned = True
             raise google.auth.exceptions.TransportError(
                 f"the metadata server issued no credentials within {timeout:.0f} s"
             )
-        error = box.get("error")
+        error = attempt.error
         if error is None:
-            return str(box["project"])
-        if isinstance(error, google.auth.exceptions.GoogleAuthError | RuntimeError):
+            return
+        if isinstance(error, google.auth.exceptions.GoogleAuthError):
             raise error
         raise google.auth.exceptions.RefreshError(f"could not get an access token: {type(error).__name__}: {error}")
+
+    def _authenticate(self, attempt: _Attempt) -> None:
+        try:
+            credentials = self.credentials()
+            if not credentials.valid:
+                credentials.refresh(google.auth.transport.requests.Request())
+        except Exception as error:  # noqa: BLE001 - handed to the waiting run
+            attempt.error = error
+        finally:
+            attempt.done.set()
 
     def known_project(self) -> str | None:
         """The project if it is already known, without any I/O (for reporting after a credentials failure)."""
         return self._config.project or self._adc_project
 
-    def project(self) -> str:
-        """The project to probe: CANARY_PROJECT, else the one ADC reports (the runtime's)."""
-        if self._config.project:
-            return self._config.project
-        self.credentials()
-        if not self._adc_project:
-            raise RuntimeError("cannot tell which project to probe: ADC reports none; set CANARY_PROJECT")
-        return self._adc_project
+    def project(self, timeout: float = METADATA_TIMEOUT_S) -> str:
+        """The project to probe: CANARY_PROJECT, else the runtime's (ADC's, or the metadata server's when ADC's own
+        lookup failed). Raises ProjectUnknown, saying what the metadata server answered; nothing failed is kept."""
+        known = self.known_project()
+        if known:
+            return known
+        try:
+            project = _metadata("project/project-id", timeout, _PROJECT_REF)
+        except MetadataError as error:
+            raise ProjectUnknown(
+                f"cannot learn which project to probe: the runtime's metadata server's {error}. This is the "
+                "runtime's metadata server failing, not Gemini: the next run asks again (outside Google Cloud, "
+                "where there is no metadata server, set CANARY_PROJECT)"
+            ) from None
+        with self._lock:
+            self._adc_project = project
+        return project
 
-    def principal(self) -> str | None:
-        """The e-mail the canary calls as (None when unknown, e.g. user credentials on a laptop)."""
+    def principal(self, timeout: float = METADATA_TIMEOUT_S) -> str | None:
+        """The e-mail the canary calls as (None when unknown, e.g. user credentials on a laptop, or a failed lookup)."""
         email = getattr(self._credentials, "service_account_email", None)
         if email and email != "default":
             return str(email)
         if email == "default":  # compute credentials not yet refreshed (e.g. the token endpoint failed)
-            return _metadata("instance/service-accounts/default/email")
+            try:
+                return _metadata("instance/service-accounts/default/email", timeout, _EMAIL)
+            except MetadataError:
+                return None
         return None
 
-    def region(self) -> str:
-        """Where this instance runs (the generic_task `location` label), from the metadata server; else global."""
+    def region(self, timeout: float = METADATA_TIMEOUT_S) -> str:
+        """Where this instance runs (the generic_task `location` label), from the metadata server, within `timeout`.
+        Raises MetadataError when it cannot tell; only an answer is kept."""
         if self._region is None:
-            region = _metadata("instance/region")
-            self._region = region.rsplit("/", 1)[-1] if region else "global"
+            answer = _metadata("instance/region", timeout, _REGION)
+            self._region = answer.rsplit("/", 1)[-1]
         return self._region
 
     # Transports ---------------------------------------------------------------------------------------

@@ -14,9 +14,12 @@ permission; everything else still goes out.
 
 from __future__ import annotations
 
+import copy
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,6 +83,9 @@ PREDICT_ROLES = frozenset(
     }
 )
 MAX_LIST_CALLS = 3
+# Cloud Logging allows 60 entries.list a minute per project, shared with the project's people and tools: one
+# instance makes at most this many in any 60 s, whatever the number of runs (overlapping runs share one gathering).
+LIST_CALLS_PER_MINUTE = 6
 _MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
 # \Z, not $: "$" also matches before a trailing newline, which would then sit inside a filter literal
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._:/%+\-]{1,512}\Z")
@@ -134,6 +140,11 @@ class Evidence:
     # be read (data_read_on is then None: not on in the project, unknown above it).
     data_read_where: str | None = None
     unreadable_ancestor: str | None = None
+    unreadable_reason: str | None = None
+    ancestor_failed: bool = False  # an ancestor's read failed (not refused): the answer may differ next time
+    # Set when this run reused what an overlapping (or recent) run of the same instance gathered.
+    shared_with: str | None = None
+    gathered_at: datetime | None = None
 
     def item(self, step: str) -> Item | None:
         return next((i for i in self.items if i.step == step), None)
@@ -154,7 +165,92 @@ class Evidence:
             doc["denial_entry"] = self.denial
         if self.policy_denial is not None:
             doc["policy_denied_entry"] = self.policy_denial
+        if self.shared_with is not None:
+            doc["shared_with"] = self.shared_with
+            if self.gathered_at is not None:
+                doc["gathered_at"] = self.gathered_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         return doc
+
+    def complete(self) -> bool:
+        """Every step that ran got Google's answer (a missing permission is one): fit to be reused."""
+        return not self.ancestor_failed and not any(
+            i.status in ("error", "skipped") or (i.status == "unavailable" and not i.missing_permission)
+            for i in self.items
+        )
+
+
+@dataclass
+class _Gathering:
+    run_id: str
+    at: datetime
+    done: threading.Event = field(default_factory=threading.Event)
+    evidence: Evidence | None = None
+    finished: float = 0.0
+
+
+class EvidenceShare:
+    """One per instance: overlapping runs with the same failures share one gathering, and every ListLogEntries takes
+    one of the instance's LIST_CALLS_PER_MINUTE.
+
+    The runbook calls that follow an alert come in bursts: forty at once must not make eighty ListLogEntries against
+    a quota of 60 a minute that the project's people share (the same idea as metrics.MetricsWriter's coalescing).
+    A finished gathering is reused only when the allowance left could not pay for another (and only a complete one,
+    from the last minute): otherwise the next run looks again, at a world that may have changed.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gatherings: dict[Hashable, _Gathering] = {}
+        self._last: dict[Hashable, _Gathering] = {}  # the last finished gathering of each key
+        self._list_calls: deque[float] = deque()
+
+    def _allowance_left(self, now: float) -> int:
+        while self._list_calls and now - self._list_calls[0] >= 60.0:
+            self._list_calls.popleft()
+        return LIST_CALLS_PER_MINUTE - len(self._list_calls)
+
+    def permit_list_call(self) -> bool:
+        """Take one ListLogEntries of this instance's per-minute allowance; False when it is used up."""
+        with self._lock:
+            now = time.monotonic()
+            if self._allowance_left(now) <= 0:
+                return False
+            self._list_calls.append(now)
+            return True
+
+    def get(self, key: Hashable, run_id: str, deadline: Deadline, work: Callable[[], Evidence]) -> Evidence:
+        """This run's evidence: shared from an overlapping run with the same key, else gathered by `work`."""
+        with self._lock:
+            now = time.monotonic()
+            current = self._gatherings.get(key)
+            last = self._last.get(key)
+            reusable = (
+                last is not None
+                and now - last.finished < 60.0
+                and last.evidence is not None
+                and last.evidence.complete()
+            )
+            if current is None and reusable and self._allowance_left(now) < MAX_LIST_CALLS:
+                current = last  # a burst: what this instance read in the last minute, rather than nothing
+            if current is None:
+                mine = self._gatherings[key] = _Gathering(run_id, datetime.now(UTC))
+        if current is not None:
+            # Wait for the run gathering it, leaving this run a second to write its metrics and answer.
+            if current.done.wait(max(0.0, deadline.remaining() - 1.0)) and current.evidence is not None:
+                shared = copy.deepcopy(current.evidence)
+                shared.shared_with, shared.gathered_at = current.run_id, current.at
+                return shared
+            return work()  # it did not finish in time: gather alone, within the per-minute allowance
+        try:
+            mine.evidence = work()
+            return mine.evidence
+        finally:
+            mine.finished = time.monotonic()
+            mine.done.set()
+            with self._lock:
+                if self._gatherings.get(key) is mine:
+                    del self._gatherings[key]
+                self._last[key] = mine
 
 
 # Filter building: every value is validated, then quoted with escapes -----------------------------------
@@ -252,7 +348,24 @@ class _Context:
     principal: str | None
     deadline: Deadline
     recorder: Recorder
+    permit: Callable[[], bool]
     list_calls: int = 0
+
+    def why_no_list_call(self, steps_after: int = 0) -> str | None:
+        """Why the next ListLogEntries may not be made (None: it may, and it is counted against the allowance)."""
+        if self.list_calls >= MAX_LIST_CALLS - steps_after:
+            return f"this run's {MAX_LIST_CALLS} ListLogEntries are used"
+        if self.deadline.remaining() < _MIN_CALL_SECONDS:
+            return (
+                f"no time left: earlier steps used the run's {self.deadline.seconds:g} s deadline "
+                f"({self.deadline.remaining():.1f} s left)"
+            )
+        if not self.permit():
+            return (
+                f"this instance made its {LIST_CALLS_PER_MINUTE} ListLogEntries of the last minute (Cloud Logging "
+                "allows 60 a minute per project, shared with the project's people); a later run reads it"
+            )
+        return None
 
 
 def gather(
@@ -264,14 +377,16 @@ def gather(
     deadline: Deadline,
     recorder: Recorder,
     sleep: Callable[[float], None] = time.sleep,
+    permit: Callable[[], bool] = lambda: True,
 ) -> Evidence:
-    """Evidence for every failing outcome of one run, gathered once."""
+    """Evidence for every failing outcome of one run, gathered once. `permit` takes one ListLogEntries of the
+    instance's per-minute allowance (EvidenceShare.permit_list_call)."""
     evidence = Evidence()
     failures = [o.failure for o in outcomes if o.failure is not None]
     causes = {f.cause for f in failures}
     if not failures or not config.evidence:
         return evidence
-    ctx = _Context(config, clients, project, principal, deadline, recorder)
+    ctx = _Context(config, clients, project, principal, deadline, recorder, permit)
     reachable = causes - TRANSIENT - {Cause.CREDENTIALS}  # nothing in IAM or the audit logs explains these
     if "iam" in config.evidence and reachable:
         _test_permissions(ctx, evidence)
@@ -375,7 +490,8 @@ def _audit_config(ctx: _Context, evidence: Evidence) -> None:
     else:
         summary = (
             f"Data Access audit logs (DATA_READ) for {VERTEX} are not enabled on {where}; they may be enabled on "
-            f"a folder or the organization ({evidence.unreadable_ancestor or 'an ancestor'} could not be read)"
+            f"a folder or the organization ({evidence.unreadable_ancestor or 'an ancestor'} could not be read"
+            f"{': ' + evidence.unreadable_reason if evidence.unreadable_reason else ''})"
         )
     if evidence.roles_held is not None and member:
         summary += f"; {ctx.principal} holds {', '.join(evidence.roles_held) or 'no roles'} on the project"
@@ -429,8 +545,10 @@ def _ancestors_audit_config(ctx: _Context, evidence: Evidence, member: str | Non
             current = str(call("resourcemanager.GetFolder", client.get_folder, {"name": current}).parent)
         # the organization reached (or a project with none above it): nothing else can turn them on
         evidence.data_read_on = False
-    except Exception:  # noqa: BLE001 - an unreadable ancestor leaves the answer unknown, never "off"
+    except Exception as error:  # noqa: BLE001 - an unreadable ancestor leaves the answer unknown, never "off"
         evidence.unreadable_ancestor = current
+        evidence.unreadable_reason = _unavailable("audit_config", error, None).summary
+        evidence.ancestor_failed = not isinstance(error, core.PermissionDenied | core.Forbidden)
 
 
 def _member(principal: str | None) -> str | None:
@@ -514,36 +632,43 @@ def _denials(
         want_policy or evidence.data_read_on is True or (want_data and "audit_config" not in ctx.config.evidence)
     )
     budget_end = time.monotonic() + (ctx.config.audit_lag_budget_s if wait_for_it else 0)
-    entries: list[Any] = []
-    error: BaseException | None = None
+    look = _Look()
     for attempt in range(2):  # the first look, and one more after waiting out the lag budget
-        if ctx.list_calls >= MAX_LIST_CALLS - (1 if "admin_activity" in ctx.config.evidence else 0):
+        why_not = ctx.why_no_list_call(1 if "admin_activity" in ctx.config.evidence else 0)
+        if why_not is not None:
+            look.why_not = why_not
             break
-        if ctx.deadline.remaining() < _MIN_CALL_SECONDS:
-            break
+        look.made += 1
         try:
-            entries = _list(ctx, "denial", query, page_size=10)
+            look.entries = _list(ctx, "denial", query, page_size=10)
         except Exception as err:  # noqa: BLE001 - evidence must never sink the run
-            error = err
+            look.error = err
             break
-        if entries or attempt == 1 or not wait_for_it:
+        if look.entries or attempt == 1 or not wait_for_it:
             break
         wait = min(budget_end - time.monotonic(), ctx.deadline.remaining() - 2 * _MIN_CALL_SECONDS)
         if wait <= 0:
             break
         sleep(wait)
-    _read_denials(ctx, evidence, entries, error, want_data, want_policy, uids)
+        look.waited += wait
+    _read_denials(ctx, evidence, look, want_data, want_policy, uids)
+
+
+@dataclass
+class _Look:
+    """What the denial query did: calls made, entries, the error, seconds waited, and why it stopped short."""
+
+    made: int = 0
+    entries: list[Any] = field(default_factory=list)
+    error: BaseException | None = None
+    waited: float = 0.0
+    why_not: str | None = None
 
 
 def _read_denials(
-    ctx: _Context,
-    evidence: Evidence,
-    entries: list[Any],
-    error: BaseException | None,
-    want_data: bool,
-    want_policy: bool,
-    uids: list[str],
+    ctx: _Context, evidence: Evidence, look: _Look, want_data: bool, want_policy: bool, uids: list[str]
 ) -> None:
+    entries, error = look.entries, look.error
     data_entry = next((e for e in entries if e.log_name.endswith("%2Fdata_access")), None)
     policies = [e for e in entries if e.log_name.endswith("%2Fpolicy")]
     # This run's own denial (its unique id) first; else the newest of the principal's earlier ones.
@@ -557,6 +682,9 @@ def _read_denials(
             continue
         if error is not None:
             evidence.items.append(_unavailable(step, error, permission))
+        elif look.made == 0:
+            # Never queried: say so, and why; "pending" would claim a look that was never taken.
+            evidence.items.append(Item(step, "skipped", f"not attempted: {look.why_not or 'no call was made'}"))
         elif entry is None and step == "data_access" and evidence.data_read_on is False:
             evidence.items.append(
                 Item(
@@ -588,7 +716,8 @@ def _read_denials(
                     "pending",
                     f"audit evidence pending: no {step.replace('_', ' ')} entry yet within the last "
                     f"{ctx.config.audit_lookback_s / 60:g} min (audit entries can take minutes to arrive; this run "
-                    f"waited {ctx.config.audit_lag_budget_s:g} s); a later run finds it within the look-back window",
+                    f"looked {look.made} time{'s' if look.made > 1 else ''} and waited {look.waited:.0f} s); a later "
+                    "run finds it within the look-back window",
                 )
             )
         elif step == "data_access":
@@ -651,8 +780,9 @@ def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: date
             Item("admin_activity", "unavailable", "the canary cannot read audit logs", "logging.logEntries.list")
         )
         return
-    if ctx.list_calls >= MAX_LIST_CALLS or ctx.deadline.remaining() < _MIN_CALL_SECONDS:
-        evidence.items.append(Item("admin_activity", "skipped", "no call or time left in this run's budget"))
+    why_not = ctx.why_no_list_call()
+    if why_not is not None:
+        evidence.items.append(Item("admin_activity", "skipped", f"not attempted: {why_not}"))
         return
     try:
         entries = _list(ctx, "activity", query, page_size=20)

@@ -18,7 +18,7 @@ from typing import Any
 from google.api_core import exceptions as core
 
 from .causes import Cause
-from .clients import Clients
+from .clients import METADATA_TIMEOUT_S, Clients, MetadataError
 from .config import Config
 from .recorder import Deadline, Recorder
 
@@ -78,6 +78,7 @@ class MetricsReport:
     series: int = 0
     skipped: str | None = None
     error: str | None = None
+    note: str | None = None  # something about the series written, e.g. a location label the canary could not learn
     time_series: list[dict[str, Any]] = field(default_factory=list)  # for ?debug=true
 
     def to_json(self, debug: bool = False) -> dict[str, Any]:
@@ -86,6 +87,8 @@ class MetricsReport:
             doc["skipped"] = self.skipped
         if self.error:
             doc["error"] = self.error
+        if self.note:
+            doc["note"] = self.note
         if debug:
             doc["time_series"] = self.time_series
         return doc
@@ -157,9 +160,17 @@ class MetricsWriter:
     ) -> MetricsReport:
         report = MetricsReport()
         try:
+            location = clients.region(deadline.timeout(METADATA_TIMEOUT_S))
+        except MetadataError as error:
+            # Only an answer is kept: the next run asks again rather than labelling every later series global.
+            location = "global"
+            report.note = (
+                f"location label 'global' for this run: the metadata server's {error}; the next run asks again"
+            )
+        try:
             resource = {
                 "project_id": project,
-                "location": clients.region(),
+                "location": location,
                 "namespace": config.namespace,
                 "job": config.job,
                 "task_id": clients.task_id,

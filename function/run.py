@@ -16,9 +16,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .causes import Cause, classify
-from .clients import Clients
+from .clients import METADATA_TIMEOUT_S, Clients, ProjectUnknown
 from .config import Config, Target
-from .evidence import Evidence, gather
+from .evidence import Evidence, EvidenceShare, constraint_of, gather
 from .metrics import MetricsReport, MetricsWriter, TargetSignal
 from .probe import Outcome, probe
 from .recorder import Deadline, Recorder
@@ -73,12 +73,13 @@ class Result:
 
 
 class Instance:
-    """What lives as long as the function instance: config, clients, the metrics writer."""
+    """What lives as long as the function instance: config, clients, the metrics writer, the shared evidence."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.clients = Clients(config)
         self.writer = MetricsWriter()
+        self.evidence = EvidenceShare()
 
 
 def _probe_all(
@@ -134,30 +135,35 @@ def execute(instance: Instance, trigger: Trigger, targets: list[Target]) -> Resu
     return result
 
 
+def _metadata_timeout(deadline: Deadline) -> float:
+    """One metadata lookup's share of the run: the server answers in milliseconds; never most of what is left."""
+    return min(METADATA_TIMEOUT_S, max(0.05, deadline.remaining() / 4))
+
+
 def _run(instance: Instance, result: Result, targets: list[Target], deadline: Deadline, recorder: Recorder) -> None:
     clients = instance.clients
     try:
         # Cloud Run's metadata server answers in milliseconds: ten seconds is ample, and leaves time to report.
-        result.project = clients.prepare(timeout=min(10.0, max(1.0, deadline.remaining() / 2)))
+        project = clients.prepare(timeout=min(10.0, max(1.0, deadline.remaining() / 2)))
+    except ProjectUnknown as error:
+        _project_unknown(result, error)
+        return
     except Exception as error:  # no credentials is the workload's failure too
         failure = classify(error)
         if failure.cause == Cause.UNKNOWN:
             raise
-        result.project = clients.known_project()
         result.outcomes = [Outcome(t, failure.cause, 0.0, failure=failure) for t in targets]
+        try:  # known already, or one bounded lookup: the result names the project whenever it can
+            project = clients.project(_metadata_timeout(deadline))
+        except ProjectUnknown as unknown:
+            _project_unknown(result, unknown)
+            return
     else:
-        result.outcomes = _probe_all(instance, result.project, targets, deadline, recorder)
-    result.principal = clients.principal()
-    project = result.project
-    if project is None:
-        result.error = (
-            "cannot tell which project to probe: Application Default Credentials gave none; set CANARY_PROJECT"
-        )
-        return
+        result.outcomes = _probe_all(instance, project, targets, deadline, recorder)
+    result.project = project
+    result.principal = clients.principal(_metadata_timeout(deadline))
     if any(not o.ok for o in result.outcomes):
-        result.evidence = gather(
-            instance.config, clients, project, result.principal, result.outcomes, deadline, recorder
-        )
+        result.evidence = _evidence(instance, result, project, deadline, recorder)
         result.remedies = {
             str(o.target): remedies(o, result.evidence, project, result.principal) for o in result.outcomes if not o.ok
         }
@@ -170,4 +176,41 @@ def _run(instance: Instance, result: Result, targets: list[Target], deadline: De
         return
     result.metrics = instance.writer.write(
         instance.config, clients, project, result.run_outcome, _signals(result), deadline, recorder
+    )
+
+
+def _project_unknown(result: Result, error: ProjectUnknown) -> None:
+    """The canary's own failure: nothing can be probed or written without a project. Nothing of it is kept, so the
+    next run asks the metadata server again."""
+    result.error = str(error)
+    result.metrics = MetricsReport(
+        skipped="not attempted: the canary does not know its project, so it has nowhere to write (this run is in "
+        "its log line; the silent alert fires if no run can write for three schedule periods)"
+    )
+
+
+def _evidence(instance: Instance, result: Result, project: str, deadline: Deadline, recorder: Recorder) -> Evidence:
+    """Gathered once for overlapping runs of this instance with the same failures (EvidenceShare)."""
+    failures = [o.failure for o in result.outcomes if o.failure is not None]
+    key = (
+        project,
+        result.principal,
+        frozenset(f.cause for f in failures),
+        frozenset(constraint_of(f) for f in failures if f.cause == Cause.ORG_POLICY),
+    )
+    share = instance.evidence
+    return share.get(
+        key,
+        result.run_id,
+        deadline,
+        lambda: gather(
+            instance.config,
+            instance.clients,
+            project,
+            result.principal,
+            result.outcomes,
+            deadline,
+            recorder,
+            permit=share.permit_list_call,
+        ),
     )

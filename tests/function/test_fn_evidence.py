@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -10,7 +11,11 @@ from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 
 from function.causes import Cause, Failure
-from function.evidence import _change, constraint_of, data_read_on
+from function.clients import Clients
+from function.config import EVIDENCE_STEPS, Config, Target
+from function.evidence import LIST_CALLS_PER_MINUTE, Item, _change, constraint_of, data_read_on, gather
+from function.probe import Outcome
+from function.recorder import Deadline, Recorder
 
 SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
 
@@ -186,3 +191,36 @@ def test_admin_changes_google_records(payload: dict[str, Any], kind: str, detail
 )
 def test_constraint_of(failure: Failure, constraint: str) -> None:
     assert constraint_of(failure) == constraint
+
+
+# Issue #10 item 4: a step never queried says so, and why; "pending" is kept for a look that found nothing yet --------
+
+DENIED_OUTCOME = Outcome(
+    Target("gemini-2.5-flash-lite", "us-central1"),
+    Cause.IAM_PERMISSION_DENIED,
+    12.0,
+    failure=Failure(Cause.IAM_PERMISSION_DENIED, 403, "PERMISSION_DENIED", "IAM_PERMISSION_DENIED"),
+)
+
+
+def _gather(deadline_s: float, steps: frozenset[str], permit: Callable[[], bool] = lambda: True) -> dict[str, Item]:
+    config = Config(evidence=steps, audit_lag_budget_s=20.0)
+    evidence = gather(
+        config, Clients(config), "demo-proj", SA, [DENIED_OUTCOME], Deadline(deadline_s), Recorder(), permit=permit
+    )
+    return {i.step: i for i in evidence.items}
+
+
+def test_a_deadline_used_up_by_earlier_steps_is_not_called_pending() -> None:
+    items = _gather(0.0, frozenset(EVIDENCE_STEPS))  # nothing left: no call is made (no client is even built)
+    for step in ("data_access", "admin_activity"):
+        assert items[step].status == "skipped", items[step]
+        assert items[step].summary.startswith("not attempted: no time left"), items[step].summary
+        assert "waited" not in items[step].summary
+
+
+def test_an_instance_out_of_its_logging_allowance_says_so() -> None:
+    items = _gather(30.0, frozenset({"data_access", "admin_activity"}), permit=lambda: False)
+    for step in ("data_access", "admin_activity"):
+        assert items[step].status == "skipped"
+        assert f"made its {LIST_CALLS_PER_MINUTE} ListLogEntries of the last minute" in items[step].summary
