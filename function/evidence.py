@@ -665,15 +665,20 @@ class _Look:
     why_not: str | None = None
 
 
+def pick_policy_denied(entries: list[Any], uids: list[str]) -> Any | None:
+    """The Policy Denied entry to cite: this run's own (its unique id) first, even when another is newer; else the
+    newest of the principal's earlier ones (entries come newest first)."""
+    policies = [e for e in entries if e.log_name.endswith("%2Fpolicy")]
+    own = [e for e in policies if _policy_facts(e)["unique_id"] in uids]
+    return next(iter(own or policies), None)
+
+
 def _read_denials(
     ctx: _Context, evidence: Evidence, look: _Look, want_data: bool, want_policy: bool, uids: list[str]
 ) -> None:
     entries, error = look.entries, look.error
     data_entry = next((e for e in entries if e.log_name.endswith("%2Fdata_access")), None)
-    policies = [e for e in entries if e.log_name.endswith("%2Fpolicy")]
-    # This run's own denial (its unique id) first; else the newest of the principal's earlier ones.
-    own = [e for e in policies if _policy_facts(e)["unique_id"] in uids]
-    policy_entry = next(iter(own or policies), None)
+    policy_entry = pick_policy_denied(entries, uids)
     for step, wanted, entry, permission in (
         ("data_access", want_data, data_entry, "logging.privateLogEntries.list"),
         ("policy_denied", want_policy, policy_entry, "logging.logEntries.list"),

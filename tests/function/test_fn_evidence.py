@@ -224,3 +224,36 @@ def test_an_instance_out_of_its_logging_allowance_says_so() -> None:
     for step in ("data_access", "admin_activity"):
         assert items[step].status == "skipped"
         assert f"made its {LIST_CALLS_PER_MINUTE} ListLogEntries of the last minute" in items[step].summary
+
+
+def policy_denied(uid: str, at: str) -> lt.LogEntry:
+    doc = {
+        "logName": "projects/demo-proj/logs/cloudaudit.googleapis.com%2Fpolicy",
+        "timestamp": at,
+        "insertId": uid,
+        "protoPayload": {
+            "@type": "type.googleapis.com/google.cloud.audit.AuditLog",
+            "authenticationInfo": {"principalEmail": SA},
+            "metadata": {
+                "@type": "type.googleapis.com/google.cloud.audit.VpcServiceControlAuditMetadata",
+                "vpcServiceControlsUniqueId": uid,
+                "violationReason": "NO_MATCHING_ACCESS_LEVEL",
+                "securityPolicyInfo": {"servicePerimeterName": "accessPolicies/1/servicePerimeters/p"},
+            },
+        },
+    }
+    raw = lt.LogEntry.pb()()
+    json_format.ParseDict(doc, raw)
+    return lt.LogEntry.wrap(raw)
+
+
+def test_this_runs_own_policy_denied_entry_is_cited_even_when_another_is_newer() -> None:
+    # The query returns the newest first; a denial of the same principal after this run's (another instance's run)
+    # must not stand in for this run's own, whose unique id is known.
+    from function.evidence import pick_policy_denied
+
+    newer_other = policy_denied("other-run-uid", "2026-11-26T09:10:05Z")
+    own = policy_denied("this-run-uid", "2026-11-26T09:10:00Z")
+    assert pick_policy_denied([newer_other, own], ["this-run-uid"]) is own
+    assert pick_policy_denied([newer_other], ["this-run-uid"]) is newer_other  # none of its own: the newest
+    assert pick_policy_denied([], ["this-run-uid"]) is None
