@@ -43,12 +43,14 @@ MANAGEABLE_ROLES = set(REQUIRED) | set(OPTIONAL)
 # permissions too (projects whose default compute account still has Editor), so they need no grant.
 BUILD_ROLE = "roles/cloudbuild.builds.builder"
 BUILD_SUFFICIENT = {BUILD_ROLE, "roles/editor", "roles/owner"}
+DASHBOARD_KEY_LABEL = f"{MANAGED_LABEL[0]}-{MANAGED_LABEL[1]}"
+UNLABELLED = f"same name, but no label {MANAGED_LABEL[0]}={MANAGED_LABEL[1]}: not created by this tool, left alone"
 
 
 @dataclass
 class Change:
     resource: str
-    action: str  # created | updated | unchanged | deleted | absent
+    action: str  # created | updated | unchanged | deleted | absent | kept | warning
     detail: str = ""
 
 
@@ -84,6 +86,24 @@ def member(email: str) -> str:
     return f"serviceAccount:{email}"
 
 
+def _members(policy: dict[str, Any], which: Callable[[str], bool]) -> list[tuple[str, str]]:
+    """(role, member) of every member of a policy's bindings that `which` selects, conditional bindings included."""
+    return [(b.get("role", ""), m) for b in policy.get("bindings", []) for m in b.get("members", []) if which(m)]
+
+
+def _managed(resource: dict[str, Any] | None) -> bool:
+    """Whether a resource (REST form) carries the tool's label: managed-by=gemini-canary, or on a dashboard the
+    key-only label deploy/dashboard.json has always carried (the console shows dashboard labels by key)."""
+    labels = (resource or {}).get("labels", {})
+    return bool(labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1] or DASHBOARD_KEY_LABEL in labels)
+
+
+def _data_read_on(policy: dict[str, Any]) -> bool:
+    """Whether a project policy turns on DATA_READ audit logs for Vertex AI."""
+    ours = next((c for c in policy.get("auditConfigs", []) if c.get("service") == VERTEX), None)
+    return ours is not None and any(lc.get("logType") == "DATA_READ" for lc in ours.get("auditLogConfigs", []))
+
+
 class Project:
     def __init__(self, spec: Spec, project: str, gcloud: Gcloud, monitoring: Monitoring) -> None:
         self.spec = spec
@@ -112,7 +132,7 @@ class Project:
         self._grants()
         self._build_account()
         self._data_access_logs()
-        self._save_manifest()  # before anything can fail: teardown must know what was granted
+        self._save_manifest()  # what was removed above is no longer in the record
         if self.spec.pubsub:
             self._topic()
         uri = self._function()
@@ -148,29 +168,57 @@ class Project:
             self._policy_doc = self.gcloud.read("projects", "get-iam-policy", self.project) or {}
         return json.loads(json.dumps(self._policy_doc))
 
+    @staticmethod
+    def _held(policy: dict[str, Any], who: str) -> set[str]:
+        """The roles `who` holds unconditionally in a policy."""
+        return {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
+
     def _grants(self) -> None:
         policy = self._policy()
         who = member(self.workload)
-        held = {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
+        held = self._held(policy, who)
         for role in self.spec.roles:
             if role in held:
                 self.note(f"grant {role}", "unchanged")
-                continue
-            self.gcloud.change(
-                "projects",
-                "add-iam-policy-binding",
-                self.project,
-                f"--member={who}",
-                f"--role={role}",
-                "--condition=None",
-            )
-            self.manifest.granted.add(role)
-            self._policy_doc = None
-            self.note(f"grant {role}", "created", who)
         for role in sorted(self.manifest.granted - set(self.spec.roles)):
             if role in held:
                 self._remove_grant(who, role, "no longer requested")
             self.manifest.granted.discard(role)
+        missing = [role for role in self.spec.roles if role not in held]
+        if not missing:
+            return
+        # Recorded before they are made: whatever fails from here on, teardown knows what this tool added.
+        self.manifest.granted.update(missing)
+        self._save_manifest()
+        try:
+            for role in missing:
+                self._add_grant(who, role)
+                self.note(f"grant {role}", "created", who)
+        except BaseException:
+            self._settle(lambda policy: self.manifest.granted.difference_update(set(missing) - self._held(policy, who)))
+            raise
+
+    def _add_grant(self, who: str, role: str) -> None:
+        self.gcloud.change(
+            "projects",
+            "add-iam-policy-binding",
+            self.project,
+            f"--member={who}",
+            f"--role={role}",
+            "--condition=None",
+        )
+        self._policy_doc = None
+
+    def _settle(self, adjust: Callable[[dict[str, Any]], None]) -> None:
+        """After a failed change: keep in the record only what the project's policy shows this run did, so that a
+        refused grant is not removed later from someone who was given it by hand. If even that fails, the record
+        stays as written before the change (teardown removes only roles still held)."""
+        try:
+            self._policy_doc = None
+            adjust(self._policy())
+            self._save_manifest()
+        except Exception:  # noqa: BLE001, S110 - the change's own error is the one to report
+            pass
 
     def builder(self) -> str:
         """The account Cloud Build builds the function as (the default one needs the project number)."""
@@ -191,7 +239,7 @@ class Project:
         account = self.builder()
         who = member(account)
         policy = self._policy()
-        held = {b["role"] for b in policy.get("bindings", []) if who in b.get("members", []) and "condition" not in b}
+        held = self._held(policy, who)
         previous = self.manifest.build
         if previous and previous != account:
             old = member(previous)
@@ -203,16 +251,18 @@ class Project:
                 f"build account {BUILD_ROLE}", "unchanged", f"{account} holds {sorted(held & BUILD_SUFFICIENT)[0]}"
             )
             return
-        self.gcloud.change(
-            "projects",
-            "add-iam-policy-binding",
-            self.project,
-            f"--member={who}",
-            f"--role={BUILD_ROLE}",
-            "--condition=None",
-        )
-        self._policy_doc = None
-        self.manifest.build = account
+        self.manifest.build = account  # recorded before it is granted (see _grants)
+        self._save_manifest()
+        try:
+            self._add_grant(who, BUILD_ROLE)
+        except BaseException:
+
+            def adjust(policy: dict[str, Any]) -> None:
+                if BUILD_ROLE not in self._held(policy, who):
+                    self.manifest.build = None
+
+            self._settle(adjust)
+            raise
         self.note(f"build account {BUILD_ROLE}", "created", account)
 
     def _descriptors(self) -> None:
@@ -236,16 +286,24 @@ class Project:
     def _data_access_logs(self) -> None:
         policy = self._policy()
         configs = policy.get("auditConfigs", [])
-        ours = next((c for c in configs if c.get("service") == VERTEX), None)
-        on = ours is not None and any(lc.get("logType") == "DATA_READ" for lc in ours.get("auditLogConfigs", []))
+        on = _data_read_on(policy)
         if self.spec.data_access_logs and not on:
             others = [c for c in configs if c.get("service") != VERTEX]
             policy["auditConfigs"] = [
                 *others,
                 {"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]},
             ]
-            self._set_policy(policy)
-            self.manifest.audit = True
+            self.manifest.audit = True  # recorded before it is turned on (see _grants)
+            self._save_manifest()
+            try:
+                self._set_policy(policy)
+            except BaseException:
+
+                def adjust(now: dict[str, Any]) -> None:
+                    self.manifest.audit = _data_read_on(now)
+
+                self._settle(adjust)
+                raise
             self.note("Data Access audit logs (aiplatform)", "created", "DATA_READ, DATA_WRITE")
         elif not self.spec.data_access_logs and on and self.manifest.audit:
             policy["auditConfigs"] = [c for c in configs if c.get("service") != VERTEX]
@@ -256,12 +314,17 @@ class Project:
             self.note("Data Access audit logs (aiplatform)", "unchanged", "on" if on else "off")
 
     def _set_policy(self, policy: dict[str, Any]) -> None:
-        self._policy_doc = None
         """set-iam-policy from a file: gcloud adds auditConfigs to the update mask when the file has them."""
+        self._policy_doc = None
+        self._with_policy_file(policy, "projects", "set-iam-policy", self.project)
+
+    def _with_policy_file(self, policy: dict[str, Any], *argv: str, region: str | None = None) -> None:
+        """A `gcloud … set-iam-policy` with the policy (its etag included: a concurrent change is refused) in a
+        temporary file."""
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(policy, handle)
         try:
-            self.gcloud.change("projects", "set-iam-policy", self.project, handle.name)
+            self.gcloud.change(*argv, handle.name, *([region] if region else []))
         finally:
             Path(handle.name).unlink(missing_ok=True)
 
@@ -352,24 +415,59 @@ class Project:
         observed = self._observed_function(current)
         return ", ".join(sorted(k for k in desired if observed.get(k) != desired[k])) or "state"
 
+    def _service_policy(self) -> dict[str, Any]:
+        """The IAM policy of the function's Cloud Run service, where invokers are granted."""
+        policy: dict[str, Any] = (
+            self.gcloud.read("run", "services", "get-iam-policy", NAME, f"--region={self.spec.region}") or {}
+        )
+        return policy
+
     def _invoker_binding(self) -> None:
+        """roles/run.invoker for the invoker account on this function's service only; every public member
+        (allUsers, allAuthenticatedUsers) removed from every role, and the policy read again to prove it."""
         region = f"--region={self.spec.region}"
-        policy = self.gcloud.read("run", "services", "get-iam-policy", NAME, region) or {}
-        public = sorted({m for b in policy.get("bindings", []) for m in b.get("members", []) if m in PUBLIC})
-        for who in public:
-            role = next(b["role"] for b in policy["bindings"] if who in b.get("members", []))
-            self.gcloud.change(
-                "run", "services", "remove-iam-policy-binding", NAME, region, f"--member={who}", f"--role={role}"
-            )
-            self.note("public access", "deleted", f"{who} removed from {role}")
+        policy = self._service_policy()
+        changed = False
+        public = _members(policy, lambda m: m in PUBLIC)
+        if public:
+            kept = json.loads(json.dumps(policy))
+            kept["bindings"] = [
+                {**b, "members": [m for m in b.get("members", []) if m not in PUBLIC]}
+                for b in kept.get("bindings", [])
+                if any(m not in PUBLIC for m in b.get("members", []))
+            ]
+            self._with_policy_file(kept, "run", "services", "set-iam-policy", NAME, region=region)
+            for role, who in public:
+                self.note("public access", "deleted", f"{who} removed from {role}")
+            policy, changed = kept, True
         invokers = {
             m for b in policy.get("bindings", []) if b.get("role") == "roles/run.invoker" for m in b.get("members", [])
         }
         if member(self.invoker) in invokers:
             self.note("invoker binding", "unchanged", f"roles/run.invoker for {self.invoker}")
-            return
-        self.gcloud.change("functions", "add-invoker-policy-binding", NAME, region, f"--member={member(self.invoker)}")
-        self.note("invoker binding", "created", f"roles/run.invoker on {NAME} only, for {self.invoker}")
+        else:
+            self.gcloud.change(
+                "functions", "add-invoker-policy-binding", NAME, region, f"--member={member(self.invoker)}"
+            )
+            self.note("invoker binding", "created", f"roles/run.invoker on {NAME} only, for {self.invoker}")
+            changed = True
+        if changed and not self.gcloud.dry_run:
+            policy = self._service_policy()
+            left = _members(policy, lambda m: m in PUBLIC)
+            if left:
+                raise RuntimeError(
+                    f"the function {NAME} is still public after its public members were removed: "
+                    + ", ".join(f"{who} in {role}" for role, who in left)
+                    + f"; remove them by hand (gcloud run services get-iam-policy {NAME} {region}) and run again"
+                )
+        for role, who in _members(policy, lambda m: m.startswith("domain:")):
+            self.note(
+                "domain-wide access",
+                "warning",
+                f"{who} holds {role} on the function's service: anyone in that domain has it; this tool never "
+                f"grants it (gcloud run services remove-iam-policy-binding {NAME} {region} --member={who} "
+                f"--role={role} removes it)",
+            )
 
     def _scheduler(self, uri: str) -> None:
         location = f"--location={self.spec.region}"
@@ -447,10 +545,26 @@ class Project:
             self.note(f"alert policy {desired['displayName']!r}", action)
 
     def _dashboard(self) -> None:
+        """The dashboard, labelled managed-by=gemini-canary; one of the same name without the label is someone
+        else's and is never changed."""
         doc = json.loads(DASHBOARD_FILE.read_text())
-        dashboards = self.gcloud.read("monitoring", "dashboards", "list") or []
-        current = next((d for d in dashboards if d.get("displayName") == doc["displayName"]), None)
-        if current is not None and current.get("mosaicLayout") == doc["mosaicLayout"]:
+        doc["labels"] = {**doc.get("labels", {}), MANAGED_LABEL[0]: MANAGED_LABEL[1]}
+        named = [
+            d
+            for d in self.gcloud.read("monitoring", "dashboards", "list") or []
+            if d.get("displayName") == doc["displayName"]
+        ]
+        current = next((d for d in named if _managed(d)), None)
+        for other in named:
+            if not _managed(other):
+                self.note("dashboard", "kept", f"{other.get('name')}: {UNLABELLED}")
+        if current is None and named:
+            raise RuntimeError(
+                f"a dashboard named {doc['displayName']!r} exists ({named[0].get('name')}) without the label "
+                f"{MANAGED_LABEL[0]}={MANAGED_LABEL[1]}: this tool did not create it and leaves it alone; rename it, "
+                "or add that label to hand it to this tool"
+            )
+        if current is not None and all(current.get(k) == doc[k] for k in ("mosaicLayout", "labels")):
             self.note("dashboard", "unchanged")
             return
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
@@ -495,10 +609,15 @@ class Project:
         if topic is not None and topic.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]:
             self.gcloud.change("pubsub", "topics", "delete", NAME)
             self.note("pub/sub topic", "deleted")
+        title = json.loads(DASHBOARD_FILE.read_text())["displayName"]
         for dashboard in self.gcloud.read("monitoring", "dashboards", "list") or []:
-            if dashboard.get("displayName") == "Gemini access canary":
+            if dashboard.get("displayName") != title:
+                continue
+            if _managed(dashboard):
                 self.gcloud.change("monitoring", "dashboards", "delete", dashboard["name"])
                 self.note("dashboard", "deleted")
+            else:
+                self.note("dashboard", "kept", f"{dashboard.get('name')}: {UNLABELLED}")
         for policy in self.monitoring.managed_policies():
             self.monitoring.delete_policy(policy.name)
             self.note(f"alert policy {policy.display_name!r}", "deleted")

@@ -69,9 +69,12 @@ def run_all(spec: Spec, command: str, out: TextIO) -> list[ProjectResult]:
     width = max(len(r.project) for r in results)
     print(f"{'project':{width}}  status     changes  why", file=out)
     for r in results:
-        changed = sum(1 for c in r.changes if c.action not in ("unchanged", "absent", "kept"))
+        changed = sum(1 for c in r.changes if c.action not in ("unchanged", "absent", "kept", "warning"))
+        warnings = sum(1 for c in r.changes if c.action == "warning")
         why = r.error or (
-            "dry run: nothing changed"
+            f"{warnings} warning(s), see above"
+            if warnings
+            else "dry run: nothing changed"
             if spec.dry_run and r.plan
             else "nothing to change"
             if r.status == "unchanged"

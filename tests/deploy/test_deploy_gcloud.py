@@ -3,6 +3,7 @@ the emulator's world (what exists afterwards), not on the tool's own output alon
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,9 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from google.cloud import monitoring_v3
 
 from deploy.reconcile import BUILD_ROLE
-from emulator import testing
+from emulator import iam, testing
 from emulator.server import Emulator
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
@@ -279,3 +281,168 @@ def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_a
         down = deploy(emulator, tmp_path / "b", "teardown", *args)
         assert down.returncode == 0, down.stdout + down.stderr
         assert roles_of(emulator, "demo-proj", builder) == {"roles/editor"}
+
+
+BASE = ["--project", "demo-proj", "--region", "us-central1", "--service-account", WORKLOAD]
+EVIDENCE_ROLES = ("roles/monitoring.metricWriter", "roles/logging.privateLogViewer", "roles/browser")
+
+
+def service_policy(emulator: Emulator) -> dict[str, set[str]]:
+    project = emulator.world.projects["demo-proj"]
+    [service] = project.run_services.values()
+    return {b.role: set(b.members) for b in service.policy.bindings}
+
+
+def test_public_members_are_removed_from_every_role_and_checked(tmp_path: Path) -> None:
+    """allUsers in two roles of the function's service (and allAuthenticatedUsers in one): a rerun removes
+    every one of them, reads the policy again, and reports a domain member it never grants."""
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        first = deploy(emulator, tmp_path / "a", "apply", *BASE)
+        assert first.returncode == 0, first.stdout + first.stderr
+        project = emulator.world.projects["demo-proj"]
+        [service] = project.run_services.values()
+        invoker = f"serviceAccount:{INVOKER}"
+        with emulator.world.lock:
+            service.policy.bindings = [
+                iam.Binding("roles/viewer", ["allUsers", "domain:example.com"]),
+                iam.Binding("roles/run.invoker", ["allAuthenticatedUsers", "allUsers", invoker]),
+            ]
+            service.policy.etag_counter += 1
+        again = deploy(emulator, tmp_path / "b", "apply", *BASE)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert service_policy(emulator) == {"roles/viewer": {"domain:example.com"}, "roles/run.invoker": {invoker}}
+        for who, role in (
+            ("allUsers", "roles/viewer"),
+            ("allUsers", "roles/run.invoker"),
+            ("allAuthenticatedUsers", "roles/run.invoker"),
+        ):
+            assert f"deleted   public access  {who} removed from {role}" in again.stdout, again.stdout
+        assert "warning   domain-wide access  domain:example.com holds roles/viewer" in again.stdout
+        assert "1 warning(s), see above" in again.stdout
+
+
+def test_grants_made_before_a_failure_are_removed_by_teardown(tmp_path: Path) -> None:
+    """Apply fails after granting the workload three roles (the project's number cannot be read); a rerun
+    succeeds; teardown leaves the workload with exactly the roles it had before."""
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        testing.admin(
+            emulator, "PATCH", "world", {"projects": {"demo-proj": {"bindings": {r: [] for r in EVIDENCE_ROLES}}}}
+        )
+        before = roles_of(emulator, "demo-proj", WORKLOAD)
+        assert before == {"roles/aiplatform.user"}
+        denied = "Permission 'resourcemanager.projects.get' denied on resource (or it may not exist)."
+        status, _ = testing.admin(
+            emulator,
+            "POST",
+            "faults",
+            {"method": "google.cloud.resourcemanager.v3.Projects.GetProject", "status": {"code": 7, "message": denied}},
+        )
+        assert status == 201
+        args = [*BASE, "--grant-evidence-roles", "--enable-data-access-logs"]
+        failed = deploy(emulator, tmp_path / "a", "apply", *args)
+        assert failed.returncode == 1, failed.stdout + failed.stderr
+        assert "resourcemanager.projects.get" in failed.stdout
+        project = emulator.world.projects["demo-proj"]
+        assert roles_of(emulator, "demo-proj", WORKLOAD) == before | set(EVIDENCE_ROLES)  # granted, then it failed
+        description = project.service_accounts[INVOKER].resource["description"]
+        assert all(role in description for role in EVIDENCE_ROLES), description  # and recorded
+
+        rerun = deploy(emulator, tmp_path / "b", "apply", *args)
+        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+        assert project.policy.audit_configs
+
+        down = deploy(emulator, tmp_path / "c", "teardown", *BASE)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert roles_of(emulator, "demo-proj", WORKLOAD) == before
+        assert not project.policy.audit_configs
+        assert not roles_of(emulator, "demo-proj", f"{project.number}-compute@developer.gserviceaccount.com")
+
+
+def test_same_named_resources_without_the_label_are_never_touched(tmp_path: Path) -> None:
+    """A user's dashboard, alert policy and e-mail channel with the names the tool uses, none labelled
+    managed-by=gemini-canary: apply refuses to take over the dashboard, saying why; neither apply nor teardown
+    changes or deletes any of them."""
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        project = emulator.world.projects["demo-proj"]
+        mine = f"projects/{project.number}/dashboards/users-own"
+        users_dashboard = {
+            "name": mine,
+            "displayName": "Gemini access canary",
+            "etag": "0123456789abcdef",
+            "gridLayout": {"widgets": [{"title": "my own chart", "text": {"content": "mine"}}]},
+        }
+        with emulator.world.lock:
+            project.dashboards[mine] = json.loads(json.dumps(users_dashboard))
+        user = testing.clients(emulator, testing.DEPLOYER)
+        users_channel = user.channels.create_notification_channel(
+            name="projects/demo-proj",
+            notification_channel=monitoring_v3.NotificationChannel(
+                type_="email", display_name="on-call", labels={"email_address": "oncall@example.com"}
+            ),
+        )
+        users_policy = user.alerts.create_alert_policy(
+            name="projects/demo-proj",
+            alert_policy=monitoring_v3.AlertPolicy(
+                display_name="Gemini canary: access denied",
+                combiner=monitoring_v3.AlertPolicy.ConditionCombinerType.OR,
+                conditions=[
+                    monitoring_v3.AlertPolicy.Condition(
+                        display_name="mine",
+                        condition_absent=monitoring_v3.AlertPolicy.Condition.MetricAbsence(
+                            filter='metric.type="custom.googleapis.com/mine" AND resource.type="global"',
+                            duration={"seconds": 600},
+                        ),
+                    )
+                ],
+            ),
+        )
+
+        def untouched() -> None:
+            assert project.dashboards[mine] == users_dashboard
+            assert user.channels.get_notification_channel(name=users_channel.name) == users_channel
+            assert user.alerts.get_alert_policy(name=users_policy.name) == users_policy
+
+        args = [*BASE, "--notify-email", "oncall@example.com"]
+        applied = deploy(emulator, tmp_path / "a", "apply", *args)
+        assert applied.returncode == 1, applied.stdout + applied.stderr
+        summary = applied.stdout.rsplit("project ", 1)[1]
+        assert " failed " in summary
+        assert (
+            f"a dashboard named 'Gemini access canary' exists ({mine}) without the label managed-by=gemini-canary: "
+            "this tool did not create it and leaves it alone; rename it, or add that label" in summary
+        ), summary
+        untouched()
+        assert len(project.dashboards) == 1
+        ours = [p for p in project.alert_policies.values() if p.name != users_policy.name]
+        assert len(ours) == 4  # created beside the user's, labelled
+        assert all(p.user_labels.get("managed-by") == "gemini-canary" for p in ours)
+
+        down = deploy(emulator, tmp_path / "b", "teardown", *BASE)
+        assert down.returncode == 0, down.stdout + down.stderr
+        untouched()
+        assert [p.name for p in project.alert_policies.values()] == [users_policy.name]
+        assert list(project.notification_channels) == [users_channel.name]
+        assert f"kept      dashboard  {mine}: same name, but no label managed-by=gemini-canary" in down.stdout
+
+
+def test_a_labelled_dashboard_is_created_updated_and_deleted(tmp_path: Path) -> None:
+    """The tool's own dashboard carries the label, so a later run updates it and teardown deletes it."""
+    with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
+        project = emulator.world.projects["demo-proj"]
+        first = deploy(emulator, tmp_path / "a", "apply", *BASE)
+        assert first.returncode == 0, first.stdout + first.stderr
+        [dashboard] = project.dashboards.values()
+        labels = {"managed-by": "gemini-canary", "managed-by-gemini-canary": ""}
+        assert dashboard["labels"] == labels
+        with emulator.world.lock:
+            dashboard["mosaicLayout"] = {"columns": 12, "tiles": []}  # someone edited the tool's dashboard
+            dashboard["labels"] = {"managed-by-gemini-canary": ""}  # as earlier versions of the tool labelled it
+        again = deploy(emulator, tmp_path / "b", "apply", *BASE)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert "updated   dashboard" in again.stdout
+        [dashboard] = project.dashboards.values()
+        assert dashboard["mosaicLayout"]["tiles"]
+        assert dashboard["labels"] == labels
+        down = deploy(emulator, tmp_path / "c", "teardown", *BASE)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert not project.dashboards
