@@ -77,7 +77,7 @@ class Manifest:
 def source_hash(root: Path) -> str:
     """What gets uploaded (see .gcloudignore): the function package and requirements.txt."""
     digest = hashlib.sha256()
-    for path in sorted([*root.joinpath("function").rglob("*.py"), root / "main.py", root / "requirements.txt"]):
+    for path in sorted([*root.joinpath("function").glob("*.py"), root / "main.py", root / "requirements.txt"]):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()[:12]
 

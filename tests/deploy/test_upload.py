@@ -1,5 +1,5 @@
-"""What `gcloud functions deploy --source .` uploads, as the real gcloud computes it from .gcloudignore: exactly the
-function's modules, the root main.py and requirements.txt, whatever else lies in the checkout."""
+"""What `gcloud functions deploy --source .` uploads, as the real gcloud builds the zip from .gcloudignore: exactly
+the function's modules, the root main.py and requirements.txt, whatever else lies in the checkout."""
 
 from __future__ import annotations
 
@@ -11,9 +11,13 @@ from pathlib import Path
 import pytest
 
 from deploy.reconcile import source_hash
+from emulator.server import Emulator
+from emulator.testing import admin
+from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
 STRAY = [".env", "key.json", "service-account.json", ".coverage", "notes.md", "function/.env", "function/creds.json"]
+REGION = "us-central1"
 
 
 def _gcloud() -> str:
@@ -25,16 +29,63 @@ def _gcloud() -> str:
     return path
 
 
-def test_only_the_function_is_uploaded_whatever_lies_beside_it(tmp_path: Path) -> None:
-    gcloud = _gcloud()
+def _checkout(tmp_path: Path) -> Path:
+    """A copy of the repository with secret-looking strays beside the function, and compiled files."""
     checkout = tmp_path / "checkout"
     shutil.copytree(ROOT, checkout, ignore=shutil.ignore_patterns(".venv", ".git", "*_cache", ".hypothesis"))
     for name in STRAY:
         (checkout / name).write_text("SECRET=1\n")
     (checkout / "function" / "__pycache__").mkdir(exist_ok=True)
     (checkout / "function" / "__pycache__" / "main.cpython-311.pyc").write_bytes(b"\0")
+    return checkout
+
+
+def _expected() -> set[str]:
+    return {"main.py", "requirements.txt"} | {f"function/{p.name}" for p in (ROOT / "function").glob("*.py")}
+
+
+def test_the_deployed_zip_holds_only_the_function(tmp_path: Path) -> None:
+    gcloud = _gcloud()
+    checkout = _checkout(tmp_path)
+    with Emulator("deploy_ready", metadata_port=0) as emu:
+        project = emu.world.projects[PROJECT]
+        builder = f"serviceAccount:{project.number}-compute@developer.gserviceaccount.com"
+        grant = {"projects": {PROJECT: {"bindings": {"roles/cloudbuild.builds.builder": [builder]}}}}
+        assert admin(emu, "PATCH", "world", grant)[0] == 200
+        done = subprocess.run(
+            [
+                gcloud,
+                "functions",
+                "deploy",
+                "gemini-canary",
+                "--gen2",
+                f"--region={REGION}",
+                "--runtime=python311",
+                "--source=.",
+                "--entry-point=canary",
+                "--trigger-http",
+                "--no-allow-unauthenticated",
+                f"--service-account={WORKLOAD}",
+                "--set-build-env-vars=GOOGLE_FUNCTION_SOURCE=function/main.py",
+                "--format=json",
+            ],
+            cwd=checkout,
+            capture_output=True,
+            text=True,
+            env=emu.gcloud_env(tmp_path / "home", DEPLOYER),
+            timeout=180,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        record = project.functions[f"projects/{PROJECT}/locations/{REGION}/functions/gemini-canary"]
+        uploaded = {f for f in record.source_files if not f.endswith("/")}
+    assert uploaded == _expected()
+    assert not uploaded & set(STRAY)
+
+
+def test_gcloud_lists_the_same_files_for_upload(tmp_path: Path) -> None:
     done = subprocess.run(
-        [gcloud, "meta", "list-files-for-upload", str(checkout)],
+        [_gcloud(), "meta", "list-files-for-upload", str(_checkout(tmp_path))],
         capture_output=True,
         text=True,
         timeout=120,
@@ -42,10 +93,7 @@ def test_only_the_function_is_uploaded_whatever_lies_beside_it(tmp_path: Path) -
         env={**os.environ, "CLOUDSDK_CONFIG": str(tmp_path / "gcloud-config"), "CLOUDSDK_CORE_DISABLE_PROMPTS": "1"},
     )
     assert done.returncode == 0, done.stderr
-    uploaded = set(done.stdout.split())
-    expected = {"main.py", "requirements.txt"} | {f"function/{p.name}" for p in (ROOT / "function").glob("*.py")}
-    assert uploaded == expected
-    assert not uploaded & set(STRAY)
+    assert set(done.stdout.split()) == _expected()
 
 
 def test_the_source_label_covers_exactly_what_is_uploaded(tmp_path: Path) -> None:
