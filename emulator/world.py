@@ -193,6 +193,26 @@ class World:
             name = node.parent
         return out
 
+    def node_chain(self, node: Node) -> list[Node]:
+        """A folder or the organization, then its ancestors, nearest first."""
+        chain = [node]
+        name = node.parent
+        while name and len(chain) < 12:
+            parent = self.organization if name == self.organization.name else self.nodes.get(name)
+            if parent is None:
+                break
+            chain.append(parent)
+            name = parent.parent
+        return chain
+
+    def allows_on_node(self, node: Node, member: str, permission: str) -> bool:
+        """An allow binding on the node or an ancestor grants it, and no deny rule attached to them takes it."""
+        chain = self.node_chain(node)
+        points = {n.name for n in chain}
+        rules = [r for r in self.deny_rules if (r.attached_to or self.organization.name) in points]
+        granted = any(iam.allowed_by_policy(n.policy, member, permission) for n in chain)
+        return granted and not iam.denied_by_rules(rules, member, permission)
+
     def policies(self, project: Project) -> list[Policy]:
         """The allow policies that apply to the project: its own, then its ancestors'."""
         return [project.policy, *(n.policy for n in self.ancestors(project))]

@@ -36,21 +36,9 @@ _ATTACHMENT = re.compile(
 
 
 def _readable(call: Call, world: World, holder: Project | Node, permission: str) -> bool:
-    member = call.member()
     if isinstance(holder, Project):
-        return world.allows(holder, member, permission)
-    chain: list[Node] = [holder]
-    name = holder.parent
-    while name and len(chain) < 12:
-        parent = world.resource(name)
-        if not isinstance(parent, Node):
-            break
-        chain.append(parent)
-        name = parent.parent
-    points = {n.name for n in chain}
-    rules = [r for r in world.deny_rules if (r.attached_to or world.organization.name) in points]
-    granted = any(iam.allowed_by_policy(n.policy, member, permission) for n in chain)
-    return granted and not iam.denied_by_rules(rules, member, permission)
+        return world.allows(holder, call.member(), permission)
+    return world.allows_on_node(holder, call.member(), permission)
 
 
 def get_ancestry(call: Call, request: Doc) -> Doc:

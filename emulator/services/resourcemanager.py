@@ -154,31 +154,12 @@ def test_iam_permissions(
 
 def _node(call: Call, name: str, kind: str, permission: str | None) -> Node:
     """A folder or the organization, after the caller's permission on it (its own policy or an ancestor's)."""
-    world = call.world
-    node = world.resource(name) if name.startswith(f"{kind}/") else None
+    node = call.world.resource(name) if name.startswith(f"{kind}/") else None
     if not isinstance(node, Node):
         raise caller_denied()
-    if permission:
-        member = call.member()
-        chain = [node, *_node_ancestors(world, node)]
-        granted = any(iam.allowed_by_policy(n.policy, member, permission) for n in chain)
-        points = {n.name for n in chain}
-        rules = [r for r in world.deny_rules if (r.attached_to or world.organization.name) in points]
-        if not granted or iam.denied_by_rules(rules, member, permission):
-            raise caller_denied()
+    if permission and not call.world.allows_on_node(node, call.member(), permission):
+        raise caller_denied()
     return node
-
-
-def _node_ancestors(world: World, node: Node) -> list[Node]:
-    out: list[Node] = []
-    name = node.parent
-    while name and len(out) < 12:
-        parent = world.resource(name)
-        if not isinstance(parent, Node):
-            break
-        out.append(parent)
-        name = parent.parent
-    return out
 
 
 def get_folder(call: Call, request: rt.GetFolderRequest) -> rt.Folder:
@@ -206,7 +187,7 @@ def _node_test_iam_permissions(
     ) -> iam_policy_pb2.TestIamPermissionsResponse:
         member = call.member()
         node = _node(call, request.resource, kind, None)
-        chain = [node, *_node_ancestors(call.world, node)]
+        chain = call.world.node_chain(node)
         held = [p for p in request.permissions if any(iam.allowed_by_policy(n.policy, member, p) for n in chain)]
         return iam_policy_pb2.TestIamPermissionsResponse(permissions=held)
 
