@@ -183,15 +183,9 @@ class World:
 
     def ancestors(self, project: Project) -> list[Node]:
         """The folders above the project, nearest first, then the organization."""
-        out: list[Node] = []
         name = self.parent_of(project)
-        while name and len(out) < 12:  # Google allows 10 levels of folders under an organization
-            node = self.organization if name == self.organization.name else self.nodes.get(name)
-            if node is None:
-                break
-            out.append(node)
-            name = node.parent
-        return out
+        first = self.organization if name == self.organization.name else self.nodes.get(name)
+        return self.node_chain(first) if first is not None else []
 
     def node_chain(self, node: Node) -> list[Node]:
         """A folder or the organization, then its ancestors, nearest first."""
