@@ -160,7 +160,9 @@ def to_text(result: Result) -> str:
         lines.append(f"  {mark} {outcome.target}  {outcome.cause}  {outcome.latency_ms:.0f} ms")
         if outcome.failure is not None:
             f = outcome.failure
-            lines.append(f"       error     {f.code} {f.status or ''} {f.reason or ''}".rstrip())
+            # a failure that never reached Google (no code: credentials, a deadline) says what raised it instead
+            said = " ".join(str(part) for part in (f.code, f.status, f.reason) if part) or f.error_type or "-"
+            lines.append(f"       error     {said}")
             if f.metadata.get("permission"):
                 lines.append(f"       permission {f.metadata['permission']} on {f.metadata.get('resource', '')}")
             for remedy in result.remedies.get(str(outcome.target), []):
