@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from google.api.error_reason_pb2 import ErrorReason
 from google.protobuf import any_pb2, json_format
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
@@ -97,7 +98,17 @@ def status_from_json(doc: Mapping[str, Any]) -> status_pb2.Status:
 # Builders for the detail messages Google attaches.
 
 
+# Reasons some services send that google.api.ErrorReason does not list (Service Usage's own; docs/google-behaviour.md,
+# "Error reasons and messages").
+SERVICE_REASONS = frozenset({"AUTH_PERMISSION_DENIED", "SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED"})
+_ERROR_REASONS = frozenset(ErrorReason.keys())
+
+
 def error_info(reason: str, domain: str, metadata: Mapping[str, str]) -> error_details_pb2.ErrorInfo:
+    """An ErrorInfo; the reason is checked against the generated enum of google/api/error_reason.proto, so a typed
+    reason Google does not have fails loudly instead of teaching the canary a wrong one."""
+    if reason not in _ERROR_REASONS | SERVICE_REASONS:
+        raise ValueError(f"{reason!r} is not a google.api.ErrorReason")
     return error_details_pb2.ErrorInfo(reason=reason, domain=domain, metadata=dict(metadata))
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 from google.api_core import exceptions as core
 from google.iam.v1 import policy_pb2
+from google.rpc import code_pb2
 
 from .causes import TRANSIENT, Cause, Failure
 from .clients import Clients
@@ -275,7 +276,7 @@ def denial_filter(
     if want_data_access:
         clause = (
             f"logName={quote(f'projects/{project}/logs/cloudaudit.googleapis.com%2Fdata_access')} "
-            f"AND protoPayload.serviceName={quote(VERTEX)} AND protoPayload.status.code=7"
+            f"AND protoPayload.serviceName={quote(VERTEX)} AND protoPayload.status.code={code_pb2.PERMISSION_DENIED}"
         )
         if principal:
             clause += f" AND protoPayload.authenticationInfo.principalEmail={quote(principal)}"
@@ -834,7 +835,8 @@ def _change(entry: Any, principal: str | None) -> Change | None:
         for delta in payload.get("serviceData", {}).get("policyDelta", {}).get("bindingDeltas", []):
             role = delta.get("role", "")
             # Only a role that grants aiplatform.endpoints.predict explains the denial; another removal doesn't.
-            if delta.get("action") == "REMOVE" and delta.get("member") == member and role in PREDICT_ROLES:
+            removed = delta.get("action") == policy_pb2.BindingDelta.Action.Name(policy_pb2.BindingDelta.Action.REMOVE)
+            if removed and delta.get("member") == member and role in PREDICT_ROLES:
                 return Change("role_removed", actor, at, f"{role} removed from {member}", role=role)
         return None
     if method in DISABLE_SERVICE_METHODS:

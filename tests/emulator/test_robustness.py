@@ -354,3 +354,12 @@ def test_an_application_error_is_a_500_and_the_connection_stays_usable(capsys: p
     finally:
         server.stop()
     assert "OverflowError: date value out of range" in capsys.readouterr().err
+
+
+def test_an_error_reason_google_does_not_have_cannot_be_sent() -> None:
+    """The emulator's ErrorInfo reasons are checked against google/api/error_reason.proto's generated enum."""
+    from emulator.rpc import error_info
+
+    assert error_info("SERVICE_DISABLED", "googleapis.com", {}).reason == "SERVICE_DISABLED"
+    with pytest.raises(ValueError, match="'SERVICE_DISABLD' is not a google.api.ErrorReason"):
+        error_info("SERVICE_DISABLD", "googleapis.com", {})
