@@ -150,11 +150,16 @@ def _evidence(env: Mapping[str, str]) -> frozenset[str]:
     return frozenset(steps)
 
 
-def _label(env: Mapping[str, str], name: str, default: str) -> str:
-    value = env.get(name, "").strip() or default
+def _label(env: Mapping[str, str], name: str, default: str, default_from: str | None = None) -> str:
+    """`default_from`: the variable the default was read from, named when that value is the bad one."""
+    given = env.get(name, "").strip()
+    value = given or default
     if not _LABEL_VALUE.match(value):
+        shown = (
+            f"{name}: {value!r}" if given or default_from is None else f"{default_from}: {value!r} ({name}'s default)"
+        )
         raise ConfigError(
-            f"{name}: {value!r} is not a label value; allowed: lower-case letters, digits, '_' and '-', "
+            f"{shown} is not a label value; allowed: lower-case letters, digits, '_' and '-', "
             "starting with a letter or digit, at most 63 characters"
         )
     return value
@@ -194,7 +199,7 @@ def load(env: Mapping[str, str]) -> Config:
         audit_lag_budget_s=budget,
         metric_prefix=prefix,
         evidence=_evidence(env),
-        job=_label(env, "CANARY_JOB", env.get("K_SERVICE", "").strip().lower() or "gemini-canary"),
+        job=_label(env, "CANARY_JOB", env.get("K_SERVICE", "").strip().lower() or "gemini-canary", "K_SERVICE"),
         namespace=_label(env, "CANARY_NAMESPACE", "gemini-canary"),
         emulator=emulator,
     )

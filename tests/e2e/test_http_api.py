@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from emulator import testing
-from tests.e2e.conftest import StartCanary
+from tests.e2e.conftest import METADATA_PORT, StartCanary
 
 GEN = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 WRITE = "google.monitoring.v3.MetricService.CreateTimeSeries"
@@ -180,9 +180,33 @@ def test_text_format_for_a_runbook(start_canary: StartCanary) -> None:
     assert response.status_code == 502
     assert response.content_type.startswith("text/plain")
     text = response.get_data(as_text=True)
-    assert text.startswith("gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: api_disabled")
-    assert "$ gcloud services enable aiplatform.googleapis.com --project=demo-proj" in text
-    assert "metrics  written (4 series)" in text
+    shown = re.sub(r"\d+ ms\b", "N ms", re.sub(r"run [0-9a-f]{16} ", "run RUN ", text))
+    granted = (
+        "canary-workload@demo-proj.iam.gserviceaccount.com holds aiplatform.endpoints.predict on projects/demo-proj "
+        "through its roles (allow policies), yet Google denied the call: an IAM deny policy (attached to the project, "
+        "a folder or the organization) or a principal access boundary policy takes it away; TestIamPermissions sees "
+        "allow policies only"
+    )
+    no_change = (
+        "no admin change that explains it in the last 60 min of the project's Admin Activity log (it may be older, "
+        "or made on a folder or the organization, whose changes are logged there)"
+    )
+    assert shown.splitlines() == [
+        "gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: api_disabled; 403 SERVICE_DISABLED; "
+        "fix: gcloud services enable aiplatform.googleapis.com --project=demo-proj",
+        "",
+        "run RUN  project demo-proj  as canary-workload@demo-proj.iam.gserviceaccount.com  trigger http  N ms",
+        "  FAIL gemini-2.5-flash-lite@us-central1  api_disabled  N ms",
+        "       error     403 PERMISSION_DENIED SERVICE_DISABLED",
+        "       fix       Enable the Vertex AI API",
+        "                 $ gcloud services enable aiplatform.googleapis.com --project=demo-proj",
+        "                 https://console.developers.google.com/apis/api/aiplatform.googleapis.com/overview"
+        "?project=412345678901",
+        "  evidence",
+        f"    iam             found      {granted}",
+        f"    admin_activity  not_found  {no_change}",
+        "  metrics  written (4 series)",
+    ]
 
 
 def test_debug_shows_config_calls_and_metrics(start_canary: StartCanary) -> None:
@@ -190,11 +214,10 @@ def test_debug_shows_config_calls_and_metrics(start_canary: StartCanary) -> None
     doc = canary.call("GET", "/?debug=true").get_json()
     assert doc["config"]["deadline_seconds"] == 12
     assert doc["config"]["endpoint"] == f"emulator at {canary.emulator.grpc.address}"
-    assert [c["method"] for c in doc["calls"]] == [
-        "aiplatform.GenerateContent(gemini-2.5-flash-lite@us-central1)",
-        "monitoring.CreateTimeSeries",
+    assert [(c["method"], c["outcome"]) for c in doc["calls"]] == [
+        ("aiplatform.GenerateContent(gemini-2.5-flash-lite@us-central1)", "OK"),
+        ("monitoring.CreateTimeSeries", "OK"),
     ]
-    assert all(c["outcome"] == "OK" for c in doc["calls"])
     types = sorted(s["metric"]["type"].rsplit("/", 1)[1] for s in doc["metrics"]["time_series"])
     assert types == ["failures", "latency", "runs", "success"]
     assert "calls" not in canary.last_log
@@ -222,25 +245,47 @@ def test_monitoring_failing_never_hides_the_result(start_canary: StartCanary) ->
     assert canary.calls(WRITE) == 2  # one bounded retry
     log = canary.last_log
     assert log["metrics"] == body["metrics"]
-    assert log["targets"][0]["remedies"]
-    assert log["evidence"]["items"]
+    assert (log["targets"], log["evidence"]) == (body["targets"], body["evidence"])  # the result, whole, in both
+    assert [r["title"] for r in body["targets"][0]["remedies"]] == [
+        "Grant roles/aiplatform.user to the workload's service account",
+        "Ask Policy Troubleshooter why",
+        "See the audit entries in Logs Explorer",
+    ]
+    assert [(i["step"], i["status"]) for i in body["evidence"]["items"]] == [
+        ("iam", "found"),
+        ("audit_config", "found"),
+        ("data_access", "pending"),
+        ("admin_activity", "not_found"),
+    ]
 
 
 @pytest.mark.parametrize(
-    "status",
+    ("status", "exception"),
     [
-        {"code": 3, "message": "One or more TimeSeries could not be written: timeSeries[0]: boom"},
-        {"code": 8, "message": "Quota exceeded for quota metric 'Time series ingestion requests'."},
-        {"code": 7, "message": "Permission monitoring.timeSeries.create denied (or the resource may not exist)."},
+        # the exception google-api-core raises for each gRPC code (google/api_core/exceptions.py)
+        ({"code": 3, "message": "One or more TimeSeries could not be written: timeSeries[0]: boom"}, "InvalidArgument"),
+        (
+            {"code": 8, "message": "Quota exceeded for quota metric 'Time series ingestion requests'."},
+            "ResourceExhausted",
+        ),
+        (
+            {"code": 7, "message": "Permission monitoring.timeSeries.create denied (or the resource may not exist)."},
+            "PermissionDenied",
+        ),
     ],
     ids=["invalid", "quota", "denied"],
 )
-def test_metric_write_errors_are_reported_not_raised(start_canary: StartCanary, status: dict[str, object]) -> None:
+def test_metric_write_errors_are_reported_not_raised(
+    start_canary: StartCanary, status: dict[str, object], exception: str
+) -> None:
     canary = start_canary("healthy")
     testing.admin(canary.emulator, "POST", "faults", {"method": WRITE, "count": 1, "status": status})
     response = canary.scheduler()
     assert response.status_code == 200
-    assert response.get_json()["metrics"]["error"].endswith(str(status["message"]))
+    assert response.get_json()["verdict"] == "healthy"
+    metrics = {"written": False, "series": 4, "error": f"{exception}: {status['message']}"}
+    assert response.get_json()["metrics"] == metrics
+    assert canary.last_log["metrics"] == metrics
     assert canary.calls(WRITE) == 1
 
 
@@ -248,9 +293,14 @@ def test_overlapping_runs_on_one_instance_coalesce_metrics(start_canary: StartCa
     canary = start_canary("healthy")
     first = canary.scheduler().get_json()
     second = canary.scheduler().get_json()
-    assert first["metrics"]["written"] is True
-    assert second["metrics"]["written"] is False
-    assert second["metrics"]["skipped"].startswith("coalesced: this instance wrote metrics")
+    assert first["metrics"] == {"written": True, "series": 4}
+    skipped = second["metrics"].pop("skipped")
+    assert second["metrics"] == {"written": False, "series": 4}
+    assert re.fullmatch(
+        r"coalesced: this instance wrote metrics [0-4]\.\d s ago and Cloud Monitoring accepts one point per series "
+        r"every 5 s; this run's result is in its log line",
+        skipped,
+    ), skipped
     assert canary.calls(WRITE) == 1
 
 
@@ -304,8 +354,14 @@ CE_HEADERS = {
     ("data", "message"),
     [
         (DEEP, "the body is not valid JSON: nested too deeply"),
-        (b'{"targets": [' + b"[" * 800 + b"]" * 800 + b"]}", "targets: unknown target '[[[[...]]]]'"),
-        (b"\xff\xfe{", "the body is not valid JSON: 'utf-16-le' codec can't decode byte 0x7b"),
+        (
+            b'{"targets": [' + b"[" * 800 + b"]" * 800 + b"]}",
+            "targets: unknown target '[[[[...]]]]'; configured targets: gemini-2.5-flash-lite@us-central1",
+        ),
+        (
+            b"\xff\xfe{",
+            "the body is not valid JSON: 'utf-16-le' codec can't decode byte 0x7b in position 2: truncated data",
+        ),
     ],
     ids=["nested", "nested-targets-value", "not-utf8"],
 )
@@ -318,9 +374,12 @@ def test_a_poison_pubsub_message_is_acknowledged_with_a_warning(
     response = _pubsub_app().post("/", json=envelope, headers=CE_HEADERS)
     assert response.status_code == 200
     canary._collect()
-    assert canary.last_log["severity"] == "WARNING"
-    assert canary.last_log["message"].startswith(f"gemini-canary REJECTED: {message}")
-    assert canary.last_log["rejected"] == "pubsub"
+    assert canary.last_log == {
+        "severity": "WARNING",
+        "message": f"gemini-canary REJECTED: {message}",
+        "rejected": "pubsub",
+        "status": 400,
+    }
     assert canary.calls(GEN) == 0
     assert canary.calls(WRITE) == 0
 
@@ -407,7 +466,12 @@ def test_a_hostile_error_body_reaches_no_terminal_label_or_fix_link(start_canary
         assert (
             target["remedies"][0]["url"] == "https://console.cloud.google.com/billing/linkedaccount?project=demo-proj"
         )
-        assert target["error"]["links"][0]["url_withheld"]
+        assert target["error"]["links"] == [
+            {
+                "description": "Enable billing\\r\\nfix: evil",
+                "url_withheld": "not an https link to Google's console or documentation: withheld",
+            }
+        ]
         assert not FORBIDDEN.search(doc["summary"])
     assert "ya29.c.SECRETtoken" not in shown
     assert not FORBIDDEN.search(canary.last_log["message"])
@@ -426,10 +490,21 @@ def test_a_token_endpoint_error_body_is_not_echoed(start_canary: StartCanary) ->
     assert testing.admin(canary.emulator, "POST", "faults", fault)[0] == 201
     response = canary.call("GET", "/?format=json")
     assert response.status_code == 502
-    message = response.get_json()["targets"][0]["error"]["message"]
-    assert "Status: 403" in message
-    assert '"access_token": "[redacted]"' in message
-    assert '"id_token": "[redacted]"' in message
+    error = response.get_json()["targets"][0]["error"]
+    assert {k: error[k] for k in ("cause", "code", "status", "error_type")} == {
+        "cause": "credentials",
+        "code": None,
+        "status": None,
+        "error_type": "RefreshError",
+    }
+    shown = re.sub(r"0x[0-9a-f]+>", "0xADDRESS>", error["message"].replace(f":{METADATA_PORT}/", ":PORT/"))
+    assert shown == (
+        "('Failed to retrieve http://127.0.0.1:PORT/computeMetadata/v1/instance/service-accounts/default/token"
+        "?scopes=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fcloud-platform from the Google Compute Engine metadata "
+        'service. Status: 403 Response:\\nb\\\'{"error": "denied", "access_token": "[redacted]", '
+        '"id_token": "[redacted]", "x": "\\\\x1b[2J"}\\\'\', '
+        "<google.auth.transport.requests._Response object at 0xADDRESS>)"
+    )
     for shown in (response.get_data(as_text=True), json.dumps(canary.last_log)):
         assert "LEAKEDtoken" not in shown
         assert "eyJhbGc" not in shown

@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from functions_framework import create_app
 
 from function.config import Config, Target
 from function.run import Trigger
@@ -360,9 +363,60 @@ def test_checks_run_before_the_body_is_read() -> None:
     assert refused(http, body=b"{" * (MAX_BODY + 1))[0] == 413
 
 
-@pytest.mark.parametrize("status", [r[2][0] for r in REFUSED])
-def test_every_refusal_is_a_4xx(status: int) -> None:
+@pytest.fixture(scope="module")
+def served() -> Iterator[Any]:
+    """The real function, served by functions-framework as Cloud Run does, configured with CONFIG's targets. Its
+    emulator endpoint is a closed loopback port: a request let through fails fast and never reaches Google."""
+    patch = pytest.MonkeyPatch()
+    for key in [k for k in os.environ if k.startswith("CANARY_")]:
+        patch.delenv(key)
+    patch.setenv("CANARY_TARGETS", ",".join(str(t) for t in CONFIG.targets))
+    patch.setenv("CANARY_PROJECT", "demo-proj")
+    patch.setenv("CANARY_EMULATOR_GRPC", "127.0.0.1:9")
+    patch.setenv("CANARY_DEADLINE_SECONDS", "5")
+    try:
+        yield create_app(target="canary", source="function/main.py").test_client()
+    finally:
+        patch.undo()
+
+
+# What the test client cannot send as a server receives it: a body longer than its Content-Length (the server reads
+# only what was declared), and header values with a line break (no HTTP server passes them on).
+UNSENDABLE = {"oversize-actual-understated", "scheduler-bad-job-2", "scheduler-bad-time-3"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "want"),
+    [r[1:] for r in REFUSED if r[0] not in UNSENDABLE],
+    ids=[r[0] for r in REFUSED if r[0] not in UNSENDABLE],
+)
+def test_every_refusal_is_its_4xx_through_the_served_function(
+    served: Any, capsys: pytest.CaptureFixture[str], kwargs: dict[str, Any], want: tuple[int, str, dict[str, str]]
+) -> None:
+    """Each refusal of the table, sent as an HTTP request to the function functions-framework serves: the response
+    is that 4xx, with that message as its JSON and those headers, and one WARNING log line says it was rejected."""
+    status, message, headers = want
     assert 400 <= status < 500
+    body = kwargs.get("body", b"").ljust(kwargs.get("declared", 0))  # what was declared is sent, and not read
+    capsys.readouterr()
+    response = served.open(
+        "/",
+        method=kwargs.get("method", "POST"),
+        query_string=[(k, v) for k, values in kwargs.get("args", {}).items() for v in values],
+        headers=kwargs.get("headers", {}),
+        data=body,
+    )
+    assert response.status_code == status
+    if kwargs.get("method") != "HEAD":  # a HEAD response has no body
+        assert response.get_json() == {"error": message}
+    assert {k: response.headers.get(k) for k in headers} == headers
+    [line] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert line == {
+        "severity": "WARNING",
+        "message": f"gemini-canary REJECTED: {message}",
+        "rejected": "http",
+        "status": status,
+    }
 
 
 # Pub/Sub ----------------------------------------------------------------------------------------------------
