@@ -493,24 +493,125 @@ def test_unsupported(agg: Aggregation, kind: str, value_type: str, message: str)
     assert str(caught.value) == message
 
 
-@pytest.mark.parametrize(
-    ("agg", "kind", "value_type"),
-    [
-        pytest.param(Aggregation(), "CUMULATIVE", "INT64", id="raw"),
-        pytest.param(Aggregation(30), "GAUGE", "DOUBLE", id="period-ignored-without-aligner"),
-        pytest.param(Aggregation(60, "ALIGN_DELTA"), "CUMULATIVE", "INT64", id="delta-on-cumulative"),
-        pytest.param(Aggregation(60, "ALIGN_RATE", "REDUCE_SUM"), "DELTA", "INT64", id="rate-sum-on-delta"),
-        pytest.param(Aggregation(60, "ALIGN_SUM", "REDUCE_SUM"), "DELTA", "INT64", id="sum-sum-on-delta"),
-        pytest.param(
-            Aggregation(60, "ALIGN_FRACTION_TRUE", "REDUCE_MEAN"), "GAUGE", "BOOL", id="fraction-mean-on-bool"
-        ),
-        pytest.param(Aggregation(60, "ALIGN_NEXT_OLDER", "REDUCE_COUNT_FALSE"), "GAUGE", "BOOL", id="uptime-style"),
-        pytest.param(Aggregation(60, "ALIGN_COUNT_TRUE", "REDUCE_SUM"), "GAUGE", "BOOL", id="count-true-sum"),
-        pytest.param(Aggregation(90, "ALIGN_MAX", "REDUCE_MAX", ("resource.type",)), "GAUGE", "INT64", id="max-max"),
-    ],
+BASELINE = ago(1000)
+ALIGNER_REFUSED = (
+    'Field aggregation.perSeriesAligner had an invalid value of "{}": The aligner cannot be applied to metrics with '
+    "kind {} and value type {}."
 )
-def test_valid_aggregations(agg: Aggregation, kind: str, value_type: str) -> None:
-    validate_aggregation(agg, kind, value_type)
+Out = tuple[str, str, str, list[tuple[float, Value]]]  # (resource type, kind, value type, points) of one output
+
+
+def labelled(
+    values: Sequence[tuple[float, Value]],
+    kind: str,
+    value_type: str,
+    name: str,
+    resource_type: str = "cloud_run_revision",
+) -> Series:
+    return series(values, kind, value_type, metric_labels={"instance": name}, resource_type=resource_type)
+
+
+VALID = [
+    pytest.param(
+        Aggregation(),
+        [series([(10, 9), (70, 4)], "CUMULATIVE", "INT64", start=BASELINE)],
+        [("cloud_run_revision", "CUMULATIVE", "INT64", [(10, 9), (70, 4)])],  # the raw points, untouched
+        (Aggregation(60, "ALIGN_COUNT_TRUE"), "CUMULATIVE", "INT64"),
+        ALIGNER_REFUSED.format("ALIGN_COUNT_TRUE", "CUMULATIVE", "INT64"),
+        id="raw",
+    ),
+    pytest.param(
+        Aggregation(30),
+        [series([(10, 1.5), (70, 2.5)])],
+        [("cloud_run_revision", "GAUGE", "DOUBLE", [(10, 1.5), (70, 2.5)])],  # no aligner: the period means nothing
+        (Aggregation(30, "ALIGN_MEAN"), "GAUGE", "DOUBLE"),
+        'Field aggregation.alignmentPeriod had an invalid value of "30s": '
+        "The alignment period must be greater than or equal to 1 minute.",
+        id="period-ignored-without-aligner",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_DELTA"),
+        [series([(10, 9), (70, 4), (130, 1)], "CUMULATIVE", "INT64", start=BASELINE)],
+        [("cloud_run_revision", "DELTA", "INT64", [(0, 9 - 4), (60, 4 - 1), (120, 0)])],  # the first has no baseline
+        (Aggregation(60, "ALIGN_DELTA"), "GAUGE", "INT64"),
+        ALIGNER_REFUSED.format("ALIGN_DELTA", "GAUGE", "INT64"),
+        id="delta-on-cumulative",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_RATE", "REDUCE_SUM"),
+        [labelled([(10, 6), (70, 3)], "DELTA", "INT64", "a"), labelled([(20, 12)], "DELTA", "INT64", "b")],
+        [("cloud_run_revision", "GAUGE", "DOUBLE", [(0, pytest.approx(6 / 60 + 12 / 60)), (60, 3 / 60)])],
+        (Aggregation(60, "ALIGN_RATE", "REDUCE_SUM"), "GAUGE", "INT64"),
+        ALIGNER_REFUSED.format("ALIGN_RATE", "GAUGE", "INT64"),
+        id="rate-sum-on-delta",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_SUM", "REDUCE_SUM"),
+        [labelled([(10, 6), (20, 1), (70, 3)], "DELTA", "INT64", "a"), labelled([(20, 12)], "DELTA", "INT64", "b")],
+        [("cloud_run_revision", "DELTA", "INT64", [(0, 6 + 1 + 12), (60, 3)])],
+        (Aggregation(60, "ALIGN_SUM", "REDUCE_SUM"), "GAUGE", "BOOL"),
+        ALIGNER_REFUSED.format("ALIGN_SUM", "GAUGE", "BOOL"),
+        id="sum-sum-on-delta",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_FRACTION_TRUE", "REDUCE_MEAN"),
+        [labelled([(10, True), (20, False)], "GAUGE", "BOOL", "a"), labelled([(10, True)], "GAUGE", "BOOL", "b")],
+        [("cloud_run_revision", "GAUGE", "DOUBLE", [(0, (0.5 + 1.0) / 2)])],
+        (Aggregation(60, "ALIGN_FRACTION_TRUE", "REDUCE_MEAN"), "GAUGE", "DOUBLE"),
+        ALIGNER_REFUSED.format("ALIGN_FRACTION_TRUE", "GAUGE", "DOUBLE"),
+        id="fraction-mean-on-bool",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_NEXT_OLDER", "REDUCE_COUNT_FALSE"),
+        [labelled([(10, v)], "GAUGE", "BOOL", name) for name, v in (("a", True), ("b", False), ("c", False))],
+        [("cloud_run_revision", "GAUGE", "INT64", [(0, 2)])],  # two of the three are down
+        (Aggregation(60, "ALIGN_NEXT_OLDER", "REDUCE_COUNT_FALSE"), "GAUGE", "DOUBLE"),
+        'Field aggregation.crossSeriesReducer had an invalid value of "REDUCE_COUNT_FALSE": '
+        "The reducer cannot be applied to metrics with value type DOUBLE.",
+        id="uptime-style",
+    ),
+    pytest.param(
+        Aggregation(60, "ALIGN_COUNT_TRUE", "REDUCE_SUM"),
+        [
+            labelled([(10, True), (20, True), (30, False)], "GAUGE", "BOOL", "a"),
+            labelled([(10, True)], "GAUGE", "BOOL", "b"),
+        ],
+        [("cloud_run_revision", "GAUGE", "INT64", [(0, 2 + 1)])],
+        (Aggregation(60, "ALIGN_COUNT_TRUE", "REDUCE_SUM"), "GAUGE", "INT64"),
+        ALIGNER_REFUSED.format("ALIGN_COUNT_TRUE", "GAUGE", "INT64"),
+        id="count-true-sum",
+    ),
+    pytest.param(
+        Aggregation(90, "ALIGN_MAX", "REDUCE_MAX", ("resource.type",)),
+        [
+            labelled([(10, 3), (50, 8)], "GAUGE", "INT64", "a"),
+            labelled([(10, 5)], "GAUGE", "INT64", "b"),
+            labelled([(10, 99)], "GAUGE", "INT64", "c", resource_type="gce_instance"),
+        ],
+        [("cloud_run_revision", "GAUGE", "INT64", [(0, 8)]), ("gce_instance", "GAUGE", "INT64", [(0, 99)])],
+        (Aggregation(90, "ALIGN_MAX", "REDUCE_MAX", ("resource.type",)), "GAUGE", "BOOL"),
+        ALIGNER_REFUSED.format("ALIGN_MAX", "GAUGE", "BOOL"),
+        id="max-max",
+    ),
+]
+
+
+@pytest.mark.parametrize(("agg", "sample", "expected", "neighbour", "refusal"), VALID)
+def test_valid_aggregations(
+    agg: Aggregation,
+    sample: list[Series],
+    expected: list[Out],
+    neighbour: tuple[Aggregation, str, str],
+    refusal: str,
+) -> None:
+    """Accepted, with the result Monitoring gives on a sample; its nearest neighbour (one kind, type or field away)
+    is refused with Google's words."""
+    validate_aggregation(agg, sample[0].metric_kind, sample[0].value_type)
+    out = aggregate(sample, ago(180), END, agg)
+    assert [(o.resource_type, o.metric_kind, o.value_type, relative(o.points)) for o in out] == expected
+    with pytest.raises(AggregationError) as caught:
+        validate_aggregation(*neighbour)
+    assert str(caught.value) == refusal
 
 
 def test_aggregate_validates_every_series() -> None:
@@ -560,6 +661,20 @@ def test_alert_alignment_period_must_be_whole_minutes(seconds: float, message: s
     assert str(caught.value) == message
 
 
-@pytest.mark.parametrize("seconds", [pytest.param(0, id="unset"), pytest.param(300, id="five-minutes")])
-def test_alert_alignment_period_accepted(seconds: float) -> None:
+@pytest.mark.parametrize(
+    ("seconds", "neighbour", "shown"),
+    [
+        pytest.param(0, 1, '{"seconds":1}', id="unset"),
+        pytest.param(300, 301, '{"seconds":301}', id="five-minutes"),
+        pytest.param(300, 330, '{"seconds":330}', id="five-and-a-half-minutes"),
+        pytest.param(60, 59.5, '{"seconds":59,"nanos":500000000}', id="minute"),
+    ],
+)
+def test_alert_alignment_period_accepted(seconds: float, neighbour: float, shown: str) -> None:
+    """Accepted, where a value a little off a whole minute is refused, naming the field and the value."""
     check_alert_alignment_period(Aggregation(seconds, "ALIGN_SUM"), FIELD)
+    with pytest.raises(AggregationError) as caught:
+        check_alert_alignment_period(Aggregation(neighbour, "ALIGN_SUM"), FIELD)
+    assert str(caught.value) == (
+        f'Field {FIELD} had an invalid value of "{shown}": alignment period must be in multiples of one minute'
+    )

@@ -336,16 +336,53 @@ def test_require_single_metric_type_errors(text: str, message: str) -> None:
     assert str(caught.value) == message
 
 
+def _view(resource_type: str, **metric_labels: str) -> SeriesView:
+    return SeriesView(metric_type="m", metric_labels=metric_labels, resource_type=resource_type, resource_labels={})
+
+
 @pytest.mark.parametrize(
-    "text",
+    ("text", "neighbour", "matched", "unmatched"),
     [
-        pytest.param('metric.type = "m" resource.type = "r"', id="equal"),
-        pytest.param('metric.type = "m" resource.type = one_of("a", "b")', id="one-of"),
-        pytest.param('metric.type = "m" (resource.type = "a" OR metric.labels.x = "1")', id="under-or"),
+        pytest.param(
+            'metric.type = "m" resource.type = "r"',
+            'metric.type = "m" resource.label.type = "r"',  # a resource label named "type" is not the type
+            _view("r"),
+            _view("q"),
+            id="equal",
+        ),
+        pytest.param(
+            'metric.type = "m" resource.type = one_of("a", "b")',
+            'metric.type = "m" metric.labels.type = one_of("a", "b")',
+            _view("b"),
+            _view("c", type="a"),
+            id="one-of",
+        ),
+        pytest.param(
+            'metric.type = "m" (resource.type = "a" OR metric.labels.x = "1")',
+            'metric.type = "m" (resource.labels.type = "a" OR metric.labels.x = "1")',
+            _view("z", x="1"),
+            _view("z", x="2"),
+            id="under-or",
+        ),
     ],
 )
-def test_resource_type_restriction_present(text: str) -> None:
+def test_resource_type_restriction_present(
+    text: str, neighbour: str, matched: SeriesView, unmatched: SeriesView
+) -> None:
+    """Accepted, and the restriction does restrict; the nearest filter that restricts something else is refused."""
     require_resource_type_restriction(text)
+    matches = compile_monitoring_filter(text)
+    assert (matches(matched), matches(unmatched)) == (True, False)
+    with pytest.raises(MonFilterError) as caught:
+        require_resource_type_restriction(neighbour)
+    assert str(caught.value) == f'Field filter had an invalid value of "{neighbour}": {NO_RESOURCE_TYPE_WORDS}'
+
+
+# Verbatim from github.com/googleapis/nodejs-monitoring/pull/46 (as the test below quotes it whole).
+NO_RESOURCE_TYPE_WORDS = (
+    'must specify a restriction on "resource.type" in the filter; '
+    'see "https://cloud.google.com/monitoring/api/resources" for a list of available resource types.'
+)
 
 
 def test_resource_type_restriction_missing_uses_googles_words() -> None:
