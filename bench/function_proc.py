@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -22,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from emulator.testing import FUNCTIONS_FRAMEWORK_ENV, bound_port, functions_framework_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 _GCLOUD_CONFIG = tempfile.mkdtemp(prefix="bench-gcloud-")  # never the user's own ADC
@@ -52,12 +52,6 @@ class Answer:
     seconds: float
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def environment(emulator_env: dict[str, str], side: Side) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARY_", "NAIVE_", "GOOGLE_"))}
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # both sides start from compiled bytecode, as an installed image does
@@ -76,21 +70,24 @@ def environment(emulator_env: dict[str, str], side: Side) -> dict[str, str]:
 class FunctionProcess:
     def __init__(self, side: Side, emulator_env: dict[str, str]) -> None:
         self.side = side
-        self.port = free_port()
         self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in stop()
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "functions_framework", "--source", side.source, "--target", "canary"),
-                *("--host", "127.0.0.1", "--port", str(self.port)),
-            ],
+            functions_framework_argv(side.source, "canary"),
             cwd=ROOT,
-            env=environment(emulator_env, side),
+            env={**environment(emulator_env, side), **FUNCTIONS_FRAMEWORK_ENV},
             stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: the master and its worker are stopped together
         )
-        self.listening_s = self._wait_listening()
+        try:
+            # Seconds from the start to the port listening: gunicorn binds (a port of its choosing, port 0) after
+            # the master imported the source, and says so at once.
+            self.port = bound_port(self.process, self._written, limit_s=60)
+        except BaseException:
+            self.stop()
+            raise
+        self.listening_s = time.perf_counter() - self.started
 
     def __enter__(self) -> FunctionProcess:
         return self
@@ -98,18 +95,10 @@ class FunctionProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _wait_listening(self, limit_s: float = 60) -> float:
-        """Seconds from the start to the port accepting: gunicorn binds after the master imported the source."""
-        end = self.started + limit_s
-        while time.perf_counter() < end:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.side.name} exited with {self.process.returncode}: {self.output()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return time.perf_counter() - self.started
-            except OSError:
-                time.sleep(0.005)
-        raise RuntimeError(f"{self.side.name} did not listen within {limit_s:g} s: {self.output()[-2000:]}")
+    def _written(self) -> bytes:
+        """What the process has written so far, read without moving the file offset it writes at."""
+        fd = self.log.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0)
 
     def get(self, path: str = "/", timeout: float = 120) -> Answer:
         started = time.perf_counter()
@@ -153,8 +142,7 @@ class FunctionProcess:
         }
 
     def output(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode(errors="replace")
+        return self._written().decode(errors="replace")
 
     def stop(self) -> None:
         if self.process.poll() is None:

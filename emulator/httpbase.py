@@ -320,9 +320,43 @@ class _QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+_RESERVED: dict[tuple[str, int], socket.socket] = {}  # reserve_port(): listening sockets kept for this process
+_IN_USE: set[tuple[str, int]] = set()
+_RESERVED_LOCK = threading.Lock()
+
+
+def reserve_port(host: str = "127.0.0.1") -> int:
+    """A loopback port for this process's servers, held open from now on.
+
+    For a server whose address must be known before it starts (google.auth reads GCE_METADATA_HOST once, at import):
+    the port is bound here, by the kernel's choice, and stays bound and listening for the life of the process, and an
+    HttpServer started on it later serves from this very socket. Binding a free port, closing it and binding the
+    number again would let any other process take it in between.
+    """
+    listener = socket.create_server((host, 0))
+    port = int(listener.getsockname()[1])
+    with _RESERVED_LOCK:
+        _RESERVED[(host, port)] = listener
+    return port
+
+
 class HttpServer:
     def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _QuietServer((host, port), _handler_class(app))
+        """Listens on `port` (0: one the kernel picks), or on the socket reserve_port kept for it."""
+        key = (host, port)
+        with _RESERVED_LOCK:
+            reserved = _RESERVED.get(key) if port else None
+            if reserved is not None:
+                if key in _IN_USE:
+                    raise OSError(f"{host}:{port} is served by another server of this process")
+                _IN_USE.add(key)
+        self._reserved = key if reserved is not None else None
+        if reserved is None:
+            self._server = _QuietServer((host, port), _handler_class(app))
+        else:
+            self._server = _QuietServer(key, _handler_class(app), bind_and_activate=False)
+            self._server.socket.close()
+            self._server.socket = reserved
         self._server.daemon_threads = True
         # A short poll interval: stop() waits for serve_forever to notice, up to one interval (default 0.5 s).
         self._thread = threading.Thread(
@@ -339,5 +373,10 @@ class HttpServer:
         self._thread.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        if self._thread.is_alive():
+            self._server.shutdown()
+        if self._reserved is None:
+            self._server.server_close()
+            return
+        with _RESERVED_LOCK:  # the reserved socket stays open and listening, for the next server on the port
+            _IN_USE.discard(self._reserved)

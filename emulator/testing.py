@@ -7,13 +7,13 @@ token the emulator minted for the chosen e-mail, so every permission check appli
 from __future__ import annotations
 
 import json
-import socket
+import re
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -159,60 +159,60 @@ def fleet_scenario(path: Path, count: int, disabled: dict[int, str] | None = Non
 
 
 ROOT = Path(__file__).resolve().parents[1]
+# gunicorn says where it listens (`Listening at: http://127.0.0.1:PORT (PID)`) at log level info; functions-framework
+# sets error unless GUNICORN_LOG_LEVEL says otherwise.
+FUNCTIONS_FRAMEWORK_ENV = {"GUNICORN_LOG_LEVEL": "info"}
+_LISTENING = re.compile(rb"Listening at: http://127\.0\.0\.1:([0-9]+) ")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def functions_framework_argv(source: str, target: str, *extra: str) -> list[str]:
+    """`python -m functions_framework` on loopback port 0: gunicorn binds a port the kernel picks and says which, so
+    no port number is chosen beforehand (a port bound, closed and handed over can be taken by anyone in between)."""
+    return [
+        *(sys.executable, "-m", "functions_framework", "--source", source, "--target", target),
+        *("--host", "127.0.0.1", "--port", "0", *extra),
+    ]
+
+
+def bound_port(process: subprocess.Popen[bytes], output: Callable[[], bytes], limit_s: float) -> int:
+    """The port a functions_framework_argv process listens on, once its gunicorn master has bound it (read from its
+    output); RuntimeError with the output's tail if it exits first or says nothing within `limit_s`."""
+    end = time.monotonic() + limit_s
+    while True:
+        text = output()
+        found = _LISTENING.search(text)
+        if found:
+            return int(found.group(1))
+        if process.poll() is not None:
+            tail = output().decode(errors="replace")[-2000:]
+            raise RuntimeError(f"functions-framework exited with {process.returncode}: {tail}")
+        if time.monotonic() > end:
+            tail = text.decode(errors="replace")[-2000:]
+            raise RuntimeError(f"functions-framework did not listen within {limit_s:g} s: {tail}")
+        time.sleep(0.005)  # polling the log for the line; the loop ends on the condition, not on the time
 
 
 @contextmanager
 def serve_function(
-    env: dict[str, str], log: Path, target: str = "canary", *extra: str, start_seconds: float = 30
+    env: dict[str, str], log: Path, target: str = "canary", *extra: str, start_seconds: float = 60
 ) -> Iterator[int]:
-    """The canary in a real `functions-framework` process (gunicorn) on a free loopback port, as deployed from the
-    repo root (function/main.py); its output goes to `log`. Yields the port once it listens; stops it after."""
-    port = free_port()
+    """The canary in a real `functions-framework` process (gunicorn) on a loopback port it binds itself, as deployed
+    from the repo root (function/main.py); its output goes to `log`. Yields the port once it listens; stops it after.
+    `start_seconds` only bounds a start that never comes (a cold start takes about a second)."""
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "functions_framework",
-                "--target",
-                target,
-                "--source",
-                "function/main.py",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                *extra,
-            ],
+            functions_framework_argv("function/main.py", target, *extra),
             cwd=ROOT,
-            env=env,
+            env={**env, **FUNCTIONS_FRAMEWORK_ENV},
             stdout=out,
             stderr=subprocess.STDOUT,
         )
     try:
-        end = time.monotonic() + start_seconds
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"functions-framework exited with {process.returncode}: {log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if time.monotonic() > end:
-                    raise RuntimeError(
-                        f"functions-framework did not listen on {port} within {start_seconds:g} s"
-                    ) from None
-                time.sleep(0.05)
-        yield port
+        yield bound_port(process, log.read_bytes, start_seconds)
     finally:
         process.terminate()
         try:
             process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait()

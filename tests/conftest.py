@@ -1,26 +1,21 @@
 """Shared fixtures: a fresh emulator per test, seeded from a scenario, on free loopback ports.
 
 google.auth reads GCE_METADATA_HOST when it is first imported, so each test process reserves one metadata port
-up front and every emulator it starts serves its metadata server there (one emulator at a time per process).
+up front and every emulator it starts serves its metadata server there (one emulator at a time per process). The
+port is held open for the whole process (httpbase.reserve_port), so no other process can take it between emulators.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
 
+from emulator.httpbase import reserve_port  # the standard library only: google.auth is not imported yet
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-METADATA_PORT = _free_port()
+METADATA_PORT = reserve_port()
 os.environ["GCE_METADATA_HOST"] = f"127.0.0.1:{METADATA_PORT}"
 os.environ["GCE_METADATA_IP"] = f"127.0.0.1:{METADATA_PORT}"
 os.environ["GRPC_VERBOSITY"] = "NONE"

@@ -13,7 +13,7 @@ import pytest
 from emulator import testing
 from emulator.server import Emulator
 from tests.e2e.conftest import METADATA_PORT, StartCanary
-from tests.e2e.test_process import _http, _log_lines, functions_framework
+from tests.e2e.test_process import _http, _logged, _runs, functions_framework
 
 LIST = "google.logging.v2.LoggingServiceV2.ListLogEntries"
 
@@ -61,12 +61,20 @@ def test_a_failed_region_lookup_labels_one_run_only(start_canary: StartCanary) -
     assert {s["resource"]["labels"]["location"] for s in body["metrics"]["time_series"]} == {"us-central1"}
 
 
+DEADLINE_S = 5
+# Wall time is what is checked here: a run that waited for the hanging lookup would take HANG_S; it must end at its
+# deadline instead. The margin covers a cold start on a loaded two-core CI runner and stays far below HANG_S.
+HANG_S = 30
+MARGIN_S = 10
+
+
 def test_a_hanging_project_lookup_is_bounded_and_retried(start_canary: StartCanary) -> None:
-    canary = start_canary("healthy", CANARY_DEADLINE_SECONDS="5")
-    _fault(canary, "metadata.project_id", 20, hang_seconds=8)
+    canary = start_canary("healthy", CANARY_DEADLINE_SECONDS=str(DEADLINE_S))
+    _fault(canary, "metadata.project_id", 20, hang_seconds=HANG_S)
     started = time.monotonic()
     body = canary.scheduler().get_json()
-    assert time.monotonic() - started < 5 + 2.5  # the run ends within its deadline (+ the matrix's margin)
+    elapsed = time.monotonic() - started
+    assert elapsed < DEADLINE_S + MARGIN_S, f"the run took {elapsed:.1f} s"
     assert body["verdict"] == "error"
     assert "project/project-id did not answer within" in body["error"]
     testing.admin(canary.emulator, "DELETE", "faults")
@@ -85,7 +93,6 @@ def test_forty_simultaneous_runbook_calls_share_the_evidence(monkeypatch: pytest
     ):
         with ThreadPoolExecutor(max_workers=40) as pool:
             answers = list(pool.map(lambda _: _http(f"http://127.0.0.1:{port}/"), range(40)))
-        time.sleep(0.3)
         assert [status for status, _ in answers] == [502] * 40
         bodies = [body for _, body in answers]
         calls = emulator.world.calls
@@ -103,6 +110,6 @@ def test_forty_simultaneous_runbook_calls_share_the_evidence(monkeypatch: pytest
                 assert body["evidence"]["gathered_at"].endswith("Z")
         gathered = [b for b in bodies if "shared_with" not in b["evidence"]]
         assert 1 <= len(gathered) <= 3
-        logged = {line["run_id"]: line for line in _log_lines(log) if "run_id" in line}
+        logged = {line["run_id"]: line for line in _logged(log, _runs(40)) if "run_id" in line}
         assert set(logged) == run_ids
         assert all(logged[b["run_id"]]["evidence"] == b["evidence"] for b in bodies)

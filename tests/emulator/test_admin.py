@@ -476,7 +476,9 @@ def test_hang_fault_trips_the_client_deadline(emulator: Any) -> None:
     started = time.monotonic()
     with pytest.raises(exceptions.DeadlineExceeded):
         generate(prediction, timeout=0.3)
-    assert time.monotonic() - started < 5
+    # Wall time is what is checked: the emulator gives up with the client (+50 ms), not after the 30 s hang. The
+    # bound leaves a loaded runner ample room over the 0.3 s deadline and stays far below the hang.
+    assert time.monotonic() - started < 10
     assert generate(prediction, timeout=5).candidates
 
 

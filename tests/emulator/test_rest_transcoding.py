@@ -176,7 +176,7 @@ def test_hang_fault_delays_the_answer(emulator: Emulator) -> None:
     _arm(emulator, hang_seconds=0.4)
     started = time.monotonic()
     assert rest(emulator, "POST", generate_path(), PROMPT, WORKLOAD)[0] == 200
-    assert time.monotonic() - started >= 0.4
+    assert time.monotonic() - started >= 0.4  # a lower bound: no load can make the answer come sooner
 
 
 def test_rest_and_grpc_calls_are_counted_together(emulator: Emulator) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import threading
-import time
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -653,7 +652,8 @@ class Fake:
 
     def __init__(self) -> None:
         self.row: Row | None = None
-        self.delay = 0.0
+        self.delay = 0.0  # seconds a call hangs, unless `released` is set first
+        self.released = threading.Event()
 
 
 def _grpc_status(row: Row) -> status_pb2.Status:
@@ -676,7 +676,7 @@ def _rest_body(row: Row) -> bytes:
 def _start_grpc(fake: Fake) -> tuple[grpc.Server, int, int]:
     def generate_content(request: ps.GenerateContentRequest, context: grpc.ServicerContext) -> Any:
         if fake.delay:
-            time.sleep(fake.delay)
+            fake.released.wait(fake.delay)
         if fake.row is None:
             return ps.GenerateContentResponse()
         context.abort_with_status(rpc_status.to_status(_grpc_status(fake.row)))
@@ -825,11 +825,14 @@ def test_grpc_call_credentials_refresh_failure_is_credentials(fakes: Fakes) -> N
 
 
 def test_grpc_client_deadline_is_deadline(fakes: Fakes) -> None:
-    fakes.fake.row, fakes.fake.delay = None, 0.5
+    # The server hangs far past the client's deadline (no race between the two on a loaded runner) and is released
+    # as soon as the client has given up, so no thread is left sleeping.
+    fakes.fake.row, fakes.fake.delay = None, 60.0
     try:
         error = call(fakes.grpc_client, timeout=0.05)
     finally:
         fakes.fake.delay = 0.0
+        fakes.fake.released.set()
     failure = classify(error)
     assert (failure.cause, failure.code, failure.status, failure.error_type) == (
         Cause.DEADLINE,
