@@ -181,8 +181,10 @@ def _run(instance: Instance, result: Result, targets: list[Target], deadline: De
 
 def _project_unknown(result: Result, error: ProjectUnknown) -> None:
     """The canary's own failure: nothing can be probed or written without a project. Nothing of it is kept, so the
-    next run asks the metadata server again."""
+    next run asks the metadata server again. No target is reported: none was probed, and google.auth's own failure
+    to read the project id (a 503, a reset, a hang) is this same fault, not the workload's credentials."""
     result.error = str(error)
+    result.outcomes = []
     result.metrics = MetricsReport(
         skipped="not attempted: the canary does not know its project, so it has nowhere to write (this run is in "
         "its log line; the silent alert fires if no run can write for three schedule periods)"

@@ -6,17 +6,18 @@ organization's GetIamPolicy, ListLogEntries, CreateTimeSeries. Where: the first 
 instance's run (after one run that went well). For each combination:
 
 - the run ends within its deadline;
-- the response and the log line say what failed (the cause, the evidence step, the metrics error or note, or the
-  canary's own error naming the metadata path), and agree;
-- metrics are written whenever Monitoring is not the fault and the canary's own credentials and project are known;
+- the response and the log line say exactly what failed, and agree: the HTTP status and verdict, each target's cause,
+  each evidence step's status (and the faulted step's summary), the canary's own error naming the metadata path;
+- metrics are written (or coalesced with the warm-up run's) whenever Monitoring is not the fault and the canary's own
+  credentials and project are known, and otherwise the report says exactly why not;
 - no exception escapes the handler; retries are bounded (the emulator counts the attempts);
 - the next run after the fault clears is back to the scenario's normal verdict, with nothing of the fault kept.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,73 +60,154 @@ VERTEX_CAUSE = {
     "reset": "unavailable",
 }
 
-Check = Callable[[dict[str, Any], str], None]  # (the faulted run's response body, the fault) → asserts
-
 
 def _items(body: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {i["step"]: i for i in body.get("evidence", {}).get("items", [])}
 
 
-def _credentials(body: dict[str, Any], fault: str) -> None:
-    [target] = body["targets"]
-    assert target["cause"] == "credentials", target
-    assert body["metrics"]["skipped"].startswith("not attempted: the canary's own credentials failed")
+# What the canary reports for each fault: the evidence step's error (google-api-core's exception, the gRPC code as
+# HTTP, the message), and the metadata server's answer as the canary words it.
+STEP_ERROR = {
+    "unavailable": ("error", "ServiceUnavailable 503: The service is currently unavailable."),
+    "exhausted": ("error", "ResourceExhausted 429: Resource has been exhausted (e.g. check quota)."),
+    "malformed": ("error", "InternalServerError 500: Exception deserializing response!"),
+    "reset": ("error", "ServiceUnavailable 503: Socket closed"),
+    "hang": ("unavailable", "the call did not finish within the run's deadline"),
+}
+WRITE_ERROR = {
+    "unavailable": "ServiceUnavailable: The service is currently unavailable.",
+    "exhausted": "ResourceExhausted: Resource has been exhausted (e.g. check quota).",
+    "malformed": "InternalServerError: Exception deserializing response!",
+    "reset": "ServiceUnavailable: Socket closed",
+    "hang": "DeadlineExceeded: Deadline Exceeded",
+}
+METADATA_ANSWER = {
+    "http503": "answered HTTP 503: 'service unavailable'",
+    "http404": "answered HTTP 404: 'Not Found'",
+    "malformed": "answered something that is not a valid value: '\\x00{not json'",
+    "reset": "could not be read: RemoteDisconnected: Remote end closed connection without response",
+    "hang": "did not answer within N s",
+}
+CREDENTIALS_SKIPPED = {
+    "written": False,
+    "series": 0,
+    "skipped": "not attempted: the canary's own credentials failed (cause credentials); the log line carries the "
+    "result",
+}
+PROJECT_SKIPPED = {
+    "written": False,
+    "series": 0,
+    "skipped": "not attempted: the canary does not know its project, so it has nowhere to write (this run is in its "
+    "log line; the silent alert fires if no run can write for three schedule periods)",
+}
+SKIPPED = ("skipped", "not attempted: no time left: earlier steps used the run's 5 s deadline (0.0 s left)")
+DENIED_STEPS = {"iam": "found", "audit_config": "found", "data_access": "off", "admin_activity": "not_found"}
+ANCESTOR_STEPS = {"iam": "found", "audit_config": "found", "data_access": "not_found", "admin_activity": "not_found"}
 
 
-def _project(body: dict[str, Any], fault: str) -> None:
-    assert body["verdict"] == "error"
-    assert "cannot learn which project to probe" in body["error"]
-    assert "project/project-id" in body["error"]  # what failed: the metadata server's answer for that path
-    assert "the next run asks again" in body["error"]
-    assert body["metrics"]["skipped"].startswith("not attempted: the canary does not know its project")
+@dataclass(frozen=True)
+class Want:
+    """Exactly what the faulted run reports: HTTP status, verdict, each target's cause, each evidence step's status
+    (and, for the step that met the fault, its summary), and the metrics: written, or the exact reason not."""
+
+    status: int
+    verdict: str
+    causes: list[str]
+    steps: dict[str, str]
+    metrics: str | dict[str, Any]  # "written" (written, or coalesced with the warm-up run), or the exact report
+    faulted_step: tuple[str, str, str] | None = None  # (step, status, summary)
+    error: str | None = None
+    note: str | None = None
 
 
-def _ping(body: dict[str, Any], fault: str) -> None:
-    if fault == "malformed":  # a 200 with Metadata-Flavor is all google.auth's ping asks of the server
-        assert body["verdict"] == "healthy"
-        return
-    _credentials(body, fault)
-    assert body["project"] == "demo-proj"  # learned even so, and named
+def _hang_steps(failed: str, status: str) -> dict[str, str]:
+    """A hang takes the whole deadline: the steps after the one that hung are skipped."""
+    order = ["iam", "audit_config", "data_access", "admin_activity"]
+    at = order.index(failed)
+    return {s: ("found" if i < at else status if i == at else "skipped") for i, s in enumerate(order)}
 
 
-def _region(body: dict[str, Any], fault: str) -> None:
-    assert body["verdict"] == "healthy"
-    assert body["metrics"]["written"] is True
-    assert "instance/region" in body["metrics"]["note"]
-    assert "location label 'global' for this run" in body["metrics"]["note"]
+def want(call: str, fault: str) -> Want:
+    denied = (502, "denied", ["iam_permission_denied"])
+    if call in ("metadata-ping", "metadata-email", "metadata-token"):
+        if call == "metadata-ping" and fault == "malformed":  # a 200 with Metadata-Flavor is all the ping asks
+            return Want(200, "healthy", ["ok"], {}, "written")
+        return Want(502, "denied", ["credentials"], {}, CREDENTIALS_SKIPPED)
+    if call == "metadata-project":
+        error = (
+            f"cannot learn which project to probe: the runtime's metadata server's project/project-id "
+            f"{METADATA_ANSWER[fault]}. This is the runtime's metadata server failing, not Gemini: the next run asks "
+            "again (outside Google Cloud, where there is no metadata server, set CANARY_PROJECT)"
+        )
+        return Want(500, "error", [], {}, PROJECT_SKIPPED, error=error)
+    if call == "metadata-region":
+        note = (
+            f"location label 'global' for this run: the metadata server's instance/region {METADATA_ANSWER[fault]}; "
+            "the next run asks again"
+        )
+        return Want(200, "healthy", ["ok"], {}, "written", note=note)
+    if call == "vertex":
+        cause = VERTEX_CAUSE[fault]
+        # an unknown failure is looked into (TestIamPermissions); a transient one is not
+        return Want(
+            502,
+            "denied" if cause == "unknown" else "degraded",
+            [cause],
+            {"iam": "found"} if cause == "unknown" else {},
+            "written",
+        )
+    if call == "monitoring":
+        return Want(200, "healthy", ["ok"], {}, {"written": False, "series": 4, "error": WRITE_ERROR[fault]})
+    status, summary = STEP_ERROR[fault]
+    step = {"test-iam": "iam", "project-policy": "audit_config", "logging": "data_access"}.get(call)
+    if step is None:  # an ancestor's GetProject, GetFolder or GetIamPolicy: only that level goes unread
+        steps = _hang_steps("data_access", "skipped") if fault == "hang" else ANCESTOR_STEPS
+        return Want(*denied, steps, "written")
+    if fault == "hang":
+        return Want(*denied, _hang_steps(step, status), "written", (step, status, summary))
+    steps = dict(DENIED_STEPS if step == "iam" else ANCESTOR_STEPS)
+    steps[step] = status
+    if step == "data_access":
+        steps["admin_activity"] = status  # the same ListLogEntries, met by the same fault
+    return Want(*denied, steps, "written", (step, status, summary))
 
 
-def _vertex(body: dict[str, Any], fault: str) -> None:
-    [target] = body["targets"]
-    assert target["cause"] == VERTEX_CAUSE[fault]
-
-
-def _monitoring(body: dict[str, Any], fault: str) -> None:
-    assert body["targets"][0]["cause"] == "ok"
-    assert body["metrics"]["written"] is False
-    assert body["metrics"]["error"]
-
-
-def _step(step: str) -> Check:
-    def check(body: dict[str, Any], fault: str) -> None:
-        assert body["targets"][0]["cause"] == "iam_permission_denied"
-        assert _items(body)[step]["status"] in ("unavailable", "error"), _items(body)
-
-    return check
-
-
-def _ancestor(body: dict[str, Any], fault: str) -> None:
-    assert body["targets"][0]["cause"] == "iam_permission_denied"
-    audit = _items(body)["audit_config"]
-    assert "could not be read: " in audit["summary"], audit  # which level, and why
-    assert "data_access_logs_on" not in body["evidence"]  # unknown above the project: never called "off"
-
-
-def _logging(body: dict[str, Any], fault: str) -> None:
+def check(body: dict[str, Any], status: int, call: str, fault: str, where: str) -> None:
+    expected = want(call, fault)
+    assert (status, body["verdict"]) == (expected.status, expected.verdict), body
+    assert [t["cause"] for t in body["targets"]] == expected.causes, body["targets"]
     items = _items(body)
-    assert body["targets"][0]["cause"] == "iam_permission_denied"
-    assert items["data_access"]["status"] in ("unavailable", "error"), items
-    assert items["admin_activity"]["status"] in ("unavailable", "error", "skipped"), items
+    assert {s: i["status"] for s, i in items.items()} == expected.steps, items
+    if expected.faulted_step is not None:
+        step, step_status, summary = expected.faulted_step
+        assert (items[step]["status"], items[step]["summary"]) == (step_status, summary), items[step]
+    for item in items.values():
+        if item["status"] == "skipped" and item["step"] != "audit_config":
+            assert item["summary"] == SKIPPED[1], item
+    if call in ("get-project", "folder-policy", "get-folder", "org-policy"):
+        level = {"get-project": "projects/demo-proj", "org-policy": "organizations/123456789012"}.get(
+            call, "folders/345678901234"
+        )
+        reason = STEP_ERROR[fault][1] if fault != "hang" else "the call did not finish"
+        assert f"({level} could not be read: {reason}" in items["audit_config"]["summary"], items["audit_config"]
+        assert "data_access_logs_on" not in body["evidence"]  # unknown above the project: never called "off"
+    if expected.error is not None:
+        assert re.sub(r"within \d+(\.\d+)? s", "within N s", body["error"]) == expected.error
+    else:
+        assert "error" not in body or body["error"] is None, body["error"]
+    metrics = {k: v for k, v in body["metrics"].items() if k != "time_series"}
+    if expected.metrics == "written":
+        written: dict[str, Any] = {"written": True, "series": 4}
+        if expected.note is not None:
+            written["note"] = expected.note
+            metrics["note"] = re.sub(r"within \d+(\.\d+)? s", "within N s", metrics["note"])
+        if where == "warm" and fault != "hang":  # a hang takes the whole deadline, past Monitoring's 5 s spacing
+            skipped = metrics.pop("skipped", "")
+            assert re.fullmatch(r"coalesced: this instance wrote metrics [0-4]\.\d s ago .*", skipped), skipped
+            written["written"] = False
+        assert metrics == written
+    else:
+        assert metrics == expected.metrics
 
 
 @dataclass(frozen=True)
@@ -134,7 +216,6 @@ class Call:
     method: str  # what the fault names: a gRPC method or a metadata selector
     scenario: str
     max_attempts: int  # bounded retries: calls the emulator may count in the faulted run
-    check: Check
     counted_as: str = ""  # the emulator's counter, when it is not the method (metadata paths count by bucket)
     warm_uses: bool = True  # whether a warm instance makes this call at all (False: cached from the first run)
 
@@ -148,21 +229,21 @@ CALLS = [
     # google.auth retries the metadata server (5 times, 3 for the ping) in a thread the canary cannot interrupt, and
     # gives up only after the run has (a test's abandoned retries may reach the next test's emulator on the same
     # metadata port): the bounds leave room for those retries, and for the canary's one own lookup.
-    Call("metadata-ping", "metadata.ping", "healthy", 6, _ping, "metadata.other", warm_uses=False),
-    Call("metadata-project", "metadata.project_id", "healthy", 8, _project, "metadata.project", warm_uses=False),
+    Call("metadata-ping", "metadata.ping", "healthy", 6, "metadata.other", warm_uses=False),
+    Call("metadata-project", "metadata.project_id", "healthy", 8, "metadata.project", warm_uses=False),
     # the e-mail: google.auth's recursive account document (then the canary's own lookup of .../email)
-    Call("metadata-email", "metadata.email", "healthy", 8, _credentials, "metadata.service_account", warm_uses=False),
-    Call("metadata-region", "metadata.region", "healthy", 4, _region, "metadata.other", warm_uses=False),
-    Call("metadata-token", "metadata.token", "healthy", 8, _credentials, "metadata.token", warm_uses=False),
-    Call("vertex", GEN, "healthy", 1, _vertex),
-    Call("test-iam", f"{RM}.Projects.TestIamPermissions", DENIED, 1, _step("iam")),
-    Call("project-policy", f"{RM}.Projects.GetIamPolicy", DENIED, 1, _step("audit_config")),
-    Call("get-project", f"{RM}.Projects.GetProject", DENIED, 1, _ancestor),
-    Call("folder-policy", f"{RM}.Folders.GetIamPolicy", DENIED, 1, _ancestor),
-    Call("get-folder", f"{RM}.Folders.GetFolder", DENIED, 1, _ancestor),
-    Call("org-policy", f"{RM}.Organizations.GetIamPolicy", DENIED, 1, _ancestor),
-    Call("logging", LIST, DENIED, 3, _logging),
-    Call("monitoring", WRITE, "healthy", 2, _monitoring),
+    Call("metadata-email", "metadata.email", "healthy", 8, "metadata.service_account", warm_uses=False),
+    Call("metadata-region", "metadata.region", "healthy", 4, "metadata.other", warm_uses=False),
+    Call("metadata-token", "metadata.token", "healthy", 8, "metadata.token", warm_uses=False),
+    Call("vertex", GEN, "healthy", 1),
+    Call("test-iam", f"{RM}.Projects.TestIamPermissions", DENIED, 1),
+    Call("project-policy", f"{RM}.Projects.GetIamPolicy", DENIED, 1),
+    Call("get-project", f"{RM}.Projects.GetProject", DENIED, 1),
+    Call("folder-policy", f"{RM}.Folders.GetIamPolicy", DENIED, 1),
+    Call("get-folder", f"{RM}.Folders.GetFolder", DENIED, 1),
+    Call("org-policy", f"{RM}.Organizations.GetIamPolicy", DENIED, 1),
+    Call("logging", LIST, DENIED, 3),
+    Call("monitoring", WRITE, "healthy", 2),
 ]
 
 NORMAL = {"healthy": ("healthy", 200), DENIED: ("denied", 502)}
@@ -236,15 +317,7 @@ def test_fault(start_canary: StartCanary, call: Call, fault: str, where: str) ->
         assert attempts == 0
         assert (body["verdict"], response.status_code) == NORMAL[call.scenario]
     else:
-        call.check(body, fault)
-        verdict = body["verdict"]
-        assert response.status_code == {"healthy": 200, "degraded": 502, "denied": 502, "error": 500}[verdict]
-        credentials_known = call.check not in (_credentials, _project) and not (
-            call.check is _ping and verdict != "healthy"
-        )
-        if call.method != WRITE and credentials_known:
-            assert body["metrics"]["written"] or body["metrics"].get("skipped", "").startswith("coalesced:")
-            assert "error" not in body["metrics"], body["metrics"]
+        check(body, response.status_code, call.name, fault, where)
 
     status, _ = testing.admin(canary.emulator, "DELETE", "faults")
     assert status == 200
