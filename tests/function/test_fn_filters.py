@@ -426,6 +426,30 @@ def test_builders_either_refuse_or_parse(principal: str, uids: list[str]) -> Non
         compile_filter(query)
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=30).map(
+        lambda name: f"{name}@{P}.iam.gserviceaccount.com"
+    ),
+    st.lists(st.text(SAFE, min_size=1, max_size=60), max_size=3),
+)
+def test_builders_accept_safe_values_and_find_what_they_name(principal: str, uids: list[str]) -> None:
+    """Values within quote's alphabet are always accepted (so the property above is not vacuous), and the filter built
+    from them finds exactly the denial of that principal, or with that unique id, and nothing of another's."""
+    query = denial_filter(P, principal, uids, True, START)
+    assert query is not None
+    matches = compile_filter(query)
+    mine = vertex_call("mine", principal)
+    theirs = vertex_call("theirs", "x" + principal)
+    assert (matches(mine), matches(theirs)) == (True, False)
+    for uid in uids:
+        assert matches(vpc_denial("by-uid", "x" + principal, uid))
+    assert not matches(vpc_denial("other-uid", "x" + principal, "0" + "".join(uids) + "Z"))
+    activity = activity_filter(P, principal, {Cause.IAM_PERMISSION_DENIED}, START)
+    assert activity is not None
+    assert compile_filter(activity)(set_iam_policy("removed", f"serviceAccount:{principal}"))
+
+
 def test_org_policy_filter_follows_the_failing_constraint() -> None:
     # RESOURCE_USAGE_RESTRICTION_VIOLATED is constraints/gcp.restrictServiceUsage (google/api/error_reason.proto)
     query = activity_filter(P, SA, {Cause.ORG_POLICY}, START, ["gcp.restrictServiceUsage"])
