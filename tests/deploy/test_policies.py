@@ -19,9 +19,15 @@ from emulator.aggregation import Aggregation, kept_metric_labels
 from emulator.logfilter import compile_filter
 from emulator.monfilter import compile_monitoring_filter, labels_named, metric_types_named
 from function.causes import DENIALS, TRANSIENT, Cause
-from function.metrics import RESOURCE_LABELS, RESOURCE_TYPE, SCHEMA
+from function.metrics import SCHEMA
 
 PREFIX = "custom.googleapis.com/gemini_canary"
+# The monitored resource the metrics are written to, and its labels, as docs/google-behaviour.md gives them
+# ("generic_task needs all of project_id, location, namespace, job, task_id"; Google's monitored-resource list,
+# https://cloud.google.com/monitoring/api/resources#tag_generic_task): typed here, not imported from
+# function/metrics.py, so a wrong resource in the code cannot make the policies' expected filter wrong with it.
+RESOURCE_TYPE = "generic_task"
+RESOURCE_LABELS = ("project_id", "location", "namespace", "job", "task_id")
 WRITTEN = {m.type(PREFIX): set(m.labels) for m in SCHEMA}
 SPEC = make_spec(
     projects=["demo-proj"], region="us-central1", service_account="canary-workload@demo-proj.iam.gserviceaccount.com"
