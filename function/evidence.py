@@ -390,7 +390,7 @@ def gather(
     ctx = _Context(config, clients, project, principal, deadline, recorder, permit)
     reachable = causes - TRANSIENT - {Cause.CREDENTIALS}  # nothing in IAM or the audit logs explains these
     if "iam" in config.evidence and reachable:
-        _test_permissions(ctx, evidence)
+        _test_permissions(ctx, evidence, Cause.IAM_PERMISSION_DENIED in causes)
     if "audit_config" in config.evidence and Cause.IAM_PERMISSION_DENIED in causes:
         _audit_config(ctx, evidence)
     start = datetime.now(UTC) - timedelta(seconds=config.audit_lookback_s)
@@ -416,7 +416,7 @@ def _unavailable(step: str, error: BaseException, permission: str | None) -> Ite
     return Item(step, "error", f"{type(error).__name__} {code or ''}: {getattr(error, 'message', error)}".strip())
 
 
-def _test_permissions(ctx: _Context, evidence: Evidence) -> None:
+def _test_permissions(ctx: _Context, evidence: Evidence, iam_denied: bool) -> None:
     if ctx.deadline.remaining() < _MIN_CALL_SECONDS:
         evidence.items.append(Item("iam", "skipped", "no time left in the run's deadline"))
         return
@@ -436,7 +436,10 @@ def _test_permissions(ctx: _Context, evidence: Evidence) -> None:
     evidence.own_permissions = held
     evidence.predict_granted = PREDICT in held
     who = ctx.principal or "the canary's identity"
-    if evidence.predict_granted:
+    if evidence.predict_granted and not iam_denied:
+        # The call failed for another reason (the API, billing, an org policy…): the grant is simply in place.
+        summary = f"{who} holds {PREDICT} on projects/{ctx.project} through its roles (allow policies)"
+    elif evidence.predict_granted:
         # A model that does not exist is not among the reasons: once the permission check passes, Google answers a
         # missing model with 404 "Publisher Model … was not found" (docs/google-behaviour.md, "Vertex AI errors").
         summary = (

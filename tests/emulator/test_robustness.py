@@ -361,5 +361,5 @@ def test_an_error_reason_google_does_not_have_cannot_be_sent() -> None:
     from emulator.rpc import error_info
 
     assert error_info("SERVICE_DISABLED", "googleapis.com", {}).reason == "SERVICE_DISABLED"
-    with pytest.raises(ValueError, match="'SERVICE_DISABLD' is not a google.api.ErrorReason"):
+    with pytest.raises(ValueError, match=r"'SERVICE_DISABLD' is not a google\.api\.ErrorReason"):
         error_info("SERVICE_DISABLD", "googleapis.com", {})
