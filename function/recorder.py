@@ -18,6 +18,13 @@ class Deadline:
     def remaining(self) -> float:
         return max(0.0, self._end - time.monotonic())
 
+    def reserving(self, seconds: float) -> Deadline:
+        """The same run's deadline, ending `seconds` earlier: the work before the report uses it, so a call that hangs
+        to the end of it still leaves the report (the metrics write) its reserve."""
+        earlier = Deadline(self.seconds)
+        earlier._end = self._end - seconds
+        return earlier
+
     def timeout(self, cap: float | None = None) -> float:
         """A per-call timeout: what's left of the run, optionally capped, never zero (gRPC needs > 0)."""
         left = self.remaining()

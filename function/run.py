@@ -135,6 +135,12 @@ def execute(instance: Instance, trigger: Trigger, targets: list[Target]) -> Resu
     return result
 
 
+def report_reserve(deadline_s: float) -> float:
+    """The end of a run kept for its report: the one CreateTimeSeries (a few ms to Monitoring, one retry on
+    UNAVAILABLE) and the log line. 20 % of the deadline, at most 2 s."""
+    return min(2.0, deadline_s * 0.2)
+
+
 def _metadata_timeout(deadline: Deadline) -> float:
     """One metadata lookup's share of the run: the server answers in milliseconds; never most of what is left."""
     return min(METADATA_TIMEOUT_S, max(0.05, deadline.remaining() / 4))
@@ -142,6 +148,8 @@ def _metadata_timeout(deadline: Deadline) -> float:
 
 def _run(instance: Instance, result: Result, targets: list[Target], deadline: Deadline, recorder: Recorder) -> None:
     clients = instance.clients
+    # Probes and evidence end early enough that the report still has its reserve when one of them hangs.
+    work = deadline.reserving(report_reserve(deadline.seconds))
     try:
         # Cloud Run's metadata server answers in milliseconds: ten seconds is ample, and leaves time to report.
         project = clients.prepare(timeout=min(10.0, max(1.0, deadline.remaining() / 2)))
@@ -159,11 +167,11 @@ def _run(instance: Instance, result: Result, targets: list[Target], deadline: De
             _project_unknown(result, unknown)
             return
     else:
-        result.outcomes = _probe_all(instance, project, targets, deadline, recorder)
+        result.outcomes = _probe_all(instance, project, targets, work, recorder)
     result.project = project
-    result.principal = clients.principal(_metadata_timeout(deadline))
+    result.principal = clients.principal(_metadata_timeout(work))
     if any(not o.ok for o in result.outcomes):
-        result.evidence = _evidence(instance, result, project, deadline, recorder)
+        result.evidence = _evidence(instance, result, project, work, recorder)
         result.remedies = {
             str(o.target): remedies(o, result.evidence, project, result.principal) for o in result.outcomes if not o.ok
         }

@@ -135,13 +135,9 @@ def test_a_target_hanging_past_the_deadline_is_deadline_and_the_others_are_repor
     assert log["message"].startswith(f"gemini-canary DEGRADED: {late['target']}: deadline")
     assert log["targets"] == body["targets"]
 
-    # The metrics carry all three: the hung target's failure, the others' success. The hung call took what was left
-    # of the run, so the write has the 50 ms floor of Deadline.timeout: ample on loopback, but a loaded runner may
-    # miss it, and then the result must say so (the log line still carries every target).
-    metrics = body["metrics"]
-    if not metrics["written"]:
-        assert metrics["error"].startswith("DeadlineExceeded: "), metrics
-        return
+    # The metrics carry all three: the hung target's failure, the others' success. The probes end before the run's
+    # deadline (run.report_reserve), so the write keeps its reserve even though a call hung to the end.
+    assert body["metrics"]["written"] is True, body["metrics"]
     failures = canary.series("failures")
     by_target = {s.metric.labels["target"]: s for s in failures}
     assert set(by_target) == set(targets)
