@@ -85,7 +85,10 @@ class Config:
 VARIABLES: dict[str, tuple[str, str]] = {
     "CANARY_TARGETS": (DEFAULT_TARGETS, f"comma-separated MODEL@LOCATION pairs to probe (1 to {MAX_TARGETS})"),
     "CANARY_PROJECT": ("(runtime project)", "project whose Vertex AI is probed; default: the project ADC reports"),
-    "CANARY_DEADLINE_SECONDS": ("30", "deadline for one whole run (its last 20 %, at most 2 s, kept for the metrics write), 5-540"),
+    "CANARY_DEADLINE_SECONDS": (
+        "30",
+        "deadline for one whole run (its last 20 %, at most 2 s, kept for the metrics write), 5-540",
+    ),
     "CANARY_CONCURRENCY": ("4", "targets probed at once, 1-16"),
     "CANARY_AUDIT_LOOKBACK_SECONDS": ("3600", "how far back audit-log queries look, 60-2592000"),
     "CANARY_AUDIT_LAG_BUDGET_SECONDS": (
