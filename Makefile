@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 export GRPC_VERBOSITY ?= NONE
 
-.PHONY: run test lint typecheck unit bench bench-fleet emulator clean
+.PHONY: run test lint typecheck unit bench bench-fleet mutation emulator clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ bench: $(STAMP)
 
 bench-fleet: $(STAMP)
 	$(PY) -m bench.fleet $(or $(FLEET_ARGS),--projects 50)
+
+# Mutation testing (MUTATION.md): not part of `make test`, ≈ 25 min on 2 cores; results kept in ./mutants.
+mutation: $(STAMP)
+	nice -n 10 $(PY) -m tools.mutation $(MUTATION_ARGS)
 
 emulator: $(STAMP)
 	$(PY) -m emulator --scenario $(or $(SCENARIO),healthy)
