@@ -57,6 +57,29 @@ def test_the_default_lag_budget_is_twenty_seconds_at_most_the_deadline_less_ten(
 # status, summary and facts are compared whole (times and ids normalised), because each word is what an operator reads.
 
 MODEL = "projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash-lite"
+
+# Evidence items several worlds share, word for word.
+DATA_ACCESS_FOUND: dict[str, Any] = {
+    "data": {
+        "insert_id": "<id>",
+        "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
+        "permission": "aiplatform.endpoints.predict",
+        "principal": "canary-workload@demo-proj.iam.gserviceaccount.com",
+        "resource": MODEL,
+        "status": 7,
+        "timestamp": "<T>",
+    },
+    "status": "found",
+    "step": "data_access",
+    "summary": "denied call recorded at <T>: canary-workload@demo-proj.iam.gserviceaccount.com was refused "
+    "aiplatform.endpoints.predict on google.cloud.aiplatform.v1.PredictionService.GenerateContent",
+}
+NO_ADMIN_CHANGE: dict[str, Any] = {
+    "status": "not_found",
+    "step": "admin_activity",
+    "summary": "no admin change that explains it in the last 60 min of the project's Admin Activity log (it may be "
+    "older, or made on a folder or the organization, whose changes are logged there)",
+}
 WORKLOAD_MEMBER = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
 ALICE = "alice@example.com"
 TRIGGER = Trigger(
@@ -173,22 +196,7 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
                 "roles/browser, roles/logging.privateLogViewer, roles/monitoring.metricWriter on the "
                 "project",
             },
-            {
-                "data": {
-                    "insert_id": "<id>",
-                    "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-                    "permission": "aiplatform.endpoints.predict",
-                    "principal": "canary-workload@demo-proj.iam.gserviceaccount.com",
-                    "resource": MODEL,
-                    "status": 7,
-                    "timestamp": "<T>",
-                },
-                "status": "found",
-                "step": "data_access",
-                "summary": "denied call recorded at <T>: canary-workload@demo-proj.iam.gserviceaccount.com was "
-                "refused aiplatform.endpoints.predict on "
-                "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-            },
+            DATA_ACCESS_FOUND,
             {
                 "data": {
                     "actor": "alice@example.com",
@@ -370,29 +378,8 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
                 "roles/aiplatform.user, roles/browser, roles/logging.privateLogViewer, "
                 "roles/monitoring.metricWriter on the project",
             },
-            {
-                "data": {
-                    "insert_id": "<id>",
-                    "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-                    "permission": "aiplatform.endpoints.predict",
-                    "principal": "canary-workload@demo-proj.iam.gserviceaccount.com",
-                    "resource": MODEL,
-                    "status": 7,
-                    "timestamp": "<T>",
-                },
-                "status": "found",
-                "step": "data_access",
-                "summary": "denied call recorded at <T>: canary-workload@demo-proj.iam.gserviceaccount.com was "
-                "refused aiplatform.endpoints.predict on "
-                "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-            },
-            {
-                "status": "not_found",
-                "step": "admin_activity",
-                "summary": "no admin change that explains it in the last 60 min of the project's Admin Activity "
-                "log (it may be older, or made on a folder or the organization, whose changes are "
-                "logged there)",
-            },
+            DATA_ACCESS_FOUND,
+            NO_ADMIN_CHANGE,
         ],
         "pending": False,
         "predict_granted": True,
@@ -470,13 +457,7 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
                 "entry here does NOT mean the call was allowed. Turn them on to see every denied call "
                 "(see remedies).",
             },
-            {
-                "status": "not_found",
-                "step": "admin_activity",
-                "summary": "no admin change that explains it in the last 60 min of the project's Admin Activity "
-                "log (it may be older, or made on a folder or the organization, whose changes are "
-                "logged there)",
-            },
+            NO_ADMIN_CHANGE,
         ],
         "pending": False,
         "predict_granted": False,
@@ -561,29 +542,8 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
                 "roles/browser, roles/logging.privateLogViewer, roles/monitoring.metricWriter on the "
                 "project",
             },
-            {
-                "data": {
-                    "insert_id": "<id>",
-                    "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-                    "permission": "aiplatform.endpoints.predict",
-                    "principal": "canary-workload@demo-proj.iam.gserviceaccount.com",
-                    "resource": MODEL,
-                    "status": 7,
-                    "timestamp": "<T>",
-                },
-                "status": "found",
-                "step": "data_access",
-                "summary": "denied call recorded at <T>: canary-workload@demo-proj.iam.gserviceaccount.com was "
-                "refused aiplatform.endpoints.predict on "
-                "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-            },
-            {
-                "status": "not_found",
-                "step": "admin_activity",
-                "summary": "no admin change that explains it in the last 60 min of the project's Admin Activity "
-                "log (it may be older, or made on a folder or the organization, whose changes are "
-                "logged there)",
-            },
+            DATA_ACCESS_FOUND,
+            NO_ADMIN_CHANGE,
         ],
         "pending": False,
         "predict_granted": False,
