@@ -1,7 +1,7 @@
 """One closed vocabulary for why a Gemini call failed, and the classifier that maps an error to it.
 
 The classifier reads, in order: the ErrorInfo reason/domain (gRPC trailer or REST body), the status code, and the
-documented message forms (../shared/reference/gcp-wire.md §A), so gRPC and REST surfaces, and client-side credential
+documented message forms (docs/google-behaviour.md), so gRPC and REST surfaces, and client-side credential
 failures that never reached Google, land on the same names. The names appear unchanged as the `cause` metric label,
 in the log line and in the README's cause table.
 """

@@ -286,7 +286,7 @@ def denial_filter(
         who = " OR ".join(f"protoPayload.metadata.vpcServiceControlsUniqueId={quote(u)}" for u in uid_list)
         if principal:
             who += f" OR protoPayload.authenticationInfo.principalEmail={quote(principal)}"
-        # a dry-run violation was not enforced: it must not stand in for the denial (gcp-wire.md §B3)
+        # a dry-run violation was not enforced: it must not stand in for the denial (docs/google-behaviour.md)
         parts.append(
             f'(LOG_ID("cloudaudit.googleapis.com/policy") AND NOT protoPayload.metadata.dryRun=true AND ({who}))'
         )

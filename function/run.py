@@ -1,5 +1,5 @@
 """The harness: one run from trigger to Result. It owns the deadline, the timing, the evidence budget and the
-metrics; a probe only probes (STYLE.md principle 1).
+metrics; a probe only probes.
 
     trigger → probe every target (bounded concurrency) → classify → evidence (on failure) → remedies
             → one CreateTimeSeries → Result (rendered by report.py as the log line and the HTTP response)

@@ -24,7 +24,7 @@ TITLES = {
 
 
 def service_disabled(project: Project, service: str) -> RpcError:
-    """SERVICE_DISABLED exactly as gcp-wire.md §A2 gives it (the project by number)."""
+    """SERVICE_DISABLED exactly as docs/google-behaviour.md gives it (the project by number)."""
     title = TITLES.get(service, service)
     url = f"https://console.developers.google.com/apis/api/{service}/overview?project={project.number}"
     message = (

@@ -1,7 +1,7 @@
 """Cloud Monitoring v3: MetricService (time series, metric descriptors), AlertPolicyService,
 NotificationChannelService.
 
-CreateTimeSeries applies Google's validation with its texts (../shared/reference/gcp-wire.md §C1): at most 200
+CreateTimeSeries applies Google's validation with its texts (docs/google-behaviour.md): at most 200
 series a request, one point a series, the resource type must be writable with all its labels, points of a
 series at least 5 s apart and in order. Series that pass are written even when others fail (partial success),
 and the error carries a CreateTimeSeriesSummary, as Google's does.

@@ -1,6 +1,6 @@
 """The real gcloud CLI against the emulator's REST front end, as the deploy tool drives it, with assertions on the
 world it leaves behind. gcloud is pointed at the emulator with CLOUDSDK_API_ENDPOINT_OVERRIDES_* and a token file
-(client-wiring.md §7) and also uses the emulator's HTTP port as its proxy: `gcloud functions
+(emulator/README.md, "REST: … gcloud") and also uses the emulator's HTTP port as its proxy: `gcloud functions
 add-invoker-policy-binding` derives the regional Cloud Run endpoint `us-central1-<host>` from the override, a
 host name nothing resolves, and through a proxy the name needs no resolving (the emulator serves the request line's
 path whatever its host).

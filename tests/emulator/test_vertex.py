@@ -1,5 +1,5 @@
 """Vertex AI GenerateContent / CountTokens through the real aiplatform GAPIC client: every failure cause raises
-the exception, ErrorInfo and message gcp-wire.md §A gives, the checks run in Google's order, and success looks
+the exception, ErrorInfo and message docs/google-behaviour.md gives, the checks run in Google's order, and success looks
 like Gemini's answer."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""classify(error) for every error body of gcp-wire.md §A, on both surfaces the real clients raise.
+"""classify(error) for every error body of docs/google-behaviour.md, on both surfaces the real clients raise.
 
 gRPC: a fake PredictionService aborts with the row's google.rpc.Status (details packed as Any in the
 grpc-status-details-bin trailer) and a real aiplatform_v1 client over an insecure channel raises what

@@ -1,6 +1,6 @@
 """The Logging filters the canary builds, run through the emulator's parser against a table of audit entries.
 
-Entries are LogEntry dicts in proto3 JSON form, shaped as gcp-wire.md §B2/§B3 and emulator/audit.py write them.
+Entries are LogEntry dicts in proto3 JSON form, shaped as docs/google-behaviour.md and emulator/audit.py write them.
 `listed` applies the resourceNames scope the way entries.list does (the policy log is queried by LOG_ID, because
 its logName may carry the project number), then the filter.
 """
