@@ -155,7 +155,10 @@ def test_metadata_down_fails_the_refresh_client_side(
 def test_metadata_down_on_grpc_is_a_retryable_unavailable(
     start_emulator: Callable[[str], Any], no_backoff: _NoSleep
 ) -> None:
-    """docs/google-behaviour.md: on gRPC the credential failure surfaces as 503 'Getting metadata from plugin failed'."""
+    """On gRPC the credential failure surfaces as 503 'Getting metadata from plugin failed'.
+
+    Source: docs/google-behaviour.md.
+    """
     emu = start_emulator("metadata_down")
     credentials, project = adc(emu)
     transport = PredictionServiceGrpcTransport(
