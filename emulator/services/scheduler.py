@@ -4,8 +4,8 @@ A job is validated as Cloud Scheduler documents it (docs/google-behaviour.md): a
 zone, exactly one target, an http(s) URI, a body only with POST/PUT/PATCH, OIDC and OAuth tokens mutually exclusive,
 the token's service account in the job's project (and the caller may act as it: iam.serviceAccounts.actAs), a retry
 count of 0-5, an attempt deadline of 15 s-30 min for HTTP targets. The answer carries what Google adds: state,
-userUpdateTime, the next scheduleTime, the default retryConfig and attemptDeadline, and the `User-Agent: Google-
-Cloud-Scheduler` header.
+userUpdateTime, the next scheduleTime, the default retryConfig and attemptDeadline, and the
+`User-Agent: Google-Cloud-Scheduler` header.
 
 Assumption: English-like schedules ("every 5 minutes") are refused; only unix-cron is accepted here.
 Assumption: validation texts other than "Schedule or time zone is invalid." and "Job not found." are this
