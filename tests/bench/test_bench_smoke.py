@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.tools import need
+
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 CREATE_SERIES = "google.monitoring.v3.MetricService.CreateTimeSeries"
@@ -73,15 +75,8 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
 
 def test_fleet_bench_smoke(tmp_path) -> None:
     """bench.fleet end to end with one project: created, then unchanged; structure only, never timing."""
-    import os
-    import shutil
 
-    import pytest
-
-    if shutil.which("gcloud") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
+    need("gcloud")
     from bench.fleet import run_fleet, table
 
     result = run_fleet(1, 1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from emulator import iam, testing
 from emulator.server import Emulator
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
+from tests.tools import need
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
@@ -44,10 +44,7 @@ MUTATING = (
 
 @pytest.fixture(autouse=True)
 def _gcloud() -> None:
-    if shutil.which("gcloud") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
+    need("gcloud")
 
 
 def deploy(emulator: Emulator, home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from google.cloud import aiplatform_v1
 
 from emulator import testing
 from emulator.server import Emulator
+from tests.tools import need
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
@@ -31,10 +31,7 @@ def runbook_commands() -> list[str]:
 
 
 def test_the_runbook_query_prints_the_evidence(tmp_path: Path) -> None:
-    if shutil.which("gcloud") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
+    need("gcloud")
     with Emulator("role_removed_at_t", metadata_port=METADATA_PORT, clock_mode="running") as emulator:
         testing.admin(emulator, "POST", "clock", {"advance_seconds": 10 * 60 + 1})  # alice removes the role
         clients = testing.clients(emulator, WORKLOAD)
@@ -69,10 +66,7 @@ def test_the_runbook_query_prints_the_evidence(tmp_path: Path) -> None:
 def test_the_data_access_remedy_runs_verbatim_and_turns_the_logs_on(tmp_path: Path) -> None:
     """The canary's "turn on Data Access logs" command, pasted as printed, with the real gcloud and jq: DATA_READ is on
     afterwards, nothing else in the policy changed, and no file is written (it used to go through /tmp/policy.json)."""
-    if shutil.which("gcloud") is None or shutil.which("jq") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud and jq are required when CI=true")
-        pytest.skip("gcloud or jq is not installed")
+    need("gcloud", "jq")
     from function.remedies import enable_data_access_logs
 
     with Emulator("data_access_off", metadata_port=METADATA_PORT) as emulator:
@@ -112,10 +106,7 @@ def test_the_deny_policy_remedies_run_verbatim_and_find_the_folders_policy(tmp_p
     """ "Granted, yet denied": the canary's two deny-policy commands, pasted as printed, with the real gcloud. The one
     for the project finds nothing there; the one for the ancestors finds the folder's deny policy, in the v2 API's
     principal and permission forms."""
-    if shutil.which("gcloud") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
+    need("gcloud")
     from function.causes import Cause, Failure
     from function.config import Target
     from function.evidence import Evidence

@@ -8,12 +8,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from deploy.reconcile import source_hash
 from emulator.server import Emulator
 from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
+from tests.tools import need
 
 ROOT = Path(__file__).resolve().parents[2]
 STRAY = [".env", "key.json", "service-account.json", ".coverage", "notes.md", "function/.env", "function/creds.json"]
@@ -21,12 +20,7 @@ REGION = "us-central1"
 
 
 def _gcloud() -> str:
-    path = shutil.which("gcloud")
-    if path is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
-    return path
+    return need("gcloud")
 
 
 def _checkout(tmp_path: Path) -> Path:

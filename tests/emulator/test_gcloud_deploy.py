@@ -11,8 +11,6 @@ Each gcloud command takes about a second, so the commands are walked in two comb
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -23,6 +21,7 @@ from emulator.server import Emulator
 from emulator.services.functions import BUILD_FAILED
 from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
+from tests.tools import need
 
 REGION = "us-central1"
 LOC = f"projects/{PROJECT}/locations/{REGION}"
@@ -31,12 +30,7 @@ INVOKER = f"gemini-canary-invoker@{PROJECT}.iam.gserviceaccount.com"
 
 @pytest.fixture
 def gcloud() -> str:
-    found = shutil.which("gcloud")
-    if found is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("gcloud is not installed, and CI=true requires the gcloud tests to run")
-        pytest.skip("gcloud is not installed")
-    return found
+    return need("gcloud")
 
 
 class Gcloud:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import subprocess
@@ -18,6 +17,7 @@ from function.config import Target
 from function.evidence import Change, Evidence, denial_filter
 from function.probe import Outcome
 from function.remedies import Remedy, enable_data_access_logs, remedies
+from tests.tools import need
 
 P = "demo-proj"
 SA = f"canary@{P}.iam.gserviceaccount.com"
@@ -511,10 +511,7 @@ def test_enable_data_access_command_is_valid_shell() -> None:
 
 
 def test_enable_data_access_jq_adds_data_read_and_keeps_the_rest() -> None:
-    if shutil.which("jq") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("jq is not installed, and CI=true requires every test to run")
-        pytest.skip("jq is not installed")
+    need("jq")
     policy: dict[str, Any] = {
         "bindings": [{"role": "roles/owner", "members": ["user:alice@example.com"]}],
         "etag": "BwX=",
