@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from datetime import UTC, datetime
 from importlib.metadata import version
@@ -48,8 +49,9 @@ IAM_FUNCTIONS = {
     "xǁProjectǁ_with_policy_file", "xǁProjectǁ_service_policy", "xǁProjectǁ_invoker_binding",
     "xǁProjectǁ_save_manifest", "xǁProjectǁteardown",
 }  # fmt: skip
-HEADER = "| {} | mutants | killed | timeout | survived | no tests | other | score |"
-RULE = "|---|---|---|---|---|---|---|---|"
+HEADER = "| {} | mutants | killed | timeout | survived | equivalent | no tests | other | score | unreviewed |"
+RULE = "|---|---|---|---|---|---|---|---|---|---|"
+EQUIVALENTS = Path("tools/equivalents")
 NOT_KILLED = ("survived", "no tests", "suspicious")
 DETECTED = ("killed", "timeout", "caught by type check", "segfault")
 
@@ -106,27 +108,85 @@ def survivors(patterns: list[str]) -> list[str]:
     return sorted(names)
 
 
+class Equivalent:
+    """One surviving mutant written down as equivalent: its name, the mutated line as `mutmut show` prints it
+    (stripped), and why no input can tell it from the original."""
+
+    def __init__(self, source: Path, mutant: str, line: str, why: str) -> None:
+        self.source, self.mutant, self.line, self.why = source, mutant, line, why
+
+
+def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
+    """Every entry of tools/equivalents/*.toml, by mutant name. A file's `[reasons]` table names reasons several
+    entries share; an entry's `why` is one of its keys or the reason itself. Malformed files are refused by name."""
+    found: dict[str, Equivalent] = {}
+    for source in sorted(folder.glob("*.toml")):
+        try:
+            doc = tomllib.loads(source.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise SystemExit(f"{source}: not TOML: {exc}") from None
+        unknown = set(doc) - {"reasons", "equivalent"}
+        if unknown:
+            raise SystemExit(f"{source}: unknown table {sorted(unknown)[0]!r}; allowed: reasons, equivalent")
+        reasons = doc.get("reasons", {})
+        for index, entry in enumerate(doc.get("equivalent", []), 1):
+            where = f"{source}: equivalent #{index}"
+            if set(entry) != {"mutant", "line", "why"} or not all(isinstance(v, str) and v for v in entry.values()):
+                raise SystemExit(f"{where}: needs exactly mutant, line and why, each a non-empty string")
+            if not entry["mutant"].startswith(source.stem + "."):
+                raise SystemExit(f"{where}: {entry['mutant']} is not a mutant of {source.stem}")
+            if entry["mutant"] in found:
+                raise SystemExit(f"{where}: {entry['mutant']} is written down twice")
+            why = reasons.get(entry["why"], entry["why"])
+            found[entry["mutant"]] = Equivalent(source, entry["mutant"], entry["line"].strip(), why)
+    return found
+
+
+def _mutated_line(diff: list[str]) -> str:
+    return next((line[1:].strip() for line in diff if line.startswith("+")), "")
+
+
 def _diff(name: str, path: str) -> list[str]:
     lines = get_diff_for_mutant(name, path=path).splitlines()
     return [line for line in lines if line[:1] in "-+" and not line.startswith(("---", "+++"))]
 
 
 def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | None]]:
+    known = equivalents()
     per_module: dict[str, Counter[str]] = {}
     by_scope: dict[str, Counter[str]] = {}
-    survivors: list[tuple[str, str, str]] = []
+    survivors: list[tuple[str, str, str, list[str]]] = []
+    stale: list[str] = []
+    seen: set[str] = set()
     for path in sorted(str(p) for p in walk_mutatable_files()):
         data = SourceFileMutationData(path=path)
         data.load()
-        counts = Counter(status_by_exit_code[code] for code in data.exit_code_by_key.values())
-        if not counts:
+        if not data.exit_code_by_key:
             continue
-        per_module[path] = counts
-        for name, code in data.exit_code_by_key.items():
-            by_scope.setdefault(_scope(path, name), Counter())[status_by_exit_code[code]] += 1
+        counts = per_module.setdefault(path, Counter())
         for name, code in sorted(data.exit_code_by_key.items()):
-            if (status := status_by_exit_code[code]) in NOT_KILLED:
-                survivors.append((path, name, status))
+            seen.add(name)
+            status = status_by_exit_code[code]
+            diff = _diff(name, path) if status in NOT_KILLED else []
+            entry = known.get(name)
+            if entry is not None and status in NOT_KILLED:
+                if _mutated_line(diff) == entry.line:
+                    status = "equivalent"
+                else:
+                    now = _mutated_line(diff)
+                    stale.append(f"`{name}` ({entry.source}): written down for `{entry.line}`, now `{now}`")
+            elif entry is not None and status in DETECTED:
+                stale.append(f"`{name}` ({entry.source}): written down as equivalent, yet {status}")
+            counts[status] += 1
+            by_scope.setdefault(_scope(path, name), Counter())[status] += 1
+            if status in NOT_KILLED or status == "equivalent":
+                survivors.append((path, name, status, diff))
+    run_modules = {name.split(".x", 1)[0] for name in seen}
+    stale += [
+        f"`{name}` ({entry.source}): no such mutant any more"
+        for name, entry in sorted(known.items())
+        if name not in seen and name.split(".x", 1)[0] in run_modules
+    ]
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False)
     dirty = subprocess.run(["git", "status", "--porcelain", "--", *SCOPES], capture_output=True, text=True, check=False)
@@ -150,16 +210,24 @@ def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | 
     for scope, counts in sorted(by_scope.items()):
         out.append(_row(scope, counts))
         scores[scope] = _score(counts)
-    out += ["", "score = (killed + timeout + caught by type check) / (all − skipped − not checked)", ""]
+    out += [
+        "",
+        "score = (killed + timeout + caught by type check) / (all − skipped − not checked − equivalent); "
+        "unreviewed = survived or reached by no test, and not written down as equivalent in tools/equivalents/",
+        "",
+    ]
+    if stale:
+        out += ["## Stale equivalents (the source changed: review them again)", "", *(f"- {s}" for s in stale), ""]
     out += ["## Survivors", ""]
-    for path, name, status in survivors:
-        out.append(f"- `{name}` ({status})")
-        out += [f"  `{line.strip()}`" for line in _diff(name, path)]
+    for _path, name, status, diff in survivors:
+        why = f": {known[name].why}" if status == "equivalent" else ""
+        out.append(f"- `{name}` ({status}{why})")
+        out += [f"  `{line.strip()}`" for line in diff]
     return "\n".join(out) + "\n", scores
 
 
 def _score(counts: Counter[str]) -> float | None:
-    total = sum(counts.values()) - counts["skipped"] - counts["not checked"]
+    total = sum(counts.values()) - counts["skipped"] - counts["not checked"] - counts["equivalent"]
     return sum(counts[s] for s in DETECTED) / total if total else None
 
 
@@ -168,9 +236,11 @@ def _percent(score: float | None) -> str:
 
 
 def _row(name: str, counts: Counter[str]) -> str:
-    known = ("killed", "timeout", "survived", "no tests")
+    known = ("killed", "timeout", "survived", "equivalent", "no tests")
     other = sum(n for status, n in counts.items() if status not in known)
+    unreviewed = sum(counts[s] for s in NOT_KILLED)
     cells = [str(sum(counts.values())), *(str(counts[s]) for s in known), str(other), _percent(_score(counts))]
+    cells.append(str(unreviewed))
     return f"| {name} | " + " | ".join(cells) + " |"
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.tools import need
+from tests.prerequisites import need
 
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"

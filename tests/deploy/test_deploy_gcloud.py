@@ -17,7 +17,7 @@ from emulator import iam, testing
 from emulator.server import Emulator
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
-from tests.tools import need
+from tests.prerequisites import need
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])

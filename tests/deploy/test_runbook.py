@@ -15,7 +15,7 @@ from google.cloud import aiplatform_v1
 
 from emulator import testing
 from emulator.server import Emulator
-from tests.tools import need
+from tests.prerequisites import need
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])

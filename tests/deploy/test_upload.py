@@ -12,7 +12,7 @@ from deploy.reconcile import source_hash
 from emulator.server import Emulator
 from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
-from tests.tools import need
+from tests.prerequisites import need
 
 ROOT = Path(__file__).resolve().parents[2]
 STRAY = [".env", "key.json", "service-account.json", ".coverage", "notes.md", "function/.env", "function/creds.json"]

@@ -21,7 +21,7 @@ from emulator.server import Emulator
 from emulator.services.functions import BUILD_FAILED
 from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
-from tests.tools import need
+from tests.prerequisites import need
 
 REGION = "us-central1"
 LOC = f"projects/{PROJECT}/locations/{REGION}"

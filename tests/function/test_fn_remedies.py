@@ -17,7 +17,7 @@ from function.config import Target
 from function.evidence import Change, Evidence, denial_filter
 from function.probe import Outcome
 from function.remedies import Remedy, enable_data_access_logs, remedies
-from tests.tools import need
+from tests.prerequisites import need
 
 P = "demo-proj"
 SA = f"canary@{P}.iam.gserviceaccount.com"
