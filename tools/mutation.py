@@ -117,8 +117,9 @@ class Equivalent:
 
 
 def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
-    """Every entry of tools/equivalents/*.toml, by mutant name. A file's `[reasons]` table names reasons several
-    entries share; an entry's `why` is one of its keys or the reason itself. Malformed files are refused by name."""
+    """Every entry of tools/equivalents/*.toml (MODULE.toml, or MODULE+PART.toml when several files share a
+    module), by mutant name. A file's `[reasons]` table names reasons several entries share; an entry's `why` is
+    one of its keys or the reason itself. Malformed files are refused by name."""
     found: dict[str, Equivalent] = {}
     for source in sorted(folder.glob("*.toml")):
         try:
@@ -133,8 +134,9 @@ def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
             where = f"{source}: equivalent #{index}"
             if set(entry) != {"mutant", "line", "why"} or not all(isinstance(v, str) and v for v in entry.values()):
                 raise SystemExit(f"{where}: needs exactly mutant, line and why, each a non-empty string")
-            if not entry["mutant"].startswith(source.stem + "."):
-                raise SystemExit(f"{where}: {entry['mutant']} is not a mutant of {source.stem}")
+            module = source.stem.split("+", 1)[0]  # function.evidence+logs.toml: a second file for one module
+            if not entry["mutant"].startswith(module + "."):
+                raise SystemExit(f"{where}: {entry['mutant']} is not a mutant of {module}")
             if entry["mutant"] in found:
                 raise SystemExit(f"{where}: {entry['mutant']} is written down twice")
             why = reasons.get(entry["why"], entry["why"])
