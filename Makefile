@@ -17,7 +17,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 	touch $@
 
 run: $(STAMP)
-	$(PY) -m emulator.demo
+	$(PY) -m devkit.demo
 
 test: $(STAMP) lint typecheck unit
 

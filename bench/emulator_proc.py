@@ -19,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from emulator.scenario import load_document
+from emulator.core.scenario import load_document
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOAD_MEMBER = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"

@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from emulator import testing
+from devkit import fleet
 from emulator.server import Emulator
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,8 +31,8 @@ def run_fleet(projects: int, parallel: int) -> dict[str, Any]:
     if shutil.which("gcloud") is None:
         raise SystemExit("bench.fleet needs the gcloud CLI on PATH")
     work = Path(tempfile.mkdtemp(prefix="fleet-"))
-    scenario = testing.fleet_scenario(work / "fleet.yaml", projects)
-    names = [testing.fleet_project(i) for i in range(1, projects + 1)]
+    scenario = fleet.fleet_scenario(work / "fleet.yaml", projects)
+    names = [fleet.fleet_project(i) for i in range(1, projects + 1)]
     args = [a for p in names for a in ("--project", p)]
     args += [
         "--region",
@@ -45,7 +45,7 @@ def run_fleet(projects: int, parallel: int) -> dict[str, Any]:
     out: dict[str, Any] = {"projects": projects, "parallel": parallel, "runs": []}
     with Emulator(str(scenario)) as emulator:
         env = {
-            **emulator.gcloud_env(work / "home", testing.DEPLOYER),
+            **emulator.gcloud_env(work / "home", fleet.DEPLOYER),
             "PYTHONPATH": str(ROOT),
             "GRPC_VERBOSITY": "NONE",
         }

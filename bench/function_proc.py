@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import tempfile
 import time
 import urllib.error
@@ -21,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from emulator.testing import FUNCTIONS_FRAMEWORK_ENV, bound_port, functions_framework_argv
+from devkit import launcher
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = launcher.ROOT
 _GCLOUD_CONFIG = tempfile.mkdtemp(prefix="bench-gcloud-")  # never the user's own ADC
 
 
@@ -67,38 +65,15 @@ def environment(emulator_env: dict[str, str], side: Side) -> dict[str, str]:
     return env
 
 
-class FunctionProcess:
+class FunctionProcess(launcher.FunctionProcess):
+    """One side of a benchmark, served by the shared launcher, with what a benchmark reads of it."""
+
     def __init__(self, side: Side, emulator_env: dict[str, str]) -> None:
         self.side = side
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed in stop()
-        self.started = time.perf_counter()
-        self.process = subprocess.Popen(
-            functions_framework_argv(side.source, "canary"),
-            cwd=ROOT,
-            env={**environment(emulator_env, side), **FUNCTIONS_FRAMEWORK_ENV},
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the master and its worker are stopped together
-        )
-        try:
-            # Seconds from the start to the port listening: gunicorn binds (a port of its choosing, port 0) after
-            # the master imported the source, and says so at once.
-            self.port = bound_port(self.process, self._written, limit_s=60)
-        except BaseException:
-            self.stop()
-            raise
-        self.listening_s = time.perf_counter() - self.started
+        super().__init__(side.source, environment(emulator_env, side))
 
-    def __enter__(self) -> FunctionProcess:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def _written(self) -> bytes:
-        """What the process has written so far, read without moving the file offset it writes at."""
-        fd = self.log.fileno()
-        return os.pread(fd, os.fstat(fd).st_size, 0)
+    def stop(self, *, kill: bool = True) -> None:
+        super().stop(kill=kill)
 
     def get(self, path: str = "/", timeout: float = 120) -> Answer:
         started = time.perf_counter()
@@ -140,15 +115,6 @@ class FunctionProcess:
             "tree_pss_mib": pss,
             "processes": len(pids),
         }
-
-    def output(self) -> str:
-        return self._written().decode(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)  # the group we started; measurements are already taken
-        self.process.wait()
-        self.log.close()
 
 
 def _field_kib(path: str, key: str) -> float:

@@ -11,7 +11,7 @@ import signal
 import sys
 import threading
 
-from emulator.scenario import ScenarioError, shipped_names
+from emulator.core.scenario import ScenarioError, shipped_names
 from emulator.server import Emulator
 
 

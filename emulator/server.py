@@ -1,4 +1,5 @@
-"""Assembles the emulator: one world, a gRPC port, a metadata port, and an HTTP port (REST + admin)."""
+"""Assembles the emulator: one world, the service registry, a gRPC port, a metadata port, and an HTTP port (REST +
+admin). Nothing else lives here."""
 
 from __future__ import annotations
 
@@ -7,69 +8,22 @@ import os
 from pathlib import Path
 from typing import Any
 
-from emulator import admin, rest_server, scenario
-from emulator.clock import Clock
-from emulator.dispatch import Method
-from emulator.grpc_server import GrpcServer
-from emulator.httpbase import HttpServer, Request, Response
-from emulator.metadata_server import make_app as metadata_app
-from emulator.services import (
-    ancestry,
-    cloudbuild,
-    dashboards,
-    functions,
-    iamadmin,
-    locations,
-    logging,
-    monitoring,
-    pubsub,
-    resourcemanager,
-    run,
-    scheduler,
-    serviceusage,
-    vertex,
-)
-from emulator.world import World
+from emulator import services
+from emulator.core import scenario
+from emulator.core.clock import Clock
+from emulator.core.handlers import JsonMethod
+from emulator.core.world import World
+from emulator.frontends import admin, rest
+from emulator.frontends.grpc import GrpcServer
+from emulator.frontends.httpserver import HttpServer, Request, Response
+from emulator.frontends.metadata import make_app as metadata_app
 
 LOOPBACK = "127.0.0.1"
-GCLOUD_APIS = (
-    "AIPLATFORM",
-    "CLOUDBUILD",
-    "CLOUDFUNCTIONS",
-    "CLOUDRESOURCEMANAGER",
-    "CLOUDSCHEDULER",
-    "IAM",
-    "LOGGING",
-    "MONITORING",
-    "PUBSUB",
-    "RUN",
-    "SERVICEUSAGE",
-)
 
 
-def all_methods(world: World) -> list[Method]:
-    return [
-        *vertex.methods(world),
-        *logging.methods(world),
-        *monitoring.methods(world),
-        *resourcemanager.methods(world),
-    ]
-
-
-def rest_only_methods() -> list[Method]:
-    """The APIs whose Python types are not installed: JSON handlers, served by the REST front end only."""
-    return [
-        *functions.METHODS,
-        *run.METHODS,
-        *scheduler.METHODS,
-        *serviceusage.METHODS,
-        *iamadmin.METHODS,
-        *dashboards.METHODS,
-        *pubsub.METHODS,
-        *cloudbuild.METHODS,
-        *locations.METHODS,
-        *ancestry.METHODS,
-    ]
+def gcloud_apis() -> list[str]:
+    """The CLOUDSDK_API_ENDPOINT_OVERRIDES_<NAME> suffixes of every API gcloud is pointed here for."""
+    return sorted({api.gcloud for api in services.apis().values() if api.gcloud})
 
 
 class Emulator:
@@ -90,13 +44,14 @@ class Emulator:
         self.scenario = scenario_name
         self.clock_mode = clock_mode
         self.world = scenario.build(scenario_name, World(Clock()), clock_mode)
-        methods = all_methods(self.world)
-        rest_only = rest_only_methods()
-        known = {m.full_name for m in [*methods, *rest_only]}
-        self.grpc = GrpcServer(self.world, methods, host, grpc_port)
+        methods = services.methods()
+        rules = [rule for service in services.REGISTRY for rule in service.rules]
+        typed = [m for m in methods if not isinstance(m, JsonMethod)]  # JSON-only methods have no gRPC form
+        self.grpc = GrpcServer(self.world, typed, host, grpc_port)
         self.metadata = HttpServer(metadata_app(self.world), host, metadata_port)
-        admin_handler = admin.make_app(self.world, self.reset, known)
-        rest_handler = rest_server.make_app(self.world, [*methods, *rest_only])
+        admin_handler = admin.make_app(self.world, self.reset, {m.full_name for m in methods})
+        raw = [service.http for service in services.REGISTRY if service.http is not None]
+        rest_handler = rest.make_app(self.world, methods, rules, raw)
 
         def http(request: Request) -> Response:
             if request.path.startswith(admin.ADMIN_PREFIX):
@@ -170,7 +125,7 @@ class Emulator:
             "CLOUDSDK_PROXY_TYPE": "http",
             "CLOUDSDK_PROXY_ADDRESS": self.http.host,
             "CLOUDSDK_PROXY_PORT": str(self.http.port),
-            **{f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{self.rest_url}/" for api in GCLOUD_APIS},
+            **{f"CLOUDSDK_API_ENDPOINT_OVERRIDES_{api}": f"{self.rest_url}/" for api in gcloud_apis()},
             "DEPLOY_MONITORING_GRPC": self.grpc.address,  # the deploy tool's monitoring_v3 clients (gRPC only)
         }
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from emulator.httpbase import reserve_port  # the standard library only: google.auth is not imported yet
+from emulator.frontends.httpserver import reserve_port  # the standard library only: google.auth is not imported yet
 
 METADATA_PORT = reserve_port()
 os.environ["GCE_METADATA_HOST"] = f"127.0.0.1:{METADATA_PORT}"

@@ -36,8 +36,8 @@ from mutmut.utils.file_utils import walk_all_files, walk_mutatable_files
 SCOPES = {  # module → scope, as MUTATION.md groups them
     "function/": "function/ (the canary)",
     "deploy/reconcile.py": "deploy/reconcile.py, the rest (function, scheduler, dashboard: gcloud tests only)",
-    "emulator/iam.py": "emulator/iam.py + emulator/audit.py",
-    "emulator/audit.py": "emulator/iam.py + emulator/audit.py",
+    "emulator/core/iam.py": "emulator/core/iam.py + emulator/core/audit.py",
+    "emulator/core/audit.py": "emulator/core/iam.py + emulator/core/audit.py",
 }
 IAM_SCOPE = "deploy/reconcile.py, IAM handling (grants, their record, build role, audit logs, public members)"
 # The deploy tool's IAM handling: its functions in deploy/reconcile.py (mutmut's mangled names).

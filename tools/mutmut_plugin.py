@@ -7,9 +7,9 @@ mutant), and two things this suite assumes of a process break when pytest runs i
   session, so an id with a backslash (`CANARY_JOB='job\\nx'`) grows one and the node id mutmut recorded is not found.
   Forgetting the cached ids before each parametrization makes every session see the ids the first one saw.
 - tests/conftest.py is executed again by each session and reserves a new metadata port, while google.auth keeps the
-  GCE_METADATA_HOST it read when the first session imported it. The first session's port (still reserved: its socket
-  lives in emulator.httpbase) is put back, in the environment and in the conftest, so the emulators a later session
-  starts serve the metadata server where google.auth looks.
+  GCE_METADATA_HOST it read when the first session imported it. The first session's port (still reserved: its
+  socket lives in emulator.frontends.httpserver) is put back, in the environment and in the conftest, so the
+  emulators a later session starts serve the metadata server where google.auth looks.
 - a test module imported by an earlier session is not imported again, so objects it builds at import and a test
   changes (a parametrized stream already read) carry over. Each later session forgets the test modules, so pytest
   imports them afresh, as a single run would; the code under test stays imported.

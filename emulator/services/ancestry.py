@@ -3,7 +3,7 @@
 policies listed and read per attachment point. The folder and organization getIamPolicy it also calls are the gRPC
 handlers of services/resourcemanager.py, bound to their v1/v2/v3 URLs in rest_server.py.
 
-Deny rules are kept one per (principal, permission) with an attachment point (emulator/iam.py, DenyRule); here the
+Deny rules are kept one per (principal, permission) with an attachment point (emulator/core/iam.py, DenyRule); here the
 rules of one attachment point form one deny policy, `…/denypolicies/emulator`, written in the v2 API's own forms:
 principals as `principal://iam.googleapis.com/projects/-/serviceAccounts/EMAIL` (a user `principal://goog/subject/
 EMAIL`, a group `principalSet://goog/group/EMAIL`) and permissions as `SERVICE_FQDN/RESOURCE.ACTION`
@@ -19,11 +19,11 @@ import hashlib
 import re
 from urllib.parse import unquote
 
-from emulator import iam
-from emulator.dispatch import Call
-from emulator.rpc import caller_denied, invalid_argument
-from emulator.services.restapi import Doc, HttpRule, JsonMethod, json_method, text
-from emulator.world import Node, Project, World
+from emulator.core import iam
+from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import caller_denied, invalid_argument
+from emulator.core.world import Node, Project, World
+from emulator.services.kit import text
 
 API = "cloudresourcemanager.googleapis.com"
 RM1 = "google.cloudresourcemanager.v1.Projects"
@@ -147,3 +147,13 @@ RULES: list[HttpRule] = [
         for v in ("v2", "v2beta", "v2alpha")
     ],
 ]
+
+
+SERVICE = Service(
+    apis=(
+        Api(API, "Cloud Resource Manager API", gcloud="CLOUDRESOURCEMANAGER"),
+        Api(IAM_API, "Identity and Access Management (IAM) API", gcloud="IAM"),
+    ),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import re
 
-from emulator.dispatch import Call
-from emulator.rpc import caller_denied, invalid_argument
-from emulator.services.common import require_enabled
-from emulator.services.restapi import Doc, HttpRule, JsonMethod, json_method, text
+from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import caller_denied, invalid_argument
+from emulator.services.kit import require_enabled, text
 
 API = "cloudbuild.googleapis.com"
-SERVICE = "google.devtools.cloudbuild.v1.CloudBuild"
+PROTO = "google.devtools.cloudbuild.v1.CloudBuild"
 _NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/defaultServiceAccount\Z")
 
 
@@ -36,13 +35,20 @@ def get_default_service_account(call: Call, request: Doc) -> Doc:
 
 
 METHODS: list[JsonMethod] = [
-    json_method(SERVICE, "GetDefaultServiceAccount", get_default_service_account, API, {"name": None}),
+    json_method(PROTO, "GetDefaultServiceAccount", get_default_service_account, API, {"name": None}),
 ]
 
 RULES: list[HttpRule] = [
     HttpRule(
         "GET",
         "/v1/{name=projects/*/locations/*/defaultServiceAccount}",
-        f"{SERVICE}.GetDefaultServiceAccount",
+        f"{PROTO}.GetDefaultServiceAccount",
     ),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Build API", gcloud="CLOUDBUILD"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

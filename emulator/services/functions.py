@@ -45,26 +45,20 @@ from datetime import datetime, timedelta
 
 from google.rpc import code_pb2
 
-from emulator import iam
-from emulator.dispatch import Call
-from emulator.httpbase import Request, Response
-from emulator.rpc import RpcError, invalid_argument, not_found
+from emulator.core import iam
+from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, RestCall, Service, json_method
+from emulator.core.status import RpcError, invalid_argument, not_found
+from emulator.core.world import Project, World
+from emulator.frontends.httpserver import Request, Response
 from emulator.services import iamadmin
-from emulator.services.common import require_enabled
-from emulator.services.restapi import (
+from emulator.services.kit import (
     GET_POLICY,
     SET_POLICY,
     TEST_PERMISSIONS,
-    Doc,
-    Fields,
-    HttpRule,
-    JsonMethod,
-    RestCall,
     allowed_on,
     apply_mask,
     held_permissions,
     integer,
-    json_method,
     mask_paths,
     message,
     new_operation,
@@ -73,13 +67,13 @@ from emulator.services.restapi import (
     page,
     policy_json,
     replace_policy,
+    require_enabled,
     text,
 )
 from emulator.services.run import RunService
-from emulator.world import Project, World
 
 API = "cloudfunctions.googleapis.com"
-SERVICE = "google.cloud.functions.v2.FunctionService"
+PROTO = "google.cloud.functions.v2.FunctionService"
 OPERATIONS = "google.cloud.functions.v2.Operations"  # google.longrunning.Operations on this API's endpoint
 FUNCTION_TYPE = "type.googleapis.com/google.cloud.functions.v2.Function"
 METADATA_TYPE = "type.googleapis.com/google.cloud.functions.v2.OperationMetadata"
@@ -451,7 +445,7 @@ def _operation(call: Call, project: Project, name: str, verb: str, response: Doc
     stages = (
         []
         if verb == "delete"
-        else ["BUILD", "SERVICE", *(["TRIGGER"] if response and "eventTrigger" in response else [])]
+        else ["BUILD", "PROTO", *(["TRIGGER"] if response and "eventTrigger" in response else [])]
     )
     metadata = {
         "@type": METADATA_TYPE,
@@ -615,14 +609,12 @@ def test_permissions(call: Call, request: Doc) -> Doc:
 # The upload URL (a Cloud Storage signed URL, served here) -----------------------------------------------------
 
 
-def is_upload(verb: str, path: str) -> bool:
-    return verb == "PUT" and _UPLOAD.match(path) is not None
-
-
-def receive_upload(world: World, request: Request) -> Response:
-    """Keep the zip's size and file names; refuse a URL this emulator did not sign (as Cloud Storage does, 403)."""
-    match = _UPLOAD.match(request.path)
-    assert match is not None
+def receive_upload(world: World, request: Request) -> Response | None:
+    """A PUT to a signed upload URL: keep the zip's size and file names; refuse a URL this emulator did not sign (as
+    Cloud Storage does, 403). None for any other request."""
+    match = _UPLOAD.match(request.path) if request.method == "PUT" else None
+    if match is None:
+        return None
     bucket, number, _, obj = match.groups()
     with world.lock:
         project = world.project(number)
@@ -645,30 +637,30 @@ def receive_upload(world: World, request: Request) -> Response:
 
 _FN = "projects/*/locations/*/functions/*"
 METHODS: list[JsonMethod] = [
-    json_method(SERVICE, "GetFunction", get_function, API, {"name": None, "revision": None}),
+    json_method(PROTO, "GetFunction", get_function, API, {"name": None, "revision": None}),
     json_method(
-        SERVICE,
+        PROTO,
         "ListFunctions",
         list_functions,
         API,
         {"parent": None, "pageSize": None, "pageToken": None, "filter": None, "orderBy": None},
     ),
     json_method(
-        SERVICE, "CreateFunction", create_function, API, {"parent": None, "function": FUNCTION, "functionId": None}
+        PROTO, "CreateFunction", create_function, API, {"parent": None, "function": FUNCTION, "functionId": None}
     ),
-    json_method(SERVICE, "UpdateFunction", update_function, API, {"function": FUNCTION, "updateMask": None}),
-    json_method(SERVICE, "DeleteFunction", delete_function, API, {"name": None}),
+    json_method(PROTO, "UpdateFunction", update_function, API, {"function": FUNCTION, "updateMask": None}),
+    json_method(PROTO, "DeleteFunction", delete_function, API, {"name": None}),
     json_method(
-        SERVICE,
+        PROTO,
         "GenerateUploadUrl",
         generate_upload_url,
         API,
         {"parent": None, "kmsKeyName": None, "environment": None},
     ),
-    json_method(SERVICE, "ListRuntimes", list_runtimes, API, {"parent": None, "filter": None}),
-    json_method(SERVICE, "GetIamPolicy", get_policy, API, GET_POLICY),
-    json_method(SERVICE, "SetIamPolicy", set_policy, API, SET_POLICY),
-    json_method(SERVICE, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
+    json_method(PROTO, "ListRuntimes", list_runtimes, API, {"parent": None, "filter": None}),
+    json_method(PROTO, "GetIamPolicy", get_policy, API, GET_POLICY),
+    json_method(PROTO, "SetIamPolicy", set_policy, API, SET_POLICY),
+    json_method(PROTO, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
     json_method(OPERATIONS, "GetOperation", get_operation, API, {"name": None}),
     json_method(
         "google.cloud.functions.v1.CloudFunctionsService",
@@ -680,18 +672,18 @@ METHODS: list[JsonMethod] = [
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("GET", f"/v2/{{name={_FN}}}", f"{SERVICE}.GetFunction"),
-    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/functions", f"{SERVICE}.ListFunctions"),
-    HttpRule("POST", "/v2/{parent=projects/*/locations/*}/functions", f"{SERVICE}.CreateFunction", "function"),
-    HttpRule("PATCH", f"/v2/{{function.name={_FN}}}", f"{SERVICE}.UpdateFunction", "function"),
-    HttpRule("DELETE", f"/v2/{{name={_FN}}}", f"{SERVICE}.DeleteFunction"),
+    HttpRule("GET", f"/v2/{{name={_FN}}}", f"{PROTO}.GetFunction"),
+    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/functions", f"{PROTO}.ListFunctions"),
+    HttpRule("POST", "/v2/{parent=projects/*/locations/*}/functions", f"{PROTO}.CreateFunction", "function"),
+    HttpRule("PATCH", f"/v2/{{function.name={_FN}}}", f"{PROTO}.UpdateFunction", "function"),
+    HttpRule("DELETE", f"/v2/{{name={_FN}}}", f"{PROTO}.DeleteFunction"),
     HttpRule(
-        "POST", "/v2/{parent=projects/*/locations/*}/functions:generateUploadUrl", f"{SERVICE}.GenerateUploadUrl", "*"
+        "POST", "/v2/{parent=projects/*/locations/*}/functions:generateUploadUrl", f"{PROTO}.GenerateUploadUrl", "*"
     ),
-    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/runtimes", f"{SERVICE}.ListRuntimes"),
-    HttpRule("GET", f"/v2/{{resource={_FN}}}:getIamPolicy", f"{SERVICE}.GetIamPolicy"),
-    HttpRule("POST", f"/v2/{{resource={_FN}}}:setIamPolicy", f"{SERVICE}.SetIamPolicy", "*"),
-    HttpRule("POST", f"/v2/{{resource={_FN}}}:testIamPermissions", f"{SERVICE}.TestIamPermissions", "*"),
+    HttpRule("GET", "/v2/{parent=projects/*/locations/*}/runtimes", f"{PROTO}.ListRuntimes"),
+    HttpRule("GET", f"/v2/{{resource={_FN}}}:getIamPolicy", f"{PROTO}.GetIamPolicy"),
+    HttpRule("POST", f"/v2/{{resource={_FN}}}:setIamPolicy", f"{PROTO}.SetIamPolicy", "*"),
+    HttpRule("POST", f"/v2/{{resource={_FN}}}:testIamPermissions", f"{PROTO}.TestIamPermissions", "*"),
     # Cloud Run v2 has the same operations path; only Cloud Functions creates operations here.
     HttpRule("GET", "/v2/{name=projects/*/locations/*/operations/*}", f"{OPERATIONS}.GetOperation"),
     HttpRule(
@@ -700,3 +692,11 @@ RULES: list[HttpRule] = [
         "google.cloud.functions.v1.CloudFunctionsService.ListFunctions",
     ),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Functions API", gcloud="CLOUDFUNCTIONS"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+    http=receive_upload,
+)

@@ -19,32 +19,27 @@ from dataclasses import dataclass, field
 
 from google.rpc import code_pb2
 
-from emulator import iam
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, iam_denied, invalid_argument, not_found
-from emulator.services.common import require_enabled
-from emulator.services.restapi import (
+from emulator.core import iam
+from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, iam_denied, invalid_argument, not_found
+from emulator.core.world import Project, World
+from emulator.services.kit import (
     GET_POLICY,
     SET_POLICY,
     TEST_PERMISSIONS,
-    Doc,
-    Fields,
-    HttpRule,
-    JsonMethod,
     allowed_on,
     held_permissions,
-    json_method,
     mask_paths,
     message,
     page,
     policy_json,
     replace_policy,
+    require_enabled,
     text,
 )
-from emulator.world import Project, World
 
 API = "iam.googleapis.com"
-SERVICE = "google.iam.admin.v1.IAM"
+PROTO = "google.iam.admin.v1.IAM"
 _ACCOUNT_ID = re.compile(r"^[a-z](?:[-a-z0-9]{4,28}[a-z0-9])\Z")
 _SA_EMAIL = re.compile(r"^([^@]+)@([a-z][a-z0-9-]{4,28}[a-z0-9])\.iam\.gserviceaccount\.com\Z")
 _COMPUTE = re.compile(r"^(\d+)-compute@developer\.gserviceaccount\.com\Z")
@@ -264,32 +259,37 @@ def test_permissions(call: Call, request: Doc) -> Doc:
 _SA = "projects/*/serviceAccounts/*"
 METHODS: list[JsonMethod] = [
     json_method(
-        SERVICE,
+        PROTO,
         "CreateServiceAccount",
         create_account,
         API,
         {"name": None, "accountId": None, "serviceAccount": ACCOUNT},
     ),
-    json_method(SERVICE, "GetServiceAccount", get_account, API, {"name": None}),
-    json_method(
-        SERVICE, "ListServiceAccounts", list_accounts, API, {"name": None, "pageSize": None, "pageToken": None}
-    ),
-    json_method(SERVICE, "PatchServiceAccount", patch_account, API, {"serviceAccount": ACCOUNT, "updateMask": None}),
-    json_method(SERVICE, "UpdateServiceAccount", update_account, API, ACCOUNT),
-    json_method(SERVICE, "DeleteServiceAccount", delete_account, API, {"name": None}),
-    json_method(SERVICE, "GetIamPolicy", get_policy, API, GET_POLICY),
-    json_method(SERVICE, "SetIamPolicy", set_policy, API, SET_POLICY),
-    json_method(SERVICE, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
+    json_method(PROTO, "GetServiceAccount", get_account, API, {"name": None}),
+    json_method(PROTO, "ListServiceAccounts", list_accounts, API, {"name": None, "pageSize": None, "pageToken": None}),
+    json_method(PROTO, "PatchServiceAccount", patch_account, API, {"serviceAccount": ACCOUNT, "updateMask": None}),
+    json_method(PROTO, "UpdateServiceAccount", update_account, API, ACCOUNT),
+    json_method(PROTO, "DeleteServiceAccount", delete_account, API, {"name": None}),
+    json_method(PROTO, "GetIamPolicy", get_policy, API, GET_POLICY),
+    json_method(PROTO, "SetIamPolicy", set_policy, API, SET_POLICY),
+    json_method(PROTO, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("POST", "/v1/{name=projects/*}/serviceAccounts", f"{SERVICE}.CreateServiceAccount", "*"),
-    HttpRule("GET", "/v1/{name=projects/*}/serviceAccounts", f"{SERVICE}.ListServiceAccounts"),
-    HttpRule("GET", f"/v1/{{name={_SA}}}", f"{SERVICE}.GetServiceAccount"),
-    HttpRule("PATCH", f"/v1/{{service_account.name={_SA}}}", f"{SERVICE}.PatchServiceAccount", "*"),
-    HttpRule("PUT", f"/v1/{{name={_SA}}}", f"{SERVICE}.UpdateServiceAccount", "*"),
-    HttpRule("DELETE", f"/v1/{{name={_SA}}}", f"{SERVICE}.DeleteServiceAccount"),
-    HttpRule("POST", f"/v1/{{resource={_SA}}}:getIamPolicy", f"{SERVICE}.GetIamPolicy"),
-    HttpRule("POST", f"/v1/{{resource={_SA}}}:setIamPolicy", f"{SERVICE}.SetIamPolicy", "*"),
-    HttpRule("POST", f"/v1/{{resource={_SA}}}:testIamPermissions", f"{SERVICE}.TestIamPermissions", "*"),
+    HttpRule("POST", "/v1/{name=projects/*}/serviceAccounts", f"{PROTO}.CreateServiceAccount", "*"),
+    HttpRule("GET", "/v1/{name=projects/*}/serviceAccounts", f"{PROTO}.ListServiceAccounts"),
+    HttpRule("GET", f"/v1/{{name={_SA}}}", f"{PROTO}.GetServiceAccount"),
+    HttpRule("PATCH", f"/v1/{{service_account.name={_SA}}}", f"{PROTO}.PatchServiceAccount", "*"),
+    HttpRule("PUT", f"/v1/{{name={_SA}}}", f"{PROTO}.UpdateServiceAccount", "*"),
+    HttpRule("DELETE", f"/v1/{{name={_SA}}}", f"{PROTO}.DeleteServiceAccount"),
+    HttpRule("POST", f"/v1/{{resource={_SA}}}:getIamPolicy", f"{PROTO}.GetIamPolicy"),
+    HttpRule("POST", f"/v1/{{resource={_SA}}}:setIamPolicy", f"{PROTO}.SetIamPolicy", "*"),
+    HttpRule("POST", f"/v1/{{resource={_SA}}}:testIamPermissions", f"{PROTO}.TestIamPermissions", "*"),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Identity and Access Management (IAM) API", gcloud="IAM"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

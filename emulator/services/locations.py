@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import re
 
-from emulator.dispatch import Call
-from emulator.rpc import caller_denied, not_found
-from emulator.services.restapi import Doc, HttpRule, JsonMethod, json_method, page, text
-from emulator.world import Project
+from emulator.core.handlers import Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import caller_denied, not_found
+from emulator.core.world import Project
+from emulator.services.kit import page, text
 
-SERVICE = "google.cloud.location.Locations"
+PROTO = "google.cloud.location.Locations"
 REGIONS = (
     "asia-northeast1",
     "asia-southeast1",
@@ -68,16 +68,23 @@ def get_location(call: Call, request: Doc) -> Doc:
 
 METHODS: list[JsonMethod] = [
     json_method(
-        SERVICE,
+        PROTO,
         "ListLocations",
         list_locations,
         "",
         {"name": None, "filter": None, "pageSize": None, "pageToken": None, "extraLocationTypes": None},
     ),
-    json_method(SERVICE, "GetLocation", get_location, "", {"name": None}),
+    json_method(PROTO, "GetLocation", get_location, "", {"name": None}),
 ]
 
 RULES: list[HttpRule] = [
-    *[HttpRule("GET", f"/{v}/{{name=projects/*}}/locations", f"{SERVICE}.ListLocations") for v in ("v1", "v2")],
-    *[HttpRule("GET", f"/{v}/{{name=projects/*/locations/*}}", f"{SERVICE}.GetLocation") for v in ("v1", "v2")],
+    *[HttpRule("GET", f"/{v}/{{name=projects/*}}/locations", f"{PROTO}.ListLocations") for v in ("v1", "v2")],
+    *[HttpRule("GET", f"/{v}/{{name=projects/*/locations/*}}", f"{PROTO}.GetLocation") for v in ("v1", "v2")],
 ]
+
+
+SERVICE = Service(
+    apis=(),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

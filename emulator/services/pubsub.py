@@ -13,24 +13,13 @@ import re
 
 from google.rpc import code_pb2
 
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, invalid_argument, not_found
-from emulator.services.restapi import (
-    Doc,
-    Fields,
-    HttpRule,
-    JsonMethod,
-    admit,
-    json_method,
-    mask_paths,
-    message,
-    page,
-    text,
-)
-from emulator.world import Project
+from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, invalid_argument, not_found
+from emulator.core.world import Project
+from emulator.services.kit import admit, mask_paths, message, page, text
 
 API = "pubsub.googleapis.com"
-SERVICE = "google.pubsub.v1.Publisher"
+PROTO = "google.pubsub.v1.Publisher"
 _NAME = re.compile(r"^projects/([^/]+)/topics/([^/]+)\Z")
 _TOPIC_ID = re.compile(r"^(?!goog)[A-Za-z][\w\-.~%+]{2,254}\Z")
 TOPIC: Fields = {
@@ -119,17 +108,24 @@ def delete_topic(call: Call, request: Doc) -> Doc:
 
 _TP = "projects/*/topics/*"
 METHODS: list[JsonMethod] = [
-    json_method(SERVICE, "CreateTopic", create_topic, API, TOPIC),
-    json_method(SERVICE, "GetTopic", get_topic, API, {"topic": None}),
-    json_method(SERVICE, "ListTopics", list_topics, API, {"project": None, "pageSize": None, "pageToken": None}),
-    json_method(SERVICE, "UpdateTopic", update_topic, API, {"topic": TOPIC, "updateMask": None}),
-    json_method(SERVICE, "DeleteTopic", delete_topic, API, {"topic": None}),
+    json_method(PROTO, "CreateTopic", create_topic, API, TOPIC),
+    json_method(PROTO, "GetTopic", get_topic, API, {"topic": None}),
+    json_method(PROTO, "ListTopics", list_topics, API, {"project": None, "pageSize": None, "pageToken": None}),
+    json_method(PROTO, "UpdateTopic", update_topic, API, {"topic": TOPIC, "updateMask": None}),
+    json_method(PROTO, "DeleteTopic", delete_topic, API, {"topic": None}),
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("PUT", f"/v1/{{name={_TP}}}", f"{SERVICE}.CreateTopic", "*"),
-    HttpRule("GET", f"/v1/{{topic={_TP}}}", f"{SERVICE}.GetTopic"),
-    HttpRule("GET", "/v1/{project=projects/*}/topics", f"{SERVICE}.ListTopics"),
-    HttpRule("PATCH", f"/v1/{{topic.name={_TP}}}", f"{SERVICE}.UpdateTopic", "*"),
-    HttpRule("DELETE", f"/v1/{{topic={_TP}}}", f"{SERVICE}.DeleteTopic"),
+    HttpRule("PUT", f"/v1/{{name={_TP}}}", f"{PROTO}.CreateTopic", "*"),
+    HttpRule("GET", f"/v1/{{topic={_TP}}}", f"{PROTO}.GetTopic"),
+    HttpRule("GET", "/v1/{project=projects/*}/topics", f"{PROTO}.ListTopics"),
+    HttpRule("PATCH", f"/v1/{{topic.name={_TP}}}", f"{PROTO}.UpdateTopic", "*"),
+    HttpRule("DELETE", f"/v1/{{topic={_TP}}}", f"{PROTO}.DeleteTopic"),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Pub/Sub API", gcloud="PUBSUB"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

@@ -20,13 +20,14 @@ from google.cloud.resourcemanager_v3 import types as rt
 from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.rpc import code_pb2
 
-from emulator import changes, iam
-from emulator.dispatch import Call, Method
-from emulator.rpc import RpcError, caller_denied, invalid_argument
-from emulator.world import Node, Project, World
+from emulator.core import changes, iam
+from emulator.core.handlers import Api, Call, Doc, HttpRule, Method, Service
+from emulator.core.status import RpcError, caller_denied, invalid_argument
+from emulator.core.world import Node, Project
+from emulator.services.kit import policy_from_pb, policy_to_pb
 
 API = "cloudresourcemanager.googleapis.com"
-SERVICE = "google.cloud.resourcemanager.v3.Projects"
+PROTO = "google.cloud.resourcemanager.v3.Projects"
 FOLDERS = "google.cloud.resourcemanager.v3.Folders"
 ORGANIZATIONS = "google.cloud.resourcemanager.v3.Organizations"
 _MASK_FIELDS = {
@@ -50,52 +51,6 @@ def _project(call: Call, resource: str, permission: str | None) -> Project:
     return project
 
 
-def to_pb(policy: iam.Policy) -> policy_pb2.Policy:
-    out = policy_pb2.Policy(version=policy.version, etag=policy.etag)
-    for b in policy.bindings:
-        binding = out.bindings.add(role=b.role, members=b.members)
-        if b.condition:
-            binding.condition.expression = b.condition.get("expression", "")
-            binding.condition.title = b.condition.get("title", "")
-    for c in policy.audit_configs:
-        config = out.audit_configs.add(service=c.service)
-        for lc in c.audit_log_configs:
-            config.audit_log_configs.add(
-                log_type=policy_pb2.AuditLogConfig.LogType.Value(lc.log_type),
-                exempted_members=lc.exempted_members,
-            )
-    return out
-
-
-def from_pb(pb: policy_pb2.Policy) -> iam.Policy:
-    bindings = []
-    for i, b in enumerate(pb.bindings):
-        if not iam.known_role(b.role) and not b.role.startswith(("projects/", "organizations/")):
-            raise invalid_argument(f"Role ({b.role}) does not exist in the resource's hierarchy.")
-        for member in b.members:
-            if not iam.MEMBER_SHAPE.match(member):
-                raise invalid_argument(
-                    f'Policy members must be of the form "<type>:<value>". (bindings[{i}]: {member!r})'
-                )
-        condition = (
-            {"expression": b.condition.expression, "title": b.condition.title} if b.HasField("condition") else None
-        )
-        bindings.append(iam.Binding(b.role, list(b.members), condition))
-    configs = []
-    for c in pb.audit_configs:
-        log_configs = []
-        for lc in c.audit_log_configs:
-            if lc.log_type == policy_pb2.AuditLogConfig.LogType.LOG_TYPE_UNSPECIFIED:
-                raise invalid_argument(
-                    f"auditConfigs[{c.service}]: logType must be DATA_READ, DATA_WRITE or ADMIN_READ"
-                )
-            log_configs.append(
-                iam.AuditLogConfig(policy_pb2.AuditLogConfig.LogType.Name(lc.log_type), list(lc.exempted_members))
-            )
-        configs.append(iam.AuditConfig(c.service, log_configs))
-    return iam.Policy(bindings=bindings, audit_configs=configs, version=pb.version or 1)
-
-
 def get_project(call: Call, request: rt.GetProjectRequest) -> rt.Project:
     project = _project(call, request.name, "resourcemanager.projects.get")
     return rt.Project(
@@ -109,7 +64,7 @@ def get_project(call: Call, request: rt.GetProjectRequest) -> rt.Project:
 
 def get_iam_policy(call: Call, request: iam_policy_pb2.GetIamPolicyRequest) -> policy_pb2.Policy:
     project = _project(call, request.resource, "resourcemanager.projects.getIamPolicy")
-    return to_pb(project.policy)
+    return policy_to_pb(project.policy)
 
 
 def set_iam_policy(call: Call, request: iam_policy_pb2.SetIamPolicyRequest) -> policy_pb2.Policy:
@@ -125,7 +80,7 @@ def set_iam_policy(call: Call, request: iam_policy_pb2.SetIamPolicyRequest) -> p
             code_pb2.ABORTED,
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
         )
-    new = from_pb(request.policy)
+    new = policy_from_pb(request.policy)
     actor = call.authenticate()
     updated = changes.set_iam_policy(
         call.world,
@@ -136,7 +91,7 @@ def set_iam_policy(call: Call, request: iam_policy_pb2.SetIamPolicyRequest) -> p
         fields=frozenset(fields),
         caller_ip=call.caller_ip,
     )
-    return to_pb(updated)
+    return policy_to_pb(updated)
 
 
 def test_iam_permissions(
@@ -174,7 +129,7 @@ def get_organization(call: Call, request: rt.GetOrganizationRequest) -> rt.Organ
 
 def _node_get_iam_policy(kind: str) -> Callable[[Call, iam_policy_pb2.GetIamPolicyRequest], policy_pb2.Policy]:
     def handler(call: Call, request: iam_policy_pb2.GetIamPolicyRequest) -> policy_pb2.Policy:
-        return to_pb(_node(call, request.resource, kind, f"resourcemanager.{kind}.getIamPolicy").policy)
+        return policy_to_pb(_node(call, request.resource, kind, f"resourcemanager.{kind}.getIamPolicy").policy)
 
     return handler
 
@@ -215,16 +170,15 @@ def _iam_methods(service: str, kind: str) -> list[Method]:
     ]
 
 
-def methods(world: World) -> list[Method]:
-    del world
+def _methods() -> list[Method]:
     return [
         Method(FOLDERS, "GetFolder", rt.GetFolderRequest, rt.Folder, get_folder, API),
         *_iam_methods(FOLDERS, "folders"),
         Method(ORGANIZATIONS, "GetOrganization", rt.GetOrganizationRequest, rt.Organization, get_organization, API),
         *_iam_methods(ORGANIZATIONS, "organizations"),
-        Method(SERVICE, "GetProject", rt.GetProjectRequest, rt.Project, get_project, API),
+        Method(PROTO, "GetProject", rt.GetProjectRequest, rt.Project, get_project, API),
         Method(
-            SERVICE,
+            PROTO,
             "GetIamPolicy",
             iam_policy_pb2.GetIamPolicyRequest,
             policy_pb2.Policy,
@@ -232,7 +186,7 @@ def methods(world: World) -> list[Method]:
             API,
         ),
         Method(
-            SERVICE,
+            PROTO,
             "SetIamPolicy",
             iam_policy_pb2.SetIamPolicyRequest,
             policy_pb2.Policy,
@@ -240,7 +194,7 @@ def methods(world: World) -> list[Method]:
             API,
         ),
         Method(
-            SERVICE,
+            PROTO,
             "TestIamPermissions",
             iam_policy_pb2.TestIamPermissionsRequest,
             iam_policy_pb2.TestIamPermissionsResponse,
@@ -248,3 +202,59 @@ def methods(world: World) -> list[Method]:
             API,
         ),
     ]
+
+
+def _v1_project(doc: Doc) -> Doc:
+    """Resource Manager v1's Project shape, from v3's (gcloud projects describe reads v1)."""
+    number = doc.get("name", "").removeprefix("projects/")
+    parent_type, _, parent_id = doc.get("parent", "").partition("s/")
+    return {
+        "projectNumber": number,
+        "projectId": doc.get("projectId", ""),
+        "lifecycleState": "ACTIVE" if doc.get("state") in ("ACTIVE", 1) else "DELETE_REQUESTED",
+        "name": doc.get("displayName", ""),
+        **({"parent": {"type": parent_type, "id": parent_id}} if parent_id else {}),
+    }
+
+
+_RM3 = "google.cloud.resourcemanager.v3.Projects"
+_FOLDERS = "google.cloud.resourcemanager.v3.Folders"
+_ORGS = "google.cloud.resourcemanager.v3.Organizations"
+# The google.api.http rules of these methods (googleapis protos; the installed GAPIC REST transports carry the
+# same templates).
+RULES: list[HttpRule] = [
+    HttpRule("GET", "/v3/{name=projects/*}", f"{_RM3}.GetProject"),
+    HttpRule("POST", "/v3/{resource=projects/*}:getIamPolicy", f"{_RM3}.GetIamPolicy", "*"),
+    HttpRule("POST", "/v3/{resource=projects/*}:setIamPolicy", f"{_RM3}.SetIamPolicy", "*"),
+    HttpRule("POST", "/v3/{resource=projects/*}:testIamPermissions", f"{_RM3}.TestIamPermissions", "*"),
+    # Folders and organizations: v3, and the v2 (folders) and v1 (organizations) URLs gcloud uses, one handler each.
+    *[
+        HttpRule("POST", f"/{v}/{{resource=folders/*}}:{verb}", f"{_FOLDERS}.{name}", "*")
+        for v in ("v2", "v3")
+        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
+    ],
+    *[
+        HttpRule("POST", f"/{v}/{{resource=organizations/*}}:{verb}", f"{_ORGS}.{name}", "*")
+        for v in ("v1", "v3")
+        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
+    ],
+    HttpRule("GET", "/v3/{name=folders/*}", f"{_FOLDERS}.GetFolder"),
+    HttpRule("GET", "/v3/{name=organizations/*}", f"{_ORGS}.GetOrganization"),
+    # Resource Manager v1 (what gcloud projects … uses), served by the v3 handlers.
+    HttpRule("GET", "/v1/projects/{name}", f"{_RM3}.GetProject", prefix={"name": "projects/"}, reply=_v1_project),
+    *[
+        HttpRule("POST", f"/v1/projects/{{resource}}:{verb}", f"{_RM3}.{name}", "*", prefix={"resource": "projects/"})
+        for verb, name in (
+            ("getIamPolicy", "GetIamPolicy"),
+            ("setIamPolicy", "SetIamPolicy"),
+            ("testIamPermissions", "TestIamPermissions"),
+        )
+    ],
+]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Resource Manager API", gcloud="CLOUDRESOURCEMANAGER"),),
+    methods=(*_methods(),),
+    rules=(*RULES,),
+)

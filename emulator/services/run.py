@@ -6,7 +6,7 @@ Served on v2 (`/v2/projects/*/locations/*/services/*`) and on the v1 one-platfor
 module creates and deletes it.
 
 Assumption: denials read "Permission 'run.services.X' denied on resource 'NAME' (or resource may not exist)." with no
-details, and a missing service (for a caller who may see it) "Resource 'S' of kind 'SERVICE' in region 'R' in project
+details, and a missing service (for a caller who may see it) "Resource 'S' of kind 'PROTO' in region 'R' in project
 'P' does not exist.", the texts gcloud users report; the details Google attaches are not known.
 """
 
@@ -19,25 +19,21 @@ from dataclasses import dataclass, field
 
 from google.rpc import code_pb2
 
-from emulator import iam
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, not_found
-from emulator.services.common import require_enabled
-from emulator.services.restapi import (
+from emulator.core import iam
+from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, not_found
+from emulator.core.world import Project
+from emulator.services.kit import (
     GET_POLICY,
     SET_POLICY,
     TEST_PERMISSIONS,
-    Doc,
-    HttpRule,
-    JsonMethod,
     allowed_on,
     held_permissions,
-    json_method,
     policy_json,
     replace_policy,
+    require_enabled,
     text,
 )
-from emulator.world import Project
 
 API = "run.googleapis.com"
 V2 = "google.cloud.run.v2.Services"
@@ -82,7 +78,7 @@ def find(call: Call, name: str, permission: str | None) -> tuple[Project, RunSer
         raise denied(permission, name)
     if service is None:
         raise not_found(
-            f"Resource '{match.group(3)}' of kind 'SERVICE' in region '{match.group(2)}' in project "
+            f"Resource '{match.group(3)}' of kind 'PROTO' in region '{match.group(2)}' in project "
             f"'{match.group(1)}' does not exist."
         )
     return project, service
@@ -165,3 +161,10 @@ RULES: list[HttpRule] = [
         )
     ],
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Run Admin API", gcloud="RUN"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

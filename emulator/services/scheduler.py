@@ -26,30 +26,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.rpc import code_pb2
 
-from emulator.clock import rfc3339
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, invalid_argument, not_found
+from emulator.core.clock import rfc3339
+from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, invalid_argument, not_found
+from emulator.core.world import Project
 from emulator.services import iamadmin
-from emulator.services.restapi import (
-    Doc,
-    Fields,
-    HttpRule,
-    JsonMethod,
-    admit,
-    apply_mask,
-    duration_seconds,
-    integer,
-    json_method,
-    mask_paths,
-    message,
-    now,
-    page,
-    text,
-)
-from emulator.world import Project
+from emulator.services.kit import admit, apply_mask, duration_seconds, integer, mask_paths, message, now, page, text
 
 API = "cloudscheduler.googleapis.com"
-SERVICE = "google.cloud.scheduler.v1.CloudScheduler"
+PROTO = "google.cloud.scheduler.v1.CloudScheduler"
 _PARENT = re.compile(r"^projects/([^/]+)/locations/([^/]+)\Z")
 _NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/jobs/([^/]+)\Z")
 _JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,500}\Z")
@@ -408,25 +393,32 @@ def resume_job(call: Call, request: Doc) -> Doc:
 _JOB_NAME = "projects/*/locations/*/jobs/*"
 _NAME_ONLY: Fields = {"name": None}
 METHODS: list[JsonMethod] = [
-    json_method(SERVICE, "CreateJob", create_job, API, {"parent": None, "job": JOB}),
-    json_method(SERVICE, "GetJob", get_job, API, _NAME_ONLY),
+    json_method(PROTO, "CreateJob", create_job, API, {"parent": None, "job": JOB}),
+    json_method(PROTO, "GetJob", get_job, API, _NAME_ONLY),
     json_method(
-        SERVICE, "ListJobs", list_jobs, API, {"parent": None, "pageSize": None, "pageToken": None, "filter": None}
+        PROTO, "ListJobs", list_jobs, API, {"parent": None, "pageSize": None, "pageToken": None, "filter": None}
     ),
-    json_method(SERVICE, "UpdateJob", update_job, API, {"job": JOB, "updateMask": None}),
-    json_method(SERVICE, "DeleteJob", delete_job, API, _NAME_ONLY),
-    json_method(SERVICE, "RunJob", run_job, API, _NAME_ONLY),
-    json_method(SERVICE, "PauseJob", pause_job, API, _NAME_ONLY),
-    json_method(SERVICE, "ResumeJob", resume_job, API, _NAME_ONLY),
+    json_method(PROTO, "UpdateJob", update_job, API, {"job": JOB, "updateMask": None}),
+    json_method(PROTO, "DeleteJob", delete_job, API, _NAME_ONLY),
+    json_method(PROTO, "RunJob", run_job, API, _NAME_ONLY),
+    json_method(PROTO, "PauseJob", pause_job, API, _NAME_ONLY),
+    json_method(PROTO, "ResumeJob", resume_job, API, _NAME_ONLY),
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("POST", "/v1/{parent=projects/*/locations/*}/jobs", f"{SERVICE}.CreateJob", "job"),
-    HttpRule("GET", "/v1/{parent=projects/*/locations/*}/jobs", f"{SERVICE}.ListJobs"),
-    HttpRule("GET", f"/v1/{{name={_JOB_NAME}}}", f"{SERVICE}.GetJob"),
-    HttpRule("PATCH", f"/v1/{{job.name={_JOB_NAME}}}", f"{SERVICE}.UpdateJob", "job"),
-    HttpRule("DELETE", f"/v1/{{name={_JOB_NAME}}}", f"{SERVICE}.DeleteJob"),
-    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:run", f"{SERVICE}.RunJob", "*"),
-    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:pause", f"{SERVICE}.PauseJob", "*"),
-    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:resume", f"{SERVICE}.ResumeJob", "*"),
+    HttpRule("POST", "/v1/{parent=projects/*/locations/*}/jobs", f"{PROTO}.CreateJob", "job"),
+    HttpRule("GET", "/v1/{parent=projects/*/locations/*}/jobs", f"{PROTO}.ListJobs"),
+    HttpRule("GET", f"/v1/{{name={_JOB_NAME}}}", f"{PROTO}.GetJob"),
+    HttpRule("PATCH", f"/v1/{{job.name={_JOB_NAME}}}", f"{PROTO}.UpdateJob", "job"),
+    HttpRule("DELETE", f"/v1/{{name={_JOB_NAME}}}", f"{PROTO}.DeleteJob"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:run", f"{PROTO}.RunJob", "*"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:pause", f"{PROTO}.PauseJob", "*"),
+    HttpRule("POST", f"/v1/{{name={_JOB_NAME}}}:resume", f"{PROTO}.ResumeJob", "*"),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Scheduler API", gcloud="CLOUDSCHEDULER"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

@@ -18,41 +18,34 @@ import uuid
 
 from google.rpc import code_pb2
 
-from emulator import changes
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, error_info, invalid_argument, not_found, precondition
-from emulator.services.common import TITLES
-from emulator.services.restapi import (
-    Doc,
-    HttpRule,
-    JsonMethod,
-    admit,
-    allowed_on,
-    at,
-    json_method,
-    new_operation,
-    page,
-    text,
-)
-from emulator.world import Project
+from emulator.core import changes
+from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, error_info, invalid_argument, not_found, precondition
+from emulator.core.world import Project
+from emulator.services.kit import admit, allowed_on, at, new_operation, page, text, title
 
 API = "serviceusage.googleapis.com"
-SERVICE = "google.api.serviceusage.v1.ServiceUsage"
+PROTO = "google.api.serviceusage.v1.ServiceUsage"
 OPERATIONS = "google.api.serviceusage.v1.Operations"  # google.longrunning.Operations on this API's endpoint
 MAX_BATCH = 20
 _NAME = re.compile(r"^projects/([^/]+)/services/([^/]+)\Z")
 _PARENT = re.compile(r"^projects/([^/]+)\Z")
-CATALOGUE = sorted(
-    {
-        *TITLES,
-        "artifactregistry.googleapis.com",
-        "compute.googleapis.com",
-        "eventarc.googleapis.com",
-        "secretmanager.googleapis.com",
-        "storage.googleapis.com",
-        "policytroubleshooter.googleapis.com",
-    }
+# Services a project may enable beyond those the emulator serves (the registry's): gcloud and the deploy tool name them.
+OTHER_SERVICES = (
+    "artifactregistry.googleapis.com",
+    "compute.googleapis.com",
+    "eventarc.googleapis.com",
+    "secretmanager.googleapis.com",
+    "storage.googleapis.com",
+    "policytroubleshooter.googleapis.com",
 )
+
+
+def catalogue() -> list[str]:
+    """Every service name this Service Usage knows: the registry's APIs and OTHER_SERVICES."""
+    from emulator.services import apis  # noqa: PLC0415  (the registry imports this module)
+
+    return sorted({*apis(), *OTHER_SERVICES})
 
 
 def denied(verb: str, what: str) -> RpcError:
@@ -78,7 +71,7 @@ def _project(call: Call, ref: str, permission: str, verb: str, what: str) -> Pro
 def _service(call: Call, name: str, permission: str, verb: str) -> tuple[Project, str]:
     match = _NAME.match(name)
     if match is None:
-        raise invalid_argument(f"Invalid service name: {name!r}. Expected projects/PROJECT/services/SERVICE.")
+        raise invalid_argument(f"Invalid service name: {name!r}. Expected projects/PROJECT/services/PROTO.")
     ref, service = match.groups()
     project = _project(call, ref, permission, verb, f"service [{service}]")
     if not service.endswith(".googleapis.com"):
@@ -90,7 +83,7 @@ def service_json(project: Project, service: str) -> Doc:
     return {
         "name": f"projects/{project.number}/services/{service}",
         "parent": f"projects/{project.number}",
-        "config": {"name": service, "title": TITLES.get(service, service)},
+        "config": {"name": service, "title": title(service)},
         "state": "ENABLED" if service in project.services else "DISABLED",
     }
 
@@ -122,7 +115,7 @@ def list_services(call: Call, request: Doc) -> Doc:
     wanted = text(request, "filter").replace(" ", "")
     if wanted not in ("", "state:ENABLED", "state:DISABLED"):
         raise invalid_argument(f"Invalid filter: {wanted!r}. Supported: state:ENABLED, state:DISABLED.")
-    names = sorted(set(CATALOGUE) | project.services)
+    names = sorted(set(catalogue()) | project.services)
     found = [service_json(project, s) for s in names]
     if wanted:
         found = [s for s in found if s["state"] == wanted.split(":")[1]]
@@ -180,32 +173,39 @@ def get_operation(call: Call, request: Doc) -> Doc:
 
 _SVC = "projects/*/services/*"
 METHODS: list[JsonMethod] = [
-    json_method(SERVICE, "GetService", get_service, API, {"name": None}),
+    json_method(PROTO, "GetService", get_service, API, {"name": None}),
     json_method(
-        SERVICE,
+        PROTO,
         "ListServices",
         list_services,
         API,
         {"parent": None, "pageSize": None, "pageToken": None, "filter": None},
     ),
-    json_method(SERVICE, "EnableService", enable_service, API, {"name": None}),
+    json_method(PROTO, "EnableService", enable_service, API, {"name": None}),
     json_method(
-        SERVICE,
+        PROTO,
         "DisableService",
         disable_service,
         API,
         {"name": None, "disableDependentServices": None, "checkIfServiceHasUsage": None},
     ),
-    json_method(SERVICE, "BatchEnableServices", batch_enable, API, {"parent": None, "serviceIds": None}),
+    json_method(PROTO, "BatchEnableServices", batch_enable, API, {"parent": None, "serviceIds": None}),
     json_method(OPERATIONS, "GetOperation", get_operation, API, {"name": None}),
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("GET", f"/v1/{{name={_SVC}}}", f"{SERVICE}.GetService"),
-    HttpRule("GET", "/v1/{parent=projects/*}/services", f"{SERVICE}.ListServices"),
-    HttpRule("POST", f"/v1/{{name={_SVC}}}:enable", f"{SERVICE}.EnableService", "*"),
-    HttpRule("POST", f"/v1/{{name={_SVC}}}:disable", f"{SERVICE}.DisableService", "*"),
-    HttpRule("POST", "/v1/{parent=projects/*}/services:batchEnable", f"{SERVICE}.BatchEnableServices", "*"),
+    HttpRule("GET", f"/v1/{{name={_SVC}}}", f"{PROTO}.GetService"),
+    HttpRule("GET", "/v1/{parent=projects/*}/services", f"{PROTO}.ListServices"),
+    HttpRule("POST", f"/v1/{{name={_SVC}}}:enable", f"{PROTO}.EnableService", "*"),
+    HttpRule("POST", f"/v1/{{name={_SVC}}}:disable", f"{PROTO}.DisableService", "*"),
+    HttpRule("POST", "/v1/{parent=projects/*}/services:batchEnable", f"{PROTO}.BatchEnableServices", "*"),
     # Monitoring v1 has the same operations path; only Service Usage creates operations under /v1/operations.
     HttpRule("GET", "/v1/{name=operations/**}", f"{OPERATIONS}.GetOperation"),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Service Usage API", gcloud="SERVICEUSAGE"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

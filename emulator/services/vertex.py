@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from google.cloud.aiplatform_v1 import types as vt
 from google.rpc import code_pb2
 
-from emulator import audit, iam
-from emulator.dispatch import Call, Method
-from emulator.rpc import RpcError, error_info, help_link, invalid_argument, localized, precondition
-from emulator.services.common import service_disabled
-from emulator.world import VERTEX, Project, World
+from emulator.core import audit, iam
+from emulator.core.handlers import Api, Call, HttpRule, Method, Service
+from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized, precondition
+from emulator.core.world import VERTEX, Project, World
+from emulator.services.kit import service_disabled
 
 PERMISSION = "aiplatform.endpoints.predict"
 _MODEL = re.compile(r"^projects/([^/]+)/locations/([^/]+)/publishers/([^/]+)/models/([^/]+)\Z")
@@ -306,8 +306,7 @@ def count_tokens(call: Call, request: vt.CountTokensRequest) -> vt.CountTokensRe
     return vt.CountTokensResponse(total_tokens=tokens_of(text), total_billable_characters=len(text.replace(" ", "")))
 
 
-def methods(world: World) -> list[Method]:
-    del world  # handlers reach the world through the Call
+def _methods() -> list[Method]:
     out: list[Method] = []
     for version in ("v1", "v1beta1"):
         service = f"google.cloud.aiplatform.{version}.PredictionService"
@@ -326,3 +325,38 @@ def methods(world: World) -> list[Method]:
         counter = "google.cloud.aiplatform.v1.LlmUtilityService" if version == "v1" else service
         out.append(Method(counter, "CountTokens", vt.CountTokensRequest, vt.CountTokensResponse, count_tokens, VERTEX))
     return out
+
+
+_AIP = "google.cloud.aiplatform"
+_MODELS = "projects/*/locations/*/publishers/*/models/*"
+# The google.api.http rules of these methods (googleapis protos; the installed GAPIC REST transports carry the
+# same templates).
+RULES: list[HttpRule] = [
+    *[
+        rule
+        for v in ("v1", "v1beta1")
+        for rule in (
+            HttpRule(
+                "POST",
+                f"/{v}/{{model={_MODELS}}}:generateContent",
+                f"{_AIP}.{v}.PredictionService.GenerateContent",
+                "*",
+            ),
+            HttpRule(
+                "POST",
+                f"/{v}/{{endpoint={_MODELS}}}:countTokens",
+                f"{_AIP}.v1.LlmUtilityService.CountTokens"
+                if v == "v1"
+                else f"{_AIP}.v1beta1.PredictionService.CountTokens",
+                "*",
+            ),
+        )
+    ],
+]
+
+
+SERVICE = Service(
+    apis=(Api(VERTEX, "Vertex AI API", gcloud="AIPLATFORM"),),
+    methods=(*_methods(),),
+    rules=(*RULES,),
+)

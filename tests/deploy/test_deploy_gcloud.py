@@ -13,7 +13,8 @@ import pytest
 from google.cloud import monitoring_v3
 
 from deploy.reconcile import BUILD_ROLE
-from emulator import iam, testing
+from devkit import emulated, fleet
+from emulator.core import iam
 from emulator.server import Emulator
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
@@ -48,7 +49,7 @@ def _gcloud() -> None:
 
 
 def deploy(emulator: Emulator, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**emulator.gcloud_env(home, testing.DEPLOYER), "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
+    env = {**emulator.gcloud_env(home, fleet.DEPLOYER), "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
     return subprocess.run(
         [sys.executable, "-m", "deploy", *args],
         cwd=ROOT,
@@ -71,7 +72,7 @@ def roles_of(emulator: Emulator, project: str, email: str) -> set[str]:
 def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
     with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
         # The workload holds only its own Gemini role before: the tool grants the canary's set, nothing more.
-        testing.admin(
+        emulated.admin(
             emulator,
             "PATCH",
             "world",
@@ -219,9 +220,9 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
 def test_ten_projects_one_broken(tmp_path: Path) -> None:
     """Ten projects in one command; the deployer can't use Cloud Functions in the seventh: nine deploy, the
     summary names the seventh and why."""
-    scenario = testing.fleet_scenario(tmp_path / "fleet.yaml", 10, disabled={7: "cloudfunctions.googleapis.com"})
+    scenario = fleet.fleet_scenario(tmp_path / "fleet.yaml", 10, disabled={7: "cloudfunctions.googleapis.com"})
     with Emulator(str(scenario), metadata_port=METADATA_PORT) as emulator:
-        projects = [testing.fleet_project(i) for i in range(1, 11)]
+        projects = [fleet.fleet_project(i) for i in range(1, 11)]
         args = [arg for p in projects for arg in ("--project", p)]
         done = deploy(
             emulator,
@@ -237,7 +238,7 @@ def test_ten_projects_one_broken(tmp_path: Path) -> None:
         )
         assert done.returncode == 1
         summary = done.stdout.split("project ", 1)[1]
-        broken = testing.fleet_project(7)
+        broken = fleet.fleet_project(7)
         for p in projects:
             line = next(ln for ln in summary.splitlines() if ln.startswith(p))
             if p == broken:
@@ -256,7 +257,7 @@ def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_a
     with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
         project = emulator.world.projects["demo-proj"]
         builder = f"{project.number}-compute@developer.gserviceaccount.com"
-        testing.admin(
+        emulated.admin(
             emulator,
             "PATCH",
             "world",
@@ -322,13 +323,13 @@ def test_grants_made_before_a_failure_are_removed_by_teardown(tmp_path: Path) ->
     """Apply fails after granting the workload three roles (the project's number cannot be read); a rerun
     succeeds; teardown leaves the workload with exactly the roles it had before."""
     with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
-        testing.admin(
+        emulated.admin(
             emulator, "PATCH", "world", {"projects": {"demo-proj": {"bindings": {r: [] for r in EVIDENCE_ROLES}}}}
         )
         before = roles_of(emulator, "demo-proj", WORKLOAD)
         assert before == {"roles/aiplatform.user"}
         denied = "Permission 'resourcemanager.projects.get' denied on resource (or it may not exist)."
-        status, _ = testing.admin(
+        status, _ = emulated.admin(
             emulator,
             "POST",
             "faults",
@@ -370,7 +371,7 @@ def test_same_named_resources_without_the_label_are_never_touched(tmp_path: Path
         }
         with emulator.world.lock:
             project.dashboards[mine] = json.loads(json.dumps(users_dashboard))
-        user = testing.clients(emulator, testing.DEPLOYER)
+        user = emulated.clients(emulator, fleet.DEPLOYER)
         users_channel = user.channels.create_notification_channel(
             name="projects/demo-proj",
             notification_channel=monitoring_v3.NotificationChannel(

@@ -15,9 +15,9 @@ from google.cloud import monitoring_v3
 from deploy.monitoring import POLICY_FILES, alert_window_s, comparable, descriptor, load_policy_file, render_policy
 from deploy.reconcile import DASHBOARD_FILE
 from deploy.spec import MAX_PERIOD_S, MIN_PERIOD_S, TIMEOUT_S, make_spec
-from emulator.aggregation import Aggregation, kept_metric_labels
-from emulator.logfilter import compile_filter
-from emulator.monfilter import compile_monitoring_filter, labels_named, metric_types_named
+from emulator.services.logging.filter import compile_filter
+from emulator.services.monitoring.aggregation import Aggregation, kept_metric_labels
+from emulator.services.monitoring.filter import compile_monitoring_filter, labels_named, metric_types_named
 from function.causes import DENIALS, TRANSIENT, Cause
 from function.metrics import SCHEMA
 

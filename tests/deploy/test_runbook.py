@@ -13,7 +13,7 @@ import pytest
 from google.api_core import exceptions
 from google.cloud import aiplatform_v1
 
-from emulator import testing
+from devkit import emulated
 from emulator.server import Emulator
 from tests.prerequisites import need
 
@@ -33,8 +33,8 @@ def runbook_commands() -> list[str]:
 def test_the_runbook_query_prints_the_evidence(tmp_path: Path) -> None:
     need("gcloud")
     with Emulator("role_removed_at_t", metadata_port=METADATA_PORT, clock_mode="running") as emulator:
-        testing.admin(emulator, "POST", "clock", {"advance_seconds": 10 * 60 + 1})  # alice removes the role
-        clients = testing.clients(emulator, WORKLOAD)
+        emulated.admin(emulator, "POST", "clock", {"advance_seconds": 10 * 60 + 1})  # alice removes the role
+        clients = emulated.clients(emulator, WORKLOAD)
         with pytest.raises(exceptions.PermissionDenied):
             clients.prediction.generate_content(
                 request=aiplatform_v1.GenerateContentRequest(
@@ -42,7 +42,7 @@ def test_the_runbook_query_prints_the_evidence(tmp_path: Path) -> None:
                     contents=[aiplatform_v1.Content(role="user", parts=[aiplatform_v1.Part(text="hi")])],
                 )
             )
-        testing.admin(emulator, "POST", "clock", {"advance_seconds": 10})  # past the ingestion lag
+        emulated.admin(emulator, "POST", "clock", {"advance_seconds": 10})  # past the ingestion lag
         env = emulator.gcloud_env(tmp_path, "alice@example.com")
         denial, change = runbook_commands()
         outputs = []
@@ -70,7 +70,7 @@ def test_the_data_access_remedy_runs_verbatim_and_turns_the_logs_on(tmp_path: Pa
     from function.remedies import enable_data_access_logs
 
     with Emulator("data_access_off", metadata_port=METADATA_PORT) as emulator:
-        before = testing.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
+        before = emulated.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
         env = {**emulator.gcloud_env(tmp_path, "alice@example.com"), "TMPDIR": str(tmp_path / "tmp")}
         (tmp_path / "tmp").mkdir()
         command = enable_data_access_logs("demo-proj")
@@ -78,7 +78,7 @@ def test_the_data_access_remedy_runs_verbatim_and_turns_the_logs_on(tmp_path: Pa
             ["bash", "-o", "pipefail", "-c", command], env=env, capture_output=True, text=True, timeout=120, check=False
         )
         assert done.returncode == 0, done.stderr
-        after = testing.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
+        after = emulated.admin(emulator, "GET", "world")[1]["projects"]["demo-proj"]
     assert before["audit_logs"] == {}
     assert after["audit_logs"] == {"aiplatform.googleapis.com": ["DATA_READ", "DATA_WRITE"]}
     assert after["bindings"] == before["bindings"]

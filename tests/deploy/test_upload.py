@@ -9,8 +9,8 @@ import subprocess
 from pathlib import Path
 
 from deploy.reconcile import source_hash
+from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
 from tests.prerequisites import need
 

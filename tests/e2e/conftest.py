@@ -18,7 +18,7 @@ import pytest
 from functions_framework import create_app
 from google.cloud import monitoring_v3
 
-from emulator import testing
+from devkit import emulated
 from emulator.server import Emulator
 from emulator.services.vertex import REPLY
 from function.probe import PROMPT
@@ -92,11 +92,11 @@ class Canary:
         return self.lines[-1]
 
     def advance(self, seconds: float) -> None:
-        status, _ = testing.admin(self.emulator, "POST", "clock", {"advance_seconds": seconds})
+        status, _ = emulated.admin(self.emulator, "POST", "clock", {"advance_seconds": seconds})
         assert status == 200
 
     def patch(self, doc: dict[str, Any]) -> None:
-        status, body = testing.admin(self.emulator, "PATCH", "world", doc)
+        status, body = emulated.admin(self.emulator, "PATCH", "world", doc)
         assert status == 200, body
 
     def calls(self, method: str) -> int:
@@ -108,7 +108,7 @@ class Canary:
         query = f'metric.type = "{PREFIX}/{metric}"' + "".join(
             f' AND metric.label.{k} = "{v}"' for k, v in labels.items()
         )
-        clients = testing.clients(self.emulator, OWNER)
+        clients = emulated.clients(self.emulator, OWNER)
         return list(
             clients.metrics.list_time_series(
                 request={

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from emulator import testing
+from devkit import emulated
 from tests.e2e.conftest import WORKLOAD, Canary, StartCanary
 
 TARGET = "gemini-2.5-flash-lite@us-central1"
@@ -34,7 +34,7 @@ class Case:
 
 def _fault(status: dict[str, Any]) -> Any:
     def arm(canary: Canary) -> None:
-        code, body = testing.admin(
+        code, body = emulated.admin(
             canary.emulator,
             "POST",
             "faults",

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from emulator import testing
+from devkit import emulated
 from tests.e2e.conftest import Canary, StartCanary
 
 DEADLINE_S = 5
@@ -298,7 +298,7 @@ def test_fault(start_canary: StartCanary, call: Call, fault: str, where: str) ->
         if call.method == WRITE:
             time.sleep(5.1)  # past Monitoring's one point per series per 5 s, so this run writes (and meets the fault)
     spec = (METADATA_FAULTS if call.metadata else GRPC_FAULTS)[fault]
-    status, answer = testing.admin(canary.emulator, "POST", "faults", {"method": call.method, "count": 20, **spec})
+    status, answer = emulated.admin(canary.emulator, "POST", "faults", {"method": call.method, "count": 20, **spec})
     assert status == 201, answer
     counter = call.counted_as or call.method
     before = canary.calls(counter)
@@ -321,6 +321,6 @@ def test_fault(start_canary: StartCanary, call: Call, fault: str, where: str) ->
     else:
         check(body, response.status_code, call.name, fault, where)
 
-    status, _ = testing.admin(canary.emulator, "DELETE", "faults")
+    status, _ = emulated.admin(canary.emulator, "DELETE", "faults")
     assert status == 200
     _normal(canary, call.scenario)  # the fault cleared: the next run is back to normal, nothing of it kept

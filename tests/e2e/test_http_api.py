@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from emulator import testing
+from devkit import emulated
 from tests.e2e.conftest import METADATA_PORT, StartCanary
 
 GEN = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
@@ -226,7 +226,7 @@ def test_debug_shows_config_calls_and_metrics(start_canary: StartCanary) -> None
 def test_monitoring_failing_never_hides_the_result(start_canary: StartCanary) -> None:
     canary = start_canary("iam_denied")
     for _ in range(2):
-        testing.admin(
+        emulated.admin(
             canary.emulator,
             "POST",
             "faults",
@@ -278,7 +278,7 @@ def test_metric_write_errors_are_reported_not_raised(
     start_canary: StartCanary, status: dict[str, object], exception: str
 ) -> None:
     canary = start_canary("healthy")
-    testing.admin(canary.emulator, "POST", "faults", {"method": WRITE, "count": 1, "status": status})
+    emulated.admin(canary.emulator, "POST", "faults", {"method": WRITE, "count": 1, "status": status})
     response = canary.scheduler()
     assert response.status_code == 200
     assert response.get_json()["verdict"] == "healthy"
@@ -449,7 +449,9 @@ HOSTILE_STATUS = {
 def test_a_hostile_error_body_reaches_no_terminal_label_or_fix_link(start_canary: StartCanary, fmt: str) -> None:
     """Vertex (or anything between) answers with escapes, forged lines, a token and a javascript: Help link."""
     canary = start_canary("healthy")
-    code, body = testing.admin(canary.emulator, "POST", "faults", {"method": GEN, "count": 1, "status": HOSTILE_STATUS})
+    code, body = emulated.admin(
+        canary.emulator, "POST", "faults", {"method": GEN, "count": 1, "status": HOSTILE_STATUS}
+    )
     assert code == 201, body
     response = canary.call("GET", f"/?format={fmt}")
     assert response.status_code == 502
@@ -486,7 +488,7 @@ def test_a_token_endpoint_error_body_is_not_echoed(start_canary: StartCanary) ->
     canary = start_canary("healthy")
     secret = '{"error": "denied", "access_token": "LEAKEDtoken", "id_token": "eyJhbGc.eyJzdWIi.c2ln", "x": "\x1b[2J"}'
     fault = {"method": "metadata.token", "count": 6, "http_status": 403, "http_body": secret}
-    assert testing.admin(canary.emulator, "POST", "faults", fault)[0] == 201
+    assert emulated.admin(canary.emulator, "POST", "faults", fault)[0] == 201
     response = canary.call("GET", "/?format=json")
     assert response.status_code == 502
     error = response.get_json()["targets"][0]["error"]

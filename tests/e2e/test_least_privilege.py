@@ -35,7 +35,7 @@ def _statuses(body: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
 
 
 def test_the_documented_set_is_the_healthy_scenarios_set() -> None:
-    from emulator.scenario import load_document
+    from emulator.core.scenario import load_document
 
     bindings = load_document("healthy")["projects"]["demo-proj"]["bindings"]
     held = sorted(role for role, members in bindings.items() if MEMBER in members)

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from emulator import testing
+from devkit import emulated
 from emulator.server import Emulator
 from tests.e2e.conftest import METADATA_PORT, StartCanary
 from tests.e2e.test_process import _http, _logged, _runs, functions_framework
@@ -19,7 +19,7 @@ LIST = "google.logging.v2.LoggingServiceV2.ListLogEntries"
 
 
 def _fault(canary: Any, method: str, count: int, **spec: Any) -> None:
-    status, body = testing.admin(canary.emulator, "POST", "faults", {"method": method, "count": count, **spec})
+    status, body = emulated.admin(canary.emulator, "POST", "faults", {"method": method, "count": count, **spec})
     assert status == 201, body
 
 
@@ -77,7 +77,7 @@ def test_a_hanging_project_lookup_is_bounded_and_retried(start_canary: StartCana
     assert elapsed < DEADLINE_S + MARGIN_S, f"the run took {elapsed:.1f} s"
     assert body["verdict"] == "error"
     assert "project/project-id did not answer within" in body["error"]
-    testing.admin(canary.emulator, "DELETE", "faults")
+    emulated.admin(canary.emulator, "DELETE", "faults")
     body = canary.scheduler().get_json()
     assert (body["verdict"], body["project"]) == ("healthy", "demo-proj")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from emulator import testing
+from devkit import emulated
 from tests.e2e.conftest import OWNER, WORKLOAD, Canary, StartCanary
 
 GEN = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
@@ -26,12 +26,12 @@ MEMBER = f"serviceAccount:{WORKLOAD}"
 
 
 def _fault(canary: Canary, method: str, count: int, **spec: Any) -> None:
-    status, body = testing.admin(canary.emulator, "POST", "faults", {"method": method, "count": count, **spec})
+    status, body = emulated.admin(canary.emulator, "POST", "faults", {"method": method, "count": count, **spec})
     assert status == 201, body
 
 
 def _action(canary: Canary, action: str, **params: Any) -> None:
-    status, body = testing.admin(canary.emulator, "POST", "actions", {"actor": OWNER, "action": action, **params})
+    status, body = emulated.admin(canary.emulator, "POST", "actions", {"actor": OWNER, "action": action, **params})
     assert status == 200, body
 
 

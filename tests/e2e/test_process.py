@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from emulator import testing
+from devkit import emulated
+from devkit.launcher import serve_function
 from emulator.server import Emulator
-from emulator.testing import serve_function
 from tests.e2e.conftest import METADATA_PORT, WORKLOAD, assert_no_secrets, metric_texts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,7 +103,7 @@ def test_http_target_in_a_real_functions_framework_process() -> None:
     ):
         # The denied run first: it is the instance's first, so it writes its metrics (one point per series per 5 s:
         # the healthy run after it may be coalesced, which is not what this test is about).
-        testing.admin(emulator, "PATCH", "world", {"projects": {"demo-proj": {"billing": False}}})
+        emulated.admin(emulator, "PATCH", "world", {"projects": {"demo-proj": {"billing": False}}})
         status, body = _http(
             f"http://127.0.0.1:{port}/",
             "POST",
@@ -119,7 +119,7 @@ def test_http_target_in_a_real_functions_framework_process() -> None:
         assert body["targets"][0]["cause"] == "billing_disabled"
         assert body["metrics"]["written"] is True
 
-        testing.admin(emulator, "PATCH", "world", {"projects": {"demo-proj": {"billing": True}}})
+        emulated.admin(emulator, "PATCH", "world", {"projects": {"demo-proj": {"billing": True}}})
         status, body = _http(f"http://127.0.0.1:{port}/")
         assert status == 200
         assert body["verdict"] == "healthy"

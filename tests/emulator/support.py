@@ -14,9 +14,9 @@ from google.cloud import aiplatform_v1
 from google.cloud.audit import audit_log_pb2
 from google.cloud.logging_v2 import types as lt
 
-from emulator.clock import parse_rfc3339
+from devkit.emulated import admin
+from emulator.core.clock import parse_rfc3339
 from emulator.server import Emulator
-from emulator.testing import admin
 
 WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 DEPLOYER = "deployer@demo-proj.iam.gserviceaccount.com"  # a principal the shipped scenarios grant nothing

@@ -11,7 +11,7 @@ import pytest
 from google.api_core import exceptions
 from google.rpc import error_details_pb2
 
-from emulator.testing import admin, clients
+from devkit.emulated import admin, clients
 from tests.emulator.support import GENERATE, OWNER, PROJECT, generate, list_entries, raw_json, world
 
 STATUS = {

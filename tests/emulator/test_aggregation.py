@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from emulator.aggregation import (
+from emulator.services.monitoring.aggregation import (
     Aggregation,
     AggregationError,
     AggregationUnsupported,

@@ -12,7 +12,7 @@ from google.api_core import exceptions
 from google.cloud import aiplatform_v1
 from google.protobuf import json_format
 
-from emulator.testing import admin, clients, token_for
+from devkit.emulated import admin, clients, token_for
 from tests.emulator.support import (
     DEPLOYER,
     GENERATE,

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from emulator.scenario import shipped_names
+from emulator.core.scenario import shipped_names
 from tests.emulator.support import PROJECT, WORKLOAD, raw_http
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from emulator import audit, scenario
-from emulator.iam import (
+from emulator.core import audit, scenario
+from emulator.core.iam import (
     AuditConfig,
     AuditLogConfig,
     Binding,
@@ -31,7 +31,7 @@ MODEL = "projects/demo-proj/locations/us-central1/publishers/google/models/gemin
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 REQUEST = "type.googleapis.com/google.cloud.aiplatform.v1.GenerateContentRequest"
 
-# --- emulator/iam.py ---
+# --- emulator/core/iam.py ---
 
 
 def test_audit_config_deltas_name_each_log_type_removed_then_added() -> None:
@@ -147,7 +147,7 @@ def test_policy_membership_and_deny_rules() -> None:
     assert denied_by_rules(rules, "user:x@example.com", "p.q.s") is False
 
 
-# --- emulator/audit.py: each entry whole, as the emulator appends it ---
+# --- emulator/core/audit.py: each entry whole, as the emulator appends it ---
 
 
 def _entries(name: str, write: Any) -> list[dict[str, Any]]:

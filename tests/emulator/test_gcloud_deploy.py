@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from devkit.emulated import admin
 from emulator.server import Emulator
 from emulator.services.functions import BUILD_FAILED
-from emulator.testing import admin
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
 from tests.prerequisites import need
 

@@ -14,7 +14,7 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.iam.v1.logging import audit_data_pb2
 from google.protobuf import field_mask_pb2
 
-from emulator.testing import clients
+from devkit.emulated import clients
 from tests.emulator.support import (
     DEPLOYER,
     NUMBER,
@@ -265,13 +265,13 @@ def test_timeline_change_applies_at_its_time_audited_with_the_actor(
     ],
 )
 def test_roles_hold_what_googles_definitions_give(role: str, permission: str, granted: bool) -> None:
-    from emulator import iam
+    from emulator.core import iam
 
     assert iam.role_grants(role, permission) is granted
 
 
 def test_a_conditional_binding_is_never_counted_as_held() -> None:
-    from emulator import iam
+    from emulator.core import iam
 
     member = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
     policy = iam.Policy(

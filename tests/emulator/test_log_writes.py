@@ -10,8 +10,8 @@ import pytest
 from google.api_core import exceptions
 from google.cloud.logging_v2 import types as lt
 
+from devkit.emulated import clients
 from emulator.server import Emulator
-from emulator.testing import clients
 from tests.emulator.support import OWNER, PROJECT, advance, list_entries
 
 AUDIT_LOGS = [

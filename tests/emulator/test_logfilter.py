@@ -1,10 +1,10 @@
-"""Table-driven tests of the Cloud Logging query language evaluator (emulator/logfilter.py)."""
+"""Table-driven tests of the Cloud Logging query language evaluator (emulator/services/logging/filter.py)."""
 
 from typing import Any
 
 import pytest
 
-from emulator.logfilter import MAX_FILTER_LENGTH, FilterError, compile_filter
+from emulator.services.logging.filter import MAX_FILTER_LENGTH, FilterError, compile_filter
 
 AUDIT = "type.googleapis.com/google.cloud.audit.AuditLog"
 MODEL = "projects/p1/locations/us-central1/publishers/google/models/gemini-2.5-flash"

@@ -19,7 +19,7 @@ from google.cloud import aiplatform_v1
 from google.cloud.aiplatform_v1.services.prediction_service.transports import PredictionServiceGrpcTransport
 from google.oauth2 import id_token
 
-from emulator.testing import admin
+from devkit.emulated import admin
 from tests.emulator.support import NUMBER, PROJECT, WORKLOAD, generate, model_name, raw_http
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]

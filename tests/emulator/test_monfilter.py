@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.monfilter import (
+from emulator.services.monitoring.filter import (
     MonFilterError,
     SeriesView,
     compile_monitoring_filter,

@@ -14,7 +14,7 @@ from google.cloud import monitoring_v3
 from google.cloud.monitoring_v3 import types as mt
 from google.protobuf import duration_pb2, field_mask_pb2
 
-from emulator.testing import clients
+from devkit.emulated import clients
 from tests.emulator.support import OWNER, PROJECT, advance
 
 NAME = f"projects/{PROJECT}"

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from devkit.emulated import admin, token_for
 from emulator.server import Emulator
 from emulator.services.scheduler import next_run
-from emulator.testing import admin, token_for
 from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, WORKLOAD, raw_http
 
 STRANGER = "stranger@example.com"  # holds no role anywhere

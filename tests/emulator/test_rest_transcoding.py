@@ -13,8 +13,8 @@ from urllib.parse import quote
 
 import pytest
 
+from devkit.emulated import admin, clients, token_for
 from emulator.server import Emulator
-from emulator.testing import admin, clients, token_for
 from tests.emulator.support import OWNER, PROJECT, WORKLOAD, advance, generate, model_name, raw_http
 
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"

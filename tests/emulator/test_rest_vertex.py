@@ -16,9 +16,9 @@ from google.cloud.aiplatform_v1.services.prediction_service.transports import Pr
 from google.genai import errors, types
 from google.oauth2.credentials import Credentials
 
+from devkit.emulated import clients, token_for
 from emulator.server import Emulator
 from emulator.services.vertex import REPLY
-from emulator.testing import clients, token_for
 from tests.emulator.support import MODEL, PROJECT, WORKLOAD, generate, model_name, prompt, raw_http
 
 # The REST transport raises by HTTP status alone (google-api-core from_http_response).

@@ -11,7 +11,8 @@ import grpc
 import pytest
 from google.cloud import aiplatform_v1
 
-from emulator import httpbase, testing
+from devkit import emulated
+from emulator.frontends import httpserver
 from emulator.server import Emulator
 
 GEN = "/google.cloud.aiplatform.v1.PredictionService/GenerateContent"
@@ -29,7 +30,7 @@ def _raw(emulator: Emulator, method: str, payload: bytes, token: str) -> grpc.Rp
 
 
 def _healthy_call_works(emulator: Emulator) -> None:
-    clients = testing.clients(emulator)
+    clients = emulated.clients(emulator)
     response = clients.prediction.generate_content(
         request=aiplatform_v1.GenerateContentRequest(
             model="projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash",
@@ -45,7 +46,7 @@ def _healthy_call_works(emulator: Emulator) -> None:
     ids=["varint", "truncated-string", "many-keys", "all-bytes"],
 )
 def test_garbage_request_is_refused_and_the_server_keeps_serving(emulator: Emulator, payload: bytes) -> None:
-    token = testing.token_for(emulator, emulator.world.workload)
+    token = emulated.token_for(emulator, emulator.world.workload)
     outcome = _raw(emulator, GEN, payload, token)
     assert isinstance(outcome, grpc.RpcError)
     assert outcome.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
@@ -53,7 +54,7 @@ def test_garbage_request_is_refused_and_the_server_keeps_serving(emulator: Emula
 
 
 def test_unknown_method_is_unimplemented(emulator: Emulator) -> None:
-    token = testing.token_for(emulator, emulator.world.workload)
+    token = emulated.token_for(emulator, emulator.world.workload)
     outcome = _raw(emulator, "/google.cloud.aiplatform.v1.PredictionService/Explode", b"", token)
     assert isinstance(outcome, grpc.RpcError)
     assert outcome.code() == grpc.StatusCode.UNIMPLEMENTED
@@ -61,7 +62,7 @@ def test_unknown_method_is_unimplemented(emulator: Emulator) -> None:
 
 
 def test_empty_request_gets_googles_answer(emulator: Emulator) -> None:
-    token = testing.token_for(emulator, emulator.world.workload)
+    token = emulated.token_for(emulator, emulator.world.workload)
     outcome = _raw(emulator, GEN, b"", token)
     assert isinstance(outcome, grpc.RpcError)
     assert outcome.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -69,7 +70,7 @@ def test_empty_request_gets_googles_answer(emulator: Emulator) -> None:
     _healthy_call_works(emulator)
 
 
-# HTTP (REST, admin and metadata share emulator/httpbase.py) --------------------------------------------------------
+# HTTP (REST, admin and metadata share emulator/httpserver.py) --------------------------------------------------------
 #
 # Each request below goes over a raw socket, so nothing in a client library tidies it up first. After a refusal the
 # server must still serve: on a new connection always, and on the same connection unless it said Connection: close
@@ -306,7 +307,7 @@ REST_BODIES = [
 def test_bad_rest_bodies_get_googles_400_and_the_same_connection_keeps_serving(
     emulator: Emulator, body: bytes, message: str
 ) -> None:
-    token = testing.token_for(emulator, emulator.world.workload)
+    token = emulated.token_for(emulator, emulator.world.workload)
     path = "/v1/projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent"
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     sock, status, answer, _ = _exchange(_port(emulator), _request("POST", path, headers, body))
@@ -321,8 +322,8 @@ PROMPT_JSON = b'{"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}'
 
 
 def test_a_client_that_stalls_mid_body_gets_408(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(httpbase, "BODY_TIMEOUT", 0.3)
-    server = httpbase.HttpServer(lambda request: httpbase.Response.json({"ok": True}))
+    monkeypatch.setattr(httpserver, "BODY_TIMEOUT", 0.3)
+    server = httpserver.HttpServer(lambda request: httpserver.Response.json({"ok": True}))
     server.start()
     try:
         sock = _connect(server.port)
@@ -336,12 +337,12 @@ def test_a_client_that_stalls_mid_body_gets_408(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_an_application_error_is_a_500_and_the_connection_stays_usable(capsys: pytest.CaptureFixture[str]) -> None:
-    def app(request: httpbase.Request) -> httpbase.Response:
+    def app(request: httpserver.Request) -> httpserver.Response:
         if request.path == "/boom":
             raise OverflowError("date value out of range")
-        return httpbase.Response.json({"ok": True})
+        return httpserver.Response.json({"ok": True})
 
-    server = httpbase.HttpServer(app)
+    server = httpserver.HttpServer(app)
     server.start()
     try:
         sock, status, body, _ = _exchange(server.port, _request("POST", "/boom", body=b"{}"))
@@ -358,7 +359,7 @@ def test_an_application_error_is_a_500_and_the_connection_stays_usable(capsys: p
 
 def test_an_error_reason_google_does_not_have_cannot_be_sent() -> None:
     """The emulator's ErrorInfo reasons are checked against google/api/error_reason.proto's generated enum."""
-    from emulator.rpc import error_info
+    from emulator.core.status import error_info
 
     assert error_info("SERVICE_DISABLED", "googleapis.com", {}).reason == "SERVICE_DISABLED"
     with pytest.raises(ValueError, match=r"'SERVICE_DISABLD' is not a google\.api\.ErrorReason"):

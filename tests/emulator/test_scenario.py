@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from emulator import changes, scenario
-from emulator.world import World
+from emulator.core import changes, scenario
+from emulator.core.world import World
 
 SHIPPED = scenario.shipped_names()
 
@@ -83,7 +83,7 @@ BAD = [
     ),
     pytest.param(
         "projects:\n  demo-proj:\n    bindings:\n      roles/aiplatform.usr: [user:a@example.com]\n",
-        "projects.demo-proj.bindings.roles/aiplatform.usr: unknown role (see emulator/iam.py for the catalogue)",
+        "projects.demo-proj.bindings.roles/aiplatform.usr: unknown role (see emulator/core/iam.py for the catalogue)",
         id="unknown-role",
     ),
     pytest.param(

@@ -16,8 +16,8 @@ from google.cloud.aiplatform_v1.services.prediction_service.transports import Pr
 from google.oauth2.credentials import Credentials
 from google.rpc import error_details_pb2
 
+from devkit.emulated import admin, clients, token_for
 from emulator.services.vertex import REPLY
-from emulator.testing import admin, clients, token_for
 from tests.emulator.support import (
     DEPLOYER,
     GENERATE,

@@ -1,6 +1,7 @@
 """The Logging filters the canary builds, run through the emulator's parser against a table of audit entries.
 
-Entries are LogEntry dicts in proto3 JSON form, shaped as docs/google-behaviour.md and emulator/audit.py write them.
+Entries are LogEntry dicts in proto3 JSON form, shaped as docs/google-behaviour.md and emulator/core/audit.py write
+them.
 `listed` applies the resourceNames scope the way entries.list does (the policy log is queried by LOG_ID, because
 its logName may carry the project number), then the filter.
 """
@@ -17,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emulator.logfilter import compile_filter
+from emulator.services.logging.filter import compile_filter
 from function.causes import Cause
 from function.evidence import activity_filter, denial_filter, quote, since
 
@@ -120,7 +121,7 @@ def vpc_denial(
 def admin(
     insert_id: str, service: str, method: str, resource: str, when: float = 1, project: str = P, **extra: Any
 ) -> dict[str, Any]:
-    """An Admin Activity entry, as emulator/changes.py writes them."""
+    """An Admin Activity entry, as emulator/core/changes.py writes them."""
     payload = {
         "authenticationInfo": {"principalEmail": "alice@example.com"},
         "serviceName": service,

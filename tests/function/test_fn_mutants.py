@@ -16,8 +16,8 @@ import pytest
 import requests
 from google.api_core import exceptions as core
 
+from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.testing import admin
 from function import report
 from function.causes import LINK_WITHHELD, Cause, classify
 from function.config import Config, ConfigError, load

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from emulator import iam
-from emulator.clock import Clock
-from emulator.iam import DenyRule, Policy
+from emulator.core import iam
+from emulator.core.clock import Clock
+from emulator.core.iam import DenyRule, Policy
 
 VERTEX = "aiplatform.googleapis.com"
 

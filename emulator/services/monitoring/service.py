@@ -21,18 +21,18 @@ from google.cloud.monitoring_v3 import types as mt
 from google.protobuf import empty_pb2
 from google.rpc import code_pb2
 
-from emulator import aggregation as agg
-from emulator.dispatch import Call, Method
-from emulator.monfilter import (
+from emulator.core.handlers import Api, Call, HttpRule, Method, Service
+from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
+from emulator.core.world import Project
+from emulator.services.kit import allowed, require_enabled
+from emulator.services.monitoring import aggregation as agg
+from emulator.services.monitoring.filter import (
     MonFilterError,
     SeriesView,
     compile_monitoring_filter,
     require_resource_type_restriction,
     require_single_metric_type,
 )
-from emulator.rpc import RpcError, invalid_argument, monitoring_denied, not_found
-from emulator.services.common import allowed, require_enabled
-from emulator.world import Project, World
 
 API = "monitoring.googleapis.com"
 MAX_SERIES = 200
@@ -691,8 +691,7 @@ def delete_notification_channel(call: Call, request: mt.DeleteNotificationChanne
     return empty_pb2.Empty()
 
 
-def methods(world: World) -> list[Method]:
-    del world
+def _methods() -> list[Method]:
     metric = "google.monitoring.v3.MetricService"
     alert = "google.monitoring.v3.AlertPolicyService"
     channel = "google.monitoring.v3.NotificationChannelService"
@@ -768,3 +767,41 @@ def methods(world: World) -> list[Method]:
         ),
     ]
     return [Method(svc, name, req, resp, handler, API) for svc, name, req, resp, handler in spec]
+
+
+_MET = "google.monitoring.v3.MetricService"
+_ALR = "google.monitoring.v3.AlertPolicyService"
+_NCH = "google.monitoring.v3.NotificationChannelService"
+# The google.api.http rules of these methods (googleapis protos; the installed GAPIC REST transports carry the
+# same templates).
+RULES: list[HttpRule] = [
+    HttpRule("POST", "/v3/{name=projects/*}/timeSeries", f"{_MET}.CreateTimeSeries", "*"),
+    HttpRule("GET", "/v3/{name=projects/*}/timeSeries", f"{_MET}.ListTimeSeries"),
+    HttpRule("POST", "/v3/{name=projects/*}/metricDescriptors", f"{_MET}.CreateMetricDescriptor", "metric_descriptor"),
+    HttpRule("GET", "/v3/{name=projects/*}/metricDescriptors", f"{_MET}.ListMetricDescriptors"),
+    HttpRule("GET", "/v3/{name=projects/*/metricDescriptors/**}", f"{_MET}.GetMetricDescriptor"),
+    HttpRule("DELETE", "/v3/{name=projects/*/metricDescriptors/**}", f"{_MET}.DeleteMetricDescriptor"),
+    HttpRule("POST", "/v3/{name=projects/*}/alertPolicies", f"{_ALR}.CreateAlertPolicy", "alert_policy"),
+    HttpRule("GET", "/v3/{name=projects/*}/alertPolicies", f"{_ALR}.ListAlertPolicies"),
+    HttpRule("GET", "/v3/{name=projects/*/alertPolicies/*}", f"{_ALR}.GetAlertPolicy"),
+    HttpRule(
+        "PATCH", "/v3/{alert_policy.name=projects/*/alertPolicies/*}", f"{_ALR}.UpdateAlertPolicy", "alert_policy"
+    ),
+    HttpRule("DELETE", "/v3/{name=projects/*/alertPolicies/*}", f"{_ALR}.DeleteAlertPolicy"),
+    HttpRule(
+        "POST",
+        "/v3/{name=projects/*}/notificationChannels",
+        f"{_NCH}.CreateNotificationChannel",
+        "notification_channel",
+    ),
+    HttpRule("GET", "/v3/{name=projects/*}/notificationChannels", f"{_NCH}.ListNotificationChannels"),
+    HttpRule("GET", "/v3/{name=projects/*/notificationChannels/*}", f"{_NCH}.GetNotificationChannel"),
+    HttpRule("DELETE", "/v3/{name=projects/*/notificationChannels/*}", f"{_NCH}.DeleteNotificationChannel"),
+]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Monitoring API", gcloud="MONITORING"),),
+    methods=(*_methods(),),
+    rules=(*RULES,),
+)

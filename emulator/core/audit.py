@@ -15,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from emulator.clock import rfc3339
-from emulator.world import Project, World
+from emulator.core.clock import rfc3339
+from emulator.core.world import Project, World
 
 AUDIT_LOG_TYPE = "type.googleapis.com/google.cloud.audit.AuditLog"
 

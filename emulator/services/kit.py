@@ -1,15 +1,6 @@
-"""What the REST-only APIs share: JSON methods, request field shapes, HTTP rules, long-running operations,
-resource-level IAM policies and paging.
-
-The Python types of Cloud Functions, Cloud Run, Cloud Scheduler, Service Usage, IAM Admin, Dashboards and Pub/Sub
-are not installed, so their handlers take and return proto3-JSON dicts. A `JsonMethod` is still a dispatch
-`Method`: the REST front end counts it, arms faults on it, authenticates its caller and runs it under the world's
-lock exactly as it does a protobuf method. Its `fields` list the request message's field names (a nested dict for
-a message field, None for a scalar, a map or a free-form value), so an unknown field is refused with Google's text.
-
-Assumption: field shapes list the fields the real messages have (taken from gcloud's discovery-generated message
-classes); values inside maps and free-form objects (dashboard widgets) are not checked.
-"""
+"""What the emulated services share: admission (the consumer project's API state and the caller's IAM, in the order
+Google checks them), reading proto3-JSON request values, paging, long-running operations, and resource-level IAM
+policies (the get/set/test methods and the policy's wire form)."""
 
 from __future__ import annotations
 
@@ -18,171 +9,69 @@ import copy
 import json
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
-from google.protobuf.descriptor import Descriptor
-from google.rpc import code_pb2, error_details_pb2
+from google.rpc import code_pb2
 
-from emulator import iam
-from emulator.clock import rfc3339
-from emulator.dispatch import Call, Method
-from emulator.rpc import RpcError, invalid_argument
-from emulator.services.common import require_enabled
-from emulator.services.resourcemanager import from_pb, to_pb
-from emulator.world import Project
-
-Doc = dict[str, Any]
-Fields = Mapping[str, Any]  # field name → None (scalar, map, free-form) or the nested message's Fields
+from emulator.core import iam
+from emulator.core.clock import rfc3339
+from emulator.core.handlers import Call, Doc, Fields, camel, snake
+from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized
+from emulator.core.world import Project
 
 
-@dataclass(frozen=True)
-class JsonMethod(Method):
-    """A Method whose request and response are proto3-JSON dicts; served over REST only."""
+def title(service: str) -> str:
+    """The API's title as Google's errors give it (`serviceTitle`), from the registry; the name when unknown."""
+    # Imported here: the registry imports every service module, and each of them imports this one.
+    from emulator.services import apis  # noqa: PLC0415
 
-    fields: Fields = field(default_factory=dict)
-
-    def parse_bytes(self, data: bytes) -> Any:
-        raise NotImplementedError(f"{self.full_name} is served over REST only")
-
-    def dump_bytes(self, message: Any) -> bytes:
-        raise NotImplementedError(f"{self.full_name} is served over REST only")
-
-    def parse_json(self, doc: dict[str, Any]) -> Any:
-        return doc
-
-    def dump_json(self, message: Any) -> dict[str, Any]:
-        return dict(message)
+    api = apis().get(service)
+    return api.title if api is not None else service
 
 
-@dataclass
-class RestCall(Call):
-    """A Call that came over HTTP: `base_url` is how the caller reached the emulator (for URLs it hands out)."""
-
-    base_url: str = ""
-
-
-def json_method(service: str, name: str, handler: Callable[[Call, Doc], Doc], api: str, fields: Fields) -> JsonMethod:
-    return JsonMethod(service, name, dict, dict, handler, api, fields)
-
-
-@dataclass(frozen=True)
-class HttpRule:
-    """One `google.api.http` binding: verb, URL template, the method, and where the body goes.
-
-    `body` is "" (no body; other fields from the query), "*" (the whole request) or a field's proto name.
-    `prefix` prepends text to a path variable (Resource Manager v1 names a project `{resource}`, v3 `projects/P`).
-    `reply` reshapes the response (v1 GetProject answers with the v1 Project shape).
-    """
-
-    verb: str
-    template: str
-    method: str
-    body: str = ""
-    prefix: Mapping[str, str] = field(default_factory=dict)
-    reply: Callable[[Doc], Doc] | None = None
-
-
-# Field names and shapes ------------------------------------------------------------------------------------
-
-
-def camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-def snake(name: str) -> str:
-    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
-
-
-class Shape(Protocol):
-    def field(self, key: str) -> tuple[str, Shape | None] | None:
-        """(the field's proto name, the shape of its message or None for a leaf), or None if there is none."""
-
-
-class DictShape:
-    def __init__(self, fields: Fields) -> None:
-        self.fields = fields
-
-    def field(self, key: str) -> tuple[str, Shape | None] | None:
-        name = key if key in self.fields else camel(key)
-        if name not in self.fields:
-            return None
-        child = self.fields[name]
-        return snake(name), DictShape(child) if isinstance(child, Mapping) else None
-
-
-class ProtoShape:
-    """A protobuf message's fields; maps and google.protobuf types (Struct, Any, Timestamp…) are leaves."""
-
-    def __init__(self, descriptor: Descriptor) -> None:
-        self.descriptor = descriptor
-
-    def field(self, key: str) -> tuple[str, Shape | None] | None:
-        found = self.descriptor.fields_by_name.get(key) or next(
-            (f for f in self.descriptor.fields if f.json_name == key), None
-        )
-        if found is None:
-            return None
-        message = found.message_type
-        if message is None or message.GetOptions().map_entry or message.full_name.startswith("google.protobuf."):
-            return found.name, None
-        return found.name, ProtoShape(message)
-
-
-def unknown_fields(doc: Any, shape: Shape, path: str = "") -> list[tuple[str, str]]:
-    """(where, name) of every field the message does not have, where as Google writes it: `contents[0].parts[0]`."""
-    found: list[tuple[str, str]] = []
-    if not isinstance(doc, dict):
-        return found
-    for key, value in doc.items():
-        hit = shape.field(key)
-        if hit is None:
-            found.append((path, key))
-            continue
-        name, child = hit
-        if child is None:
-            continue
-        here = f"{path}.{name}" if path else name
-        if isinstance(value, list):
-            for i, item in enumerate(value):
-                found += unknown_fields(item, child, f"{here}[{i}]")
-        else:
-            found += unknown_fields(value, child, here)
-    return found
-
-
-def unknown_field_error(found: Sequence[tuple[str, str]]) -> RpcError:
-    """Google's ESF answer to unknown JSON fields: one line each, and a BadRequest field violation each."""
-    lines, violations = [], []
-    for where, name in found:
-        at = f" at '{where}'" if where else ""
-        text = f'Invalid JSON payload received. Unknown name "{name}"{at}: Cannot find field.'
-        lines.append(text)
-        violations.append(error_details_pb2.BadRequest.FieldViolation(field=where, description=text))
-    return RpcError(
-        code_pb2.INVALID_ARGUMENT, "\n".join(lines), [error_details_pb2.BadRequest(field_violations=violations)]
-    )
-
-
-def unbound_query_error(name: str, segment: str) -> RpcError:
-    text = (
-        f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter. '
-        f"Field '{segment}' could not be found in request message."
+def service_disabled(project: Project, service: str) -> RpcError:
+    """SERVICE_DISABLED exactly as docs/google-behaviour.md gives it (the project by number)."""
+    service_title = title(service)
+    url = f"https://console.developers.google.com/apis/api/{service}/overview?project={project.number}"
+    message = (
+        f"{service_title} has not been used in project {project.number} before or it is disabled. Enable it by "
+        f"visiting {url} then retry. If you enabled this API recently, wait a few minutes for the action to "
+        "propagate to our systems and retry."
     )
     return RpcError(
-        code_pb2.INVALID_ARGUMENT,
-        text,
+        code_pb2.PERMISSION_DENIED,
+        message,
         [
-            error_details_pb2.BadRequest(
-                field_violations=[error_details_pb2.BadRequest.FieldViolation(description=text)]
-            )
+            error_info(
+                "SERVICE_DISABLED",
+                "googleapis.com",
+                {
+                    "service": service,
+                    "consumer": f"projects/{project.number}",
+                    "containerInfo": project.number,
+                    "serviceTitle": service_title,
+                    "activationUrl": url,
+                },
+            ),
+            localized(message),
+            help_link("Google developers console API activation", url),
         ],
     )
+
+
+def require_enabled(project: Project, service: str) -> None:
+    if service not in project.services:
+        raise service_disabled(project, service)
+
+
+def allowed(call: Call, project: Project, permission: str) -> bool:
+    """Allow policy grants it and no deny rule takes it away."""
+    member = call.member()
+    return call.world.allows(project, member, permission)
 
 
 # Reading request values ------------------------------------------------------------------------------------
@@ -337,7 +226,7 @@ TEST_PERMISSIONS: Fields = {"resource": None, "permissions": None}
 
 def policy_json(policy: iam.Policy) -> Doc:
     """A resource's policy in proto3 JSON (etag base64, as bytes are), the form every IAM API returns."""
-    return json_format.MessageToDict(to_pb(policy))
+    return json_format.MessageToDict(policy_to_pb(policy))
 
 
 def replace_policy(current: iam.Policy, request: Doc) -> iam.Policy:
@@ -352,7 +241,7 @@ def replace_policy(current: iam.Policy, request: Doc) -> iam.Policy:
             code_pb2.ABORTED,
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
         )
-    new = from_pb(raw)
+    new = policy_from_pb(raw)
     current.bindings = [iam.Binding(b.role, sorted(set(b.members)), b.condition) for b in new.bindings if b.members]
     current.version = max(new.version, 1)
     current.etag_counter += 1
@@ -371,3 +260,49 @@ def held_permissions(call: Call, project: Project, request: Doc, *policies: iam.
     effective = (*policies, *call.world.policies(project))
     held = [p for p in asked if any(iam.allowed_by_policy(pol, member, p) for pol in effective)]
     return {"permissions": held} if held else {}
+
+
+def policy_to_pb(policy: iam.Policy) -> policy_pb2.Policy:
+    out = policy_pb2.Policy(version=policy.version, etag=policy.etag)
+    for b in policy.bindings:
+        binding = out.bindings.add(role=b.role, members=b.members)
+        if b.condition:
+            binding.condition.expression = b.condition.get("expression", "")
+            binding.condition.title = b.condition.get("title", "")
+    for c in policy.audit_configs:
+        config = out.audit_configs.add(service=c.service)
+        for lc in c.audit_log_configs:
+            config.audit_log_configs.add(
+                log_type=policy_pb2.AuditLogConfig.LogType.Value(lc.log_type),
+                exempted_members=lc.exempted_members,
+            )
+    return out
+
+
+def policy_from_pb(pb: policy_pb2.Policy) -> iam.Policy:
+    bindings = []
+    for i, b in enumerate(pb.bindings):
+        if not iam.known_role(b.role) and not b.role.startswith(("projects/", "organizations/")):
+            raise invalid_argument(f"Role ({b.role}) does not exist in the resource's hierarchy.")
+        for member in b.members:
+            if not iam.MEMBER_SHAPE.match(member):
+                raise invalid_argument(
+                    f'Policy members must be of the form "<type>:<value>". (bindings[{i}]: {member!r})'
+                )
+        condition = (
+            {"expression": b.condition.expression, "title": b.condition.title} if b.HasField("condition") else None
+        )
+        bindings.append(iam.Binding(b.role, list(b.members), condition))
+    configs = []
+    for c in pb.audit_configs:
+        log_configs = []
+        for lc in c.audit_log_configs:
+            if lc.log_type == policy_pb2.AuditLogConfig.LogType.LOG_TYPE_UNSPECIFIED:
+                raise invalid_argument(
+                    f"auditConfigs[{c.service}]: logType must be DATA_READ, DATA_WRITE or ADMIN_READ"
+                )
+            log_configs.append(
+                iam.AuditLogConfig(policy_pb2.AuditLogConfig.LogType.Name(lc.log_type), list(lc.exempted_members))
+            )
+        configs.append(iam.AuditConfig(c.service, log_configs))
+    return iam.Policy(bindings=bindings, audit_configs=configs, version=pb.version or 1)

@@ -13,9 +13,9 @@ import secrets
 import time
 from typing import Any
 
-from emulator.dispatch import hang
-from emulator.httpbase import Request, Response
-from emulator.world import World
+from emulator.core.handlers import hang
+from emulator.core.world import World
+from emulator.frontends.httpserver import Request, Response
 
 PREFIX = "/computeMetadata/v1/"
 _FLAVOR = {"Metadata-Flavor": "Google"}

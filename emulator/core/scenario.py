@@ -16,11 +16,11 @@ from typing import Any
 
 import yaml
 
-from emulator import changes, iam
-from emulator.clock import parse_rfc3339
-from emulator.world import Node, Perimeter, Project, TimelineEvent, World
+from emulator.core import changes, iam
+from emulator.core.clock import parse_rfc3339
+from emulator.core.world import Node, Perimeter, Project, TimelineEvent, World
 
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
+SCENARIO_DIR = Path(__file__).parents[1] / "scenarios"
 DEFAULT_START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
 # The default model catalogue: model id → locations where Google serves it. A scenario's `models` merges in;
@@ -361,7 +361,7 @@ def _policy_fields(ctx: _Ctx, path: str, spec: Mapping[str, Any]) -> dict[str, A
     bindings = {}
     for role, members in _mapping(ctx, f"{path}.bindings", spec.get("bindings", {})).items():
         if not iam.known_role(str(role)):
-            raise ctx.fail(f"{path}.bindings.{role}", "unknown role (see emulator/iam.py for the catalogue)")
+            raise ctx.fail(f"{path}.bindings.{role}", "unknown role (see emulator/core/iam.py for the catalogue)")
         bindings[str(role)] = _list(ctx, f"{path}.bindings.{role}", members, lambda p, v: _member(ctx, p, v))
     audit_logs = {}
     for service, types in _mapping(ctx, f"{path}.audit_logs", spec.get("audit_logs", {})).items():

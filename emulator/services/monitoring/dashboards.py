@@ -15,24 +15,13 @@ import uuid
 
 from google.rpc import code_pb2
 
-from emulator.dispatch import Call
-from emulator.rpc import RpcError, invalid_argument, monitoring_denied, not_found
-from emulator.services.restapi import (
-    Doc,
-    Fields,
-    HttpRule,
-    JsonMethod,
-    admit,
-    boolean,
-    json_method,
-    message,
-    page,
-    text,
-)
-from emulator.world import Project
+from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
+from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
+from emulator.core.world import Project
+from emulator.services.kit import admit, boolean, message, page, text
 
 API = "monitoring.googleapis.com"
-SERVICE = "google.monitoring.dashboard.v1.DashboardsService"
+PROTO = "google.monitoring.dashboard.v1.DashboardsService"
 LAYOUTS = ("gridLayout", "mosaicLayout", "rowLayout", "columnLayout")
 DASHBOARD: Fields = {
     "name": None,
@@ -124,22 +113,29 @@ def delete_dashboard(call: Call, request: Doc) -> Doc:
 _DB = "projects/*/dashboards/*"
 METHODS: list[JsonMethod] = [
     json_method(
-        SERVICE,
+        PROTO,
         "CreateDashboard",
         create_dashboard,
         API,
         {"parent": None, "dashboard": DASHBOARD, "validateOnly": None},
     ),
-    json_method(SERVICE, "GetDashboard", get_dashboard, API, {"name": None}),
-    json_method(SERVICE, "ListDashboards", list_dashboards, API, {"parent": None, "pageSize": None, "pageToken": None}),
-    json_method(SERVICE, "UpdateDashboard", update_dashboard, API, {"dashboard": DASHBOARD, "validateOnly": None}),
-    json_method(SERVICE, "DeleteDashboard", delete_dashboard, API, {"name": None}),
+    json_method(PROTO, "GetDashboard", get_dashboard, API, {"name": None}),
+    json_method(PROTO, "ListDashboards", list_dashboards, API, {"parent": None, "pageSize": None, "pageToken": None}),
+    json_method(PROTO, "UpdateDashboard", update_dashboard, API, {"dashboard": DASHBOARD, "validateOnly": None}),
+    json_method(PROTO, "DeleteDashboard", delete_dashboard, API, {"name": None}),
 ]
 
 RULES: list[HttpRule] = [
-    HttpRule("POST", "/v1/{parent=projects/*}/dashboards", f"{SERVICE}.CreateDashboard", "dashboard"),
-    HttpRule("GET", "/v1/{parent=projects/*}/dashboards", f"{SERVICE}.ListDashboards"),
-    HttpRule("GET", f"/v1/{{name={_DB}}}", f"{SERVICE}.GetDashboard"),
-    HttpRule("PATCH", f"/v1/{{dashboard.name={_DB}}}", f"{SERVICE}.UpdateDashboard", "dashboard"),
-    HttpRule("DELETE", f"/v1/{{name={_DB}}}", f"{SERVICE}.DeleteDashboard"),
+    HttpRule("POST", "/v1/{parent=projects/*}/dashboards", f"{PROTO}.CreateDashboard", "dashboard"),
+    HttpRule("GET", "/v1/{parent=projects/*}/dashboards", f"{PROTO}.ListDashboards"),
+    HttpRule("GET", f"/v1/{{name={_DB}}}", f"{PROTO}.GetDashboard"),
+    HttpRule("PATCH", f"/v1/{{dashboard.name={_DB}}}", f"{PROTO}.UpdateDashboard", "dashboard"),
+    HttpRule("DELETE", f"/v1/{{name={_DB}}}", f"{PROTO}.DeleteDashboard"),
 ]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Monitoring API", gcloud="MONITORING"),),
+    methods=(*METHODS,),
+    rules=(*RULES,),
+)

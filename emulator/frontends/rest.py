@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 import sys
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -37,35 +37,18 @@ from google.protobuf import json_format
 from google.protobuf.descriptor import FieldDescriptor
 from google.rpc import code_pb2
 
-from emulator.dispatch import Method, before_call, hang, run_handler
-from emulator.httpbase import MAX_DEPTH, JsonError, Request, Response, parse_json
-from emulator.rpc import RpcError, invalid_argument
-from emulator.services import (
-    ancestry,
-    cloudbuild,
-    dashboards,
-    functions,
-    iamadmin,
-    locations,
-    pubsub,
-    run,
-    scheduler,
-    serviceusage,
-)
-from emulator.services.restapi import (
+from emulator.core.handlers import Doc, HttpRule, JsonMethod, Method, RestCall, before_call, camel, hang, run_handler
+from emulator.core.status import RpcError, invalid_argument
+from emulator.core.world import Fault, World
+from emulator.frontends.httpserver import MAX_DEPTH, JsonError, Request, Response, parse_json
+from emulator.frontends.transcoding import (
     DictShape,
-    Doc,
-    HttpRule,
-    JsonMethod,
     ProtoShape,
-    RestCall,
     Shape,
-    camel,
     unbound_query_error,
     unknown_field_error,
     unknown_fields,
 )
-from emulator.world import Fault, World
 
 SYSTEM_PARAMS = {
     "$alt",
@@ -86,116 +69,6 @@ SYSTEM_PARAMS = {
 # NaN, Infinity, -Infinity outside strings, or a number literal: where `_json_error` puts its caret.
 _BAD_NUMBER = re.compile(r"(?:^|[\s\[:,])(-?(?:NaN|Infinity)|-?\d+(?:\.\d+)?[eE][+-]?\d{3,}|-?\d{309,})")
 MALFORMED_BODY = b'{"candidates": [{"content": {"parts": [{"text": "OK'  # cut off mid-string: not JSON
-
-_AIP = "google.cloud.aiplatform"
-_LOG = "google.logging.v2.LoggingServiceV2"
-_MET = "google.monitoring.v3.MetricService"
-_ALR = "google.monitoring.v3.AlertPolicyService"
-_NCH = "google.monitoring.v3.NotificationChannelService"
-_RM3 = "google.cloud.resourcemanager.v3.Projects"
-_FOLDERS = "google.cloud.resourcemanager.v3.Folders"
-_ORGS = "google.cloud.resourcemanager.v3.Organizations"
-_MODEL = "projects/*/locations/*/publishers/*/models/*"
-
-
-def _v1_project(doc: Doc) -> Doc:
-    """Resource Manager v1's Project shape, from v3's (gcloud projects describe reads v1)."""
-    number = doc.get("name", "").removeprefix("projects/")
-    parent_type, _, parent_id = doc.get("parent", "").partition("s/")
-    return {
-        "projectNumber": number,
-        "projectId": doc.get("projectId", ""),
-        "lifecycleState": "ACTIVE" if doc.get("state") in ("ACTIVE", 1) else "DELETE_REQUESTED",
-        "name": doc.get("displayName", ""),
-        **({"parent": {"type": parent_type, "id": parent_id}} if parent_id else {}),
-    }
-
-
-# The google.api.http rules of the protobuf-typed methods (googleapis protos; the installed GAPIC REST transports
-# carry the same templates). The REST-only APIs declare theirs next to their handlers.
-PROTO_RULES: list[HttpRule] = [
-    *[
-        rule
-        for v in ("v1", "v1beta1")
-        for rule in (
-            HttpRule(
-                "POST", f"/{v}/{{model={_MODEL}}}:generateContent", f"{_AIP}.{v}.PredictionService.GenerateContent", "*"
-            ),
-            HttpRule(
-                "POST",
-                f"/{v}/{{endpoint={_MODEL}}}:countTokens",
-                f"{_AIP}.v1.LlmUtilityService.CountTokens"
-                if v == "v1"
-                else f"{_AIP}.v1beta1.PredictionService.CountTokens",
-                "*",
-            ),
-        )
-    ],
-    HttpRule("POST", "/v2/entries:list", f"{_LOG}.ListLogEntries", "*"),
-    HttpRule("POST", "/v2/entries:write", f"{_LOG}.WriteLogEntries", "*"),
-    HttpRule("POST", "/v3/{name=projects/*}/timeSeries", f"{_MET}.CreateTimeSeries", "*"),
-    HttpRule("GET", "/v3/{name=projects/*}/timeSeries", f"{_MET}.ListTimeSeries"),
-    HttpRule("POST", "/v3/{name=projects/*}/metricDescriptors", f"{_MET}.CreateMetricDescriptor", "metric_descriptor"),
-    HttpRule("GET", "/v3/{name=projects/*}/metricDescriptors", f"{_MET}.ListMetricDescriptors"),
-    HttpRule("GET", "/v3/{name=projects/*/metricDescriptors/**}", f"{_MET}.GetMetricDescriptor"),
-    HttpRule("DELETE", "/v3/{name=projects/*/metricDescriptors/**}", f"{_MET}.DeleteMetricDescriptor"),
-    HttpRule("POST", "/v3/{name=projects/*}/alertPolicies", f"{_ALR}.CreateAlertPolicy", "alert_policy"),
-    HttpRule("GET", "/v3/{name=projects/*}/alertPolicies", f"{_ALR}.ListAlertPolicies"),
-    HttpRule("GET", "/v3/{name=projects/*/alertPolicies/*}", f"{_ALR}.GetAlertPolicy"),
-    HttpRule(
-        "PATCH", "/v3/{alert_policy.name=projects/*/alertPolicies/*}", f"{_ALR}.UpdateAlertPolicy", "alert_policy"
-    ),
-    HttpRule("DELETE", "/v3/{name=projects/*/alertPolicies/*}", f"{_ALR}.DeleteAlertPolicy"),
-    HttpRule(
-        "POST",
-        "/v3/{name=projects/*}/notificationChannels",
-        f"{_NCH}.CreateNotificationChannel",
-        "notification_channel",
-    ),
-    HttpRule("GET", "/v3/{name=projects/*}/notificationChannels", f"{_NCH}.ListNotificationChannels"),
-    HttpRule("GET", "/v3/{name=projects/*/notificationChannels/*}", f"{_NCH}.GetNotificationChannel"),
-    HttpRule("DELETE", "/v3/{name=projects/*/notificationChannels/*}", f"{_NCH}.DeleteNotificationChannel"),
-    HttpRule("GET", "/v3/{name=projects/*}", f"{_RM3}.GetProject"),
-    HttpRule("POST", "/v3/{resource=projects/*}:getIamPolicy", f"{_RM3}.GetIamPolicy", "*"),
-    HttpRule("POST", "/v3/{resource=projects/*}:setIamPolicy", f"{_RM3}.SetIamPolicy", "*"),
-    HttpRule("POST", "/v3/{resource=projects/*}:testIamPermissions", f"{_RM3}.TestIamPermissions", "*"),
-    # Folders and organizations: v3, and the v2 (folders) and v1 (organizations) URLs gcloud uses, one handler each.
-    *[
-        HttpRule("POST", f"/{v}/{{resource=folders/*}}:{verb}", f"{_FOLDERS}.{name}", "*")
-        for v in ("v2", "v3")
-        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
-    ],
-    *[
-        HttpRule("POST", f"/{v}/{{resource=organizations/*}}:{verb}", f"{_ORGS}.{name}", "*")
-        for v in ("v1", "v3")
-        for verb, name in (("getIamPolicy", "GetIamPolicy"), ("testIamPermissions", "TestIamPermissions"))
-    ],
-    HttpRule("GET", "/v3/{name=folders/*}", f"{_FOLDERS}.GetFolder"),
-    HttpRule("GET", "/v3/{name=organizations/*}", f"{_ORGS}.GetOrganization"),
-    # Resource Manager v1 (what gcloud projects … uses), served by the v3 handlers.
-    HttpRule("GET", "/v1/projects/{name}", f"{_RM3}.GetProject", prefix={"name": "projects/"}, reply=_v1_project),
-    *[
-        HttpRule("POST", f"/v1/projects/{{resource}}:{verb}", f"{_RM3}.{name}", "*", prefix={"resource": "projects/"})
-        for verb, name in (
-            ("getIamPolicy", "GetIamPolicy"),
-            ("setIamPolicy", "SetIamPolicy"),
-            ("testIamPermissions", "TestIamPermissions"),
-        )
-    ],
-]
-
-JSON_RULES: list[HttpRule] = [
-    *functions.RULES,
-    *run.RULES,
-    *scheduler.RULES,
-    *serviceusage.RULES,
-    *iamadmin.RULES,
-    *dashboards.RULES,
-    *pubsub.RULES,
-    *cloudbuild.RULES,
-    *locations.RULES,
-    *ancestry.RULES,
-]
 
 
 @dataclass(frozen=True)
@@ -438,12 +311,21 @@ def serve(world: World, route: Route, values: list[str], request: Request) -> Re
     return Response.json(response_doc(route, result, request))
 
 
-def make_app(world: World, methods: list[Method]) -> Callable[[Request], Response]:
-    routes = build_routes(methods, [*PROTO_RULES, *JSON_RULES])
+def make_app(
+    world: World,
+    methods: list[Method],
+    rules: list[HttpRule],
+    raw: Sequence[Callable[[World, Request], Response | None]] = (),
+) -> Callable[[Request], Response]:
+    """The REST front end over `methods`, routed by `rules`; `raw` handlers see each request first (plain HTTP a
+    service serves beside its API)."""
+    routes = build_routes(methods, rules)
 
     def app(request: Request) -> Response:
-        if functions.is_upload(request.method, request.path):
-            return functions.receive_upload(world, request)
+        for handler in raw:
+            answered = handler(world, request)
+            if answered is not None:
+                return answered
         found = _match(routes, request.method, request.path)
         if found is None:
             return not_found(request)

@@ -27,11 +27,11 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from emulator import changes, scenario
-from emulator.clock import parse_rfc3339, rfc3339
-from emulator.httpbase import Request, Response
-from emulator.rpc import status_from_json
-from emulator.world import Fault, Node, Project, TimelineEvent, World
+from emulator.core import changes, scenario
+from emulator.core.clock import parse_rfc3339, rfc3339
+from emulator.core.status import status_from_json
+from emulator.core.world import Fault, Node, Project, TimelineEvent, World
+from emulator.frontends.httpserver import Request, Response
 
 ADMIN_PREFIX = "/_emulator/"
 METADATA_METHODS = (

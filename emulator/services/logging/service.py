@@ -35,15 +35,15 @@ from google.rpc import (
     error_details_pb2,  # noqa: F401 - registers the google.rpc details in status.details
 )
 
-from emulator.clock import rfc3339
-from emulator.dispatch import Call, Method
-from emulator.logfilter import FilterError, compile_filter
-from emulator.rpc import RpcError, iam_denied, invalid_argument
-from emulator.services.common import allowed, require_enabled
-from emulator.world import Project, World
+from emulator.core.clock import rfc3339
+from emulator.core.handlers import Api, Call, HttpRule, Method, Service
+from emulator.core.status import RpcError, iam_denied, invalid_argument
+from emulator.core.world import Project
+from emulator.services.kit import allowed, require_enabled
+from emulator.services.logging.filter import FilterError, compile_filter
 
 API = "logging.googleapis.com"
-SERVICE = "google.logging.v2.LoggingServiceV2"
+PROTO = "google.logging.v2.LoggingServiceV2"
 MAX_PAGE = 1000
 DEFAULT_PAGE = 50
 MAX_FILTER = 20000
@@ -193,11 +193,10 @@ def write_log_entries(call: Call, request: lt.WriteLogEntriesRequest) -> lt.Writ
     return lt.WriteLogEntriesResponse()
 
 
-def methods(world: World) -> list[Method]:
-    del world
+def _methods() -> list[Method]:
     return [
         Method(
-            SERVICE,
+            PROTO,
             "ListLogEntries",
             lt.ListLogEntriesRequest,
             lt.ListLogEntriesResponse,
@@ -205,7 +204,7 @@ def methods(world: World) -> list[Method]:
             API,
         ),
         Method(
-            SERVICE,
+            PROTO,
             "WriteLogEntries",
             lt.WriteLogEntriesRequest,
             lt.WriteLogEntriesResponse,
@@ -213,3 +212,19 @@ def methods(world: World) -> list[Method]:
             API,
         ),
     ]
+
+
+_LOG = "google.logging.v2.LoggingServiceV2"
+# The google.api.http rules of these methods (googleapis protos; the installed GAPIC REST transports carry the
+# same templates).
+RULES: list[HttpRule] = [
+    HttpRule("POST", "/v2/entries:list", f"{_LOG}.ListLogEntries", "*"),
+    HttpRule("POST", "/v2/entries:write", f"{_LOG}.WriteLogEntries", "*"),
+]
+
+
+SERVICE = Service(
+    apis=(Api(API, "Cloud Logging API", gcloud="LOGGING"),),
+    methods=(*_methods(),),
+    rules=(*RULES,),
+)

@@ -19,9 +19,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from emulator.clock import parse_rfc3339, rfc3339
+from devkit.launcher import serve_function
+from emulator.core.clock import parse_rfc3339, rfc3339
 from emulator.server import Emulator
-from emulator.testing import serve_function
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS = (0, 10, 20, 30, 40, 50, 60)  # minutes after the start; the timeline changes the world at :10, :20, …
@@ -88,7 +88,7 @@ def _print_step(now: datetime, changes: list[str], status: int, doc: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m emulator.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="demo", help="a scenario with a timeline (default: demo)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")

@@ -11,8 +11,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from emulator import audit, iam
-from emulator.world import Node, Project, TimelineEvent, World
+from emulator.core import audit, iam
+from emulator.core.world import Node, Project, TimelineEvent, World
 
 _AUDIT_DATA = "type.googleapis.com/google.iam.v1.logging.AuditData"
 

@@ -1,22 +1,33 @@
-"""One handler per API method, shared by every front end.
+"""The handler contract: one handler per API method, shared by every front end, and the records a service module
+declares itself with (`Service`: its APIs, methods and HTTP rules).
 
 A handler takes the caller (`Call`) and a request message and returns a response message or raises `RpcError`.
 The gRPC and REST front ends only translate bytes or JSON into the request message and the outcome back.
+
+The Python types of Cloud Functions, Cloud Run, Cloud Scheduler, Service Usage, IAM Admin, Dashboards and Pub/Sub
+are not installed, so their handlers take and return proto3-JSON dicts. A `JsonMethod` is still a `Method`: the
+REST front end counts it, arms faults on it, authenticates its caller and runs it under the world's lock exactly as
+it does a protobuf method. Its `fields` list the request message's field names (a nested dict for a message field,
+None for a scalar, a map or a free-form value), so an unknown field is refused with Google's text.
+
+Assumption: field shapes list the fields the real messages have (taken from gcloud's discovery-generated message
+classes); values inside maps and free-form objects (dashboard widgets) are not checked.
 """
 
 from __future__ import annotations
 
+import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import json_format
 from google.rpc import code_pb2
 
-from emulator import iam
-from emulator.rpc import RpcError, error_info
-from emulator.world import Fault, World
+from emulator.core import iam
+from emulator.core.status import RpcError, error_info
+from emulator.core.world import Fault, World
 
 Handler = Callable[["Call", Any], Any]
 
@@ -125,3 +136,93 @@ def hang(fault: Fault, time_left: float | None) -> None:
     """Sleep as a hung backend would: the whole hang, or until the caller has given up (plus a little)."""
     delay = fault.hang_seconds if time_left is None else min(fault.hang_seconds, time_left + 0.05)
     time.sleep(max(delay, 0.0))
+
+
+Doc = dict[str, Any]
+Fields = Mapping[str, Any]  # field name → None (scalar, map, free-form) or the nested message's Fields
+
+
+@dataclass(frozen=True)
+class JsonMethod(Method):
+    """A Method whose request and response are proto3-JSON dicts; served over REST only."""
+
+    fields: Fields = field(default_factory=dict)
+
+    def parse_bytes(self, data: bytes) -> Any:
+        raise NotImplementedError(f"{self.full_name} is served over REST only")
+
+    def dump_bytes(self, message: Any) -> bytes:
+        raise NotImplementedError(f"{self.full_name} is served over REST only")
+
+    def parse_json(self, doc: dict[str, Any]) -> Any:
+        return doc
+
+    def dump_json(self, message: Any) -> dict[str, Any]:
+        return dict(message)
+
+
+@dataclass
+class RestCall(Call):
+    """A Call that came over HTTP: `base_url` is how the caller reached the emulator (for URLs it hands out)."""
+
+    base_url: str = ""
+
+
+def json_method(service: str, name: str, handler: Callable[[Call, Doc], Doc], api: str, fields: Fields) -> JsonMethod:
+    return JsonMethod(service, name, dict, dict, handler, api, fields)
+
+
+@dataclass(frozen=True)
+class HttpRule:
+    """One `google.api.http` binding: verb, URL template, the method, and where the body goes.
+
+    `body` is "" (no body; other fields from the query), "*" (the whole request) or a field's proto name.
+    `prefix` prepends text to a path variable (Resource Manager v1 names a project `{resource}`, v3 `projects/P`).
+    `reply` reshapes the response (v1 GetProject answers with the v1 Project shape).
+    """
+
+    verb: str
+    template: str
+    method: str
+    body: str = ""
+    prefix: Mapping[str, str] = field(default_factory=dict)
+    reply: Callable[[Doc], Doc] | None = None
+
+
+# JSON field names ----------------------------------------------------------------------------------------
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+# The registry's records ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Api:
+    """One Google API as the emulator serves it: its service name, the title Google's SERVICE_DISABLED error gives
+    it (`serviceTitle`), and the suffix of gcloud's `CLOUDSDK_API_ENDPOINT_OVERRIDES_<gcloud>` ("" when no gcloud
+    command the project runs calls it)."""
+
+    name: str
+    title: str
+    gcloud: str = ""
+
+
+@dataclass(frozen=True)
+class Service:
+    """What one service module serves: its APIs, its methods and their `google.api.http` rules. A method whose
+    request is a protobuf type is served over gRPC and REST; a `JsonMethod` over REST only."""
+
+    apis: tuple[Api, ...]
+    methods: tuple[Method, ...]
+    rules: tuple[HttpRule, ...] = ()
+    # Plain HTTP beside the API (Cloud Functions' signed upload URL): (world, request) → a response, or None when
+    # the request is not its own. The REST front end asks each service's before it matches the rules.
+    http: Callable[[World, Any], Any] | None = None

@@ -15,9 +15,9 @@ from typing import Any
 import grpc
 from grpc_status import rpc_status
 
-from emulator.dispatch import Call, Method, before_call, hang, run_handler
-from emulator.rpc import RpcError
-from emulator.world import World
+from emulator.core.handlers import Call, Method, before_call, hang, run_handler
+from emulator.core.status import RpcError
+from emulator.core.world import World
 
 # Bytes that cannot parse as any protobuf message: a field key followed by a truncated varint.
 _MALFORMED = b"\x08\xff\xff\xff"
