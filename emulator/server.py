@@ -12,10 +12,11 @@ from emulator import services
 from emulator.core import scenario
 from emulator.core.clock import Clock
 from emulator.core.handlers import JsonMethod
+from emulator.core.http import Request, Response
 from emulator.core.world import World
 from emulator.frontends import admin, rest
 from emulator.frontends.grpc import GrpcServer
-from emulator.frontends.httpserver import HttpServer, Request, Response
+from emulator.frontends.httpserver import HttpServer
 from emulator.frontends.metadata import make_app as metadata_app
 
 LOOPBACK = "127.0.0.1"

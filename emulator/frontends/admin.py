@@ -29,9 +29,9 @@ from typing import Any
 
 from emulator.core import changes, scenario
 from emulator.core.clock import parse_rfc3339, rfc3339
+from emulator.core.http import Request, Response
 from emulator.core.status import status_from_json
 from emulator.core.world import Fault, Node, Project, TimelineEvent, World
-from emulator.frontends.httpserver import Request, Response
 
 ADMIN_PREFIX = "/_emulator/"
 METADATA_METHODS = (

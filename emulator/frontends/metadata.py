@@ -14,8 +14,8 @@ import time
 from typing import Any
 
 from emulator.core.handlers import hang
+from emulator.core.http import Request, Response
 from emulator.core.world import World
-from emulator.frontends.httpserver import Request, Response
 
 PREFIX = "/computeMetadata/v1/"
 _FLAVOR = {"Metadata-Flavor": "Google"}

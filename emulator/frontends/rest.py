@@ -38,9 +38,9 @@ from google.protobuf.descriptor import FieldDescriptor
 from google.rpc import code_pb2
 
 from emulator.core.handlers import Doc, HttpRule, JsonMethod, Method, RestCall, before_call, camel, hang, run_handler
+from emulator.core.http import MAX_DEPTH, JsonError, Request, Response, parse_json
 from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Fault, World
-from emulator.frontends.httpserver import MAX_DEPTH, JsonError, Request, Response, parse_json
 from emulator.frontends.transcoding import (
     DictShape,
     ProtoShape,

@@ -23,22 +23,24 @@ from emulator.services.logging import service as logging
 from emulator.services.monitoring import dashboards
 from emulator.services.monitoring import service as monitoring
 
-REGISTRY: tuple[Service, ...] = (
-    vertex.SERVICE,
-    logging.SERVICE,
-    monitoring.SERVICE,
-    dashboards.SERVICE,
-    resourcemanager.SERVICE,
-    ancestry.SERVICE,
-    serviceusage.SERVICE,
-    functions.SERVICE,
-    run.SERVICE,
-    scheduler.SERVICE,
-    iamadmin.SERVICE,
-    pubsub.SERVICE,
-    cloudbuild.SERVICE,
-    locations.SERVICE,
+# One line an API: the modules whose SERVICE the emulator serves.
+MODULES = (
+    vertex,
+    logging,
+    monitoring,
+    dashboards,
+    resourcemanager,
+    ancestry,
+    serviceusage,
+    functions,
+    run,
+    scheduler,
+    iamadmin,
+    pubsub,
+    cloudbuild,
+    locations,
 )
+REGISTRY: tuple[Service, ...] = tuple(module.SERVICE for module in MODULES)
 
 
 def apis() -> dict[str, Api]:

@@ -47,9 +47,9 @@ from google.rpc import code_pb2
 
 from emulator.core import iam
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, RestCall, Service, json_method
+from emulator.core.http import Request, Response
 from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project, World
-from emulator.frontends.httpserver import Request, Response
 from emulator.services import iamadmin
 from emulator.services.kit import (
     GET_POLICY,
