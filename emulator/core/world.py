@@ -13,13 +13,16 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from emulator.core import iam
 from emulator.core.clock import Clock
 from emulator.core.iam import DenyRule, Policy
 
 VERTEX = "aiplatform.googleapis.com"
+
+
+S = TypeVar("S")
 
 
 @dataclass
@@ -33,25 +36,21 @@ class Project:
     # constraints/vertexai.allowedModels allowed values; constraints/gcp.restrictServiceUsage denied values.
     allowed_models: list[str] | None = None
     denied_services: list[str] | None = None
-    # Cloud Monitoring, keyed by resource name or series identity; values belong to services/monitoring.py.
-    metric_descriptors: dict[str, Any] = field(default_factory=dict)
-    time_series: dict[Any, Any] = field(default_factory=dict)
-    alert_policies: dict[str, Any] = field(default_factory=dict)
-    notification_channels: dict[str, Any] = field(default_factory=dict)
-    dashboards: dict[str, Any] = field(default_factory=dict)
-    # Resources the deploy tool manages (REST front end).
-    functions: dict[str, Any] = field(default_factory=dict)
-    scheduler_jobs: dict[str, Any] = field(default_factory=dict)
-    service_accounts: dict[str, Any] = field(default_factory=dict)
-    topics: dict[str, Any] = field(default_factory=dict)
-    run_services: dict[str, Any] = field(default_factory=dict)  # Cloud Run services behind gen2 functions
-    operations: dict[str, Any] = field(default_factory=dict)  # long-running operations, by name
-    uploads: dict[str, Any] = field(default_factory=dict)  # Cloud Functions source upload URLs, by object path
+    # Each service's own state in this project, by the service's store class (`store`).
+    stores: dict[type, Any] = field(default_factory=dict)
     parent: str = ""  # folders/N or organizations/N; "" = the world's organization
 
     @property
     def name(self) -> str:
         return f"projects/{self.project_id}"
+
+    def store(self, kind: type[S]) -> S:
+        """The state a service keeps in this project (its store class, created empty on first use): the world holds
+        projects, principals, the clock and the log, and each service owns what it stores."""
+        found = self.stores.get(kind)
+        if found is None:
+            found = self.stores[kind] = kind()
+        return found
 
 
 @dataclass

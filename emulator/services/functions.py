@@ -42,6 +42,7 @@ import uuid
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -55,6 +56,7 @@ from emulator.services.kit import (
     GET_POLICY,
     SET_POLICY,
     TEST_PERMISSIONS,
+    OperationStore,
     allowed_on,
     apply_mask,
     held_permissions,
@@ -70,7 +72,7 @@ from emulator.services.kit import (
     require_enabled,
     text,
 )
-from emulator.services.run import RunService
+from emulator.services.run import RunService, RunStore
 
 API = "cloudfunctions.googleapis.com"
 PROTO = "google.cloud.functions.v2.FunctionService"
@@ -201,6 +203,15 @@ FUNCTION: Fields = {
 
 
 @dataclass
+class FunctionStore:
+    """Cloud Functions in one project: functions by resource name, and the source upload URLs it signed, by object
+    path."""
+
+    functions: dict[Any, Any] = field(default_factory=dict)
+    uploads: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
 class FunctionRecord:
     resource: Doc  # the Function as the API returns it
     source_size: int = 0
@@ -250,7 +261,7 @@ def _function(call: Call, name: str, permission: str | None) -> tuple[Project, F
     if match is None:
         raise invalid_argument(f"Invalid function name: {name!r}. Expected projects/P/locations/L/functions/F.")
     project = _project(call, match.group(1), permission or "cloudfunctions.functions.get", name)
-    record = project.functions.get(_key(project, match.group(2), match.group(3)))
+    record = project.store(FunctionStore).functions.get(_key(project, match.group(2), match.group(3)))
     policies = [record.policy] if record is not None else []
     if permission and not allowed_on(call, project, permission, *policies):
         raise denied(permission, name)
@@ -335,7 +346,7 @@ def _validate(project: Project, function: Doc) -> None:
 def _source(project: Project, build: Doc) -> tuple[Doc, Upload]:
     storage = message(message(build, "source"), "storageSource")
     key = f"{text(storage, 'bucket')}/{text(storage, 'object')}"
-    upload = project.uploads.get(key)
+    upload = project.store(FunctionStore).uploads.get(key)
     if upload is None or upload.size is None:
         raise invalid_argument(
             f"Function source gs://{key} not found: upload a zip to the URL generateUploadUrl returned first."
@@ -387,7 +398,7 @@ def _service(project: Project, region: str, function_id: str, given: Doc, revisi
 def _assemble(call: Call, project: Project, region: str, function_id: str, given: Doc, created: str) -> Doc:
     """The stored Function from what the caller gave: output-only fields filled, the rest kept."""
     storage, _ = _source(project, message(given, "buildConfig"))
-    previous = project.functions.get(_key(project, region, function_id))
+    previous = project.store(FunctionStore).functions.get(_key(project, region, function_id))
     revision = 1 if previous is None else int(previous.resource["serviceConfig"]["revision"].split("-")[-2]) + 1
     return {
         **{k: v for k, v in given.items() if k in FUNCTION and k not in ("state", "updateTime", "createTime")},
@@ -407,16 +418,18 @@ def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
     """Keep the function, its source summary and its Cloud Run service (the invokers' policy lives there)."""
     name = resource["name"]
     _, upload = _source(project, resource["buildConfig"])
-    record = project.functions.get(name) or FunctionRecord(resource)
+    record = project.store(FunctionStore).functions.get(name) or FunctionRecord(resource)
     record.resource = resource
     record.source_size, record.source_files = upload.size or 0, list(upload.files or [])
-    project.functions[name] = record
+    project.store(FunctionStore).functions[name] = record
     service_name = resource["serviceConfig"]["service"]
-    service = project.run_services.get(service_name)
+    service = project.store(RunStore).run_services.get(service_name)
     account = resource["serviceConfig"]["serviceAccountEmail"]
     if service is None:
         uri = resource["serviceConfig"]["uri"]
-        project.run_services[service_name] = RunService(service_name, uri, account, name, now(call), now(call))
+        project.store(RunStore).run_services[service_name] = RunService(
+            service_name, uri, account, name, now(call), now(call)
+        )
     else:
         service.service_account, service.update_time = account, now(call)
         service.generation += 1
@@ -427,11 +440,11 @@ def _failed(call: Call, project: Project, resource: Doc, verb: str, error: RpcEr
     """A build that failed: the operation ends with the error; a new function is kept in state FAILED, an existing
     one keeps serving its last revision and reads FAILED."""
     name = resource["name"]
-    record = project.functions.get(name)
+    record = project.store(FunctionStore).functions.get(name)
     if record is None:
         _, upload = _source(project, resource["buildConfig"])
         record = FunctionRecord(resource, upload.size or 0, list(upload.files or []))  # no Cloud Run service
-        project.functions[name] = record
+        project.store(FunctionStore).functions[name] = record
     record.resource["state"] = "FAILED"
     record.resource["stateMessages"] = [{"severity": "ERROR", "type": "BuildFailed", "message": error.message}]
     operation = _operation(call, project, name, verb, None)
@@ -474,7 +487,7 @@ def list_functions(call: Call, request: Doc) -> Doc:
     project, region = _parent(call, text(request, "parent"), "cloudfunctions.functions.list")
     found = [
         copy.deepcopy(r.resource)
-        for name, r in sorted(project.functions.items())
+        for name, r in sorted(project.store(FunctionStore).functions.items())
         if region == "-" or name.split("/")[3] == region
     ]
     items, more = page(found, request, 1000, 1000)
@@ -493,7 +506,7 @@ def create_function(call: Call, request: Doc) -> Doc:
             f"Invalid function_id '{function_id}': it must start with a letter, contain only lower case letters, "
             "digits and hyphens, end with a letter or digit, and be at most 63 characters long."
         )
-    if _key(project, region, function_id) in project.functions:
+    if _key(project, region, function_id) in project.store(FunctionStore).functions:
         raise RpcError(code_pb2.ALREADY_EXISTS, f"Resource '{_key(project, region, function_id)}' already exists")
     given = message(request, "function")
     _validate(project, given)
@@ -534,8 +547,8 @@ def update_function(call: Call, request: Doc) -> Doc:
 
 def delete_function(call: Call, request: Doc) -> Doc:
     project, record = _function(call, text(request, "name"), "cloudfunctions.functions.delete")
-    del project.functions[record.resource["name"]]
-    project.run_services.pop(record.resource["serviceConfig"]["service"], None)
+    del project.store(FunctionStore).functions[record.resource["name"]]
+    project.store(RunStore).run_services.pop(record.resource["serviceConfig"]["service"], None)
     return _operation(call, project, record.resource["name"], "delete", None)
 
 
@@ -554,7 +567,7 @@ def get_operation(call: Call, request: Doc) -> Doc:
     project = _project(call, match.group(1) if match else "", "cloudfunctions.operations.get", name)
     if not allowed_on(call, project, "cloudfunctions.operations.get"):
         raise denied("cloudfunctions.operations.get", name)
-    operation = project.operations.get(name)
+    operation = project.store(OperationStore).operations.get(name)
     if operation is None:
         raise not_found(f"Operation {name} not found")
     return copy.deepcopy(operation)
@@ -582,7 +595,7 @@ def generate_upload_url(call: Call, request: Doc) -> Doc:
     obj = f"{uuid.uuid4()}.zip"
     expires = call.world.clock.now() + timedelta(minutes=30)
     upload = Upload(signature=secrets.token_urlsafe(32), expires=expires)
-    project.uploads[f"{bucket}/{obj}"] = upload
+    project.store(FunctionStore).uploads[f"{bucket}/{obj}"] = upload
     base = call.base_url if isinstance(call, RestCall) else "http://127.0.0.1"
     url = (
         f"{base}/{bucket}/{obj}?GoogleAccessId=service-{project.number}%40gcf-admin-robot.iam.gserviceaccount.com"
@@ -618,7 +631,7 @@ def receive_upload(world: World, request: Request) -> Response | None:
     bucket, number, _, obj = match.groups()
     with world.lock:
         project = world.project(number)
-        upload = project.uploads.get(f"{bucket}/{obj}") if project is not None else None
+        upload = project.store(FunctionStore).uploads.get(f"{bucket}/{obj}") if project is not None else None
         if upload is None or request.param("Signature") != upload.signature or world.clock.now() > upload.expires:
             body = (
                 "<?xml version='1.0' encoding='UTF-8'?><Error><Code>SignatureDoesNotMatch</Code><Message>The request "

@@ -16,6 +16,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -58,6 +59,13 @@ ACCOUNT: Fields = {
 
 
 @dataclass
+class IamStore:
+    """Service accounts in one project, by e-mail."""
+
+    service_accounts: dict[Any, Any] = field(default_factory=dict)
+
+
+@dataclass
 class ServiceAccount:
     resource: Doc
     policy: iam.Policy = field(default_factory=iam.Policy)
@@ -89,9 +97,9 @@ def accounts(world: World, project: Project) -> dict[str, ServiceAccount]:
     """The project's service accounts, the scenario's principals in it included."""
     for email in world.principals:
         match = _SA_EMAIL.match(email)
-        if match and match.group(2) == project.project_id and email not in project.service_accounts:
-            project.service_accounts[email] = ServiceAccount(_resource(project, email))
-    return project.service_accounts
+        if match and match.group(2) == project.project_id and email not in project.store(IamStore).service_accounts:
+            project.store(IamStore).service_accounts[email] = ServiceAccount(_resource(project, email))
+    return project.store(IamStore).service_accounts
 
 
 def find_account(world: World, email: str) -> tuple[Project, ServiceAccount | None] | None:
@@ -184,7 +192,7 @@ def create_account(call: Call, request: Doc) -> Doc:
         )
     body = message(request, "serviceAccount")
     account = ServiceAccount(_resource(project, email, text(body, "displayName"), text(body, "description")))
-    project.service_accounts[email] = account
+    project.store(IamStore).service_accounts[email] = account
     call.world.principals[email] = "serviceAccount"
     return dict(account.resource)
 

@@ -10,6 +10,7 @@ import json
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +23,13 @@ from emulator.core.clock import rfc3339
 from emulator.core.handlers import Call, Doc, Fields, camel, snake
 from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized
 from emulator.core.world import Project
+
+
+@dataclass
+class OperationStore:
+    """Long-running operations in one project, by name (each API's operations.get reads its own)."""
+
+    operations: dict[Any, Any] = field(default_factory=dict)
 
 
 def title(service: str) -> str:
@@ -201,7 +209,7 @@ def new_operation(
         operation["error"] = {"code": error.code, "message": error.message}
     else:
         operation["response"] = response or {"@type": "type.googleapis.com/google.protobuf.Empty"}
-    project.operations[name] = operation
+    project.store(OperationStore).operations[name] = operation
     return operation
 
 

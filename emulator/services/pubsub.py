@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import copy
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -36,6 +38,13 @@ TOPIC: Fields = {
 }
 
 
+@dataclass
+class TopicStore:
+    """Pub/Sub topics in one project, by resource name."""
+
+    topics: dict[Any, Any] = field(default_factory=dict)
+
+
 def denied() -> RpcError:
     return RpcError(code_pb2.PERMISSION_DENIED, "User not authorized to perform this action.")
 
@@ -54,7 +63,7 @@ def _topic_name(name: str) -> tuple[str, str]:
 def _topic(call: Call, name: str, permission: str) -> tuple[Project, Doc]:
     ref, topic_id = _topic_name(name)
     project = _project(call, ref, permission)
-    found = project.topics.get(f"projects/{project.project_id}/topics/{topic_id}")
+    found = project.store(TopicStore).topics.get(f"projects/{project.project_id}/topics/{topic_id}")
     if found is None:
         raise not_found(f"Resource not found (resource={topic_id}).")
     return project, found
@@ -64,11 +73,11 @@ def create_topic(call: Call, request: Doc) -> Doc:
     ref, topic_id = _topic_name(text(request, "name"))
     project = _project(call, ref, "pubsub.topics.create")
     name = f"projects/{project.project_id}/topics/{topic_id}"
-    if name in project.topics:
+    if name in project.store(TopicStore).topics:
         raise RpcError(code_pb2.ALREADY_EXISTS, f"Resource already exists in the project (resource={topic_id}).")
     topic = {k: v for k, v in request.items() if k != "state"}
-    project.topics[name] = {**topic, "name": name}
-    return copy.deepcopy(project.topics[name])
+    project.store(TopicStore).topics[name] = {**topic, "name": name}
+    return copy.deepcopy(project.store(TopicStore).topics[name])
 
 
 def get_topic(call: Call, request: Doc) -> Doc:
@@ -77,7 +86,9 @@ def get_topic(call: Call, request: Doc) -> Doc:
 
 def list_topics(call: Call, request: Doc) -> Doc:
     project = _project(call, text(request, "project").removeprefix("projects/"), "pubsub.topics.list")
-    items, more = page([copy.deepcopy(t) for _, t in sorted(project.topics.items())], request, 100, 1000)
+    items, more = page(
+        [copy.deepcopy(t) for _, t in sorted(project.store(TopicStore).topics.items())], request, 100, 1000
+    )
     doc: Doc = {"topics": items} if items else {}
     if more:
         doc["nextPageToken"] = more
@@ -102,7 +113,7 @@ def update_topic(call: Call, request: Doc) -> Doc:
 
 def delete_topic(call: Call, request: Doc) -> Doc:
     project, topic = _topic(call, text(request, "topic"), "pubsub.topics.delete")
-    del project.topics[topic["name"]]
+    del project.store(TopicStore).topics[topic["name"]]
     return {}
 
 

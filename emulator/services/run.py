@@ -16,6 +16,7 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -39,6 +40,13 @@ API = "run.googleapis.com"
 V2 = "google.cloud.run.v2.Services"
 V1 = "google.cloud.run.v1.Services"
 _NAME = re.compile(r"^projects/([^/]+)/locations/([^/]+)/services/([^/]+)\Z")
+
+
+@dataclass
+class RunStore:
+    """Cloud Run services in one project (those behind gen2 functions), by resource name."""
+
+    run_services: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,7 +80,7 @@ def find(call: Call, name: str, permission: str | None) -> tuple[Project, RunSer
         raise denied(permission or "run.services.get", name)
     require_enabled(project, API)
     key = f"projects/{project.project_id}/locations/{match.group(2)}/services/{match.group(3)}"
-    service = project.run_services.get(key)
+    service = project.store(RunStore).run_services.get(key)
     policies = [service.policy] if service is not None else []
     if permission and not allowed_on(call, project, permission, *policies):
         raise denied(permission, name)

@@ -20,7 +20,9 @@ import base64
 import binascii
 import copy
 import re
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -82,6 +84,13 @@ JOB: Fields = {
 OUTPUT_ONLY = ("state", "status", "scheduleTime", "lastAttemptTime", "userUpdateTime")
 
 
+@dataclass
+class SchedulerStore:
+    """Cloud Scheduler jobs in one project, by resource name."""
+
+    scheduler_jobs: dict[Any, Any] = field(default_factory=dict)
+
+
 def denied(permission: str, resource: str) -> RpcError:
     return RpcError(
         code_pb2.PERMISSION_DENIED,
@@ -99,7 +108,7 @@ def _job(call: Call, name: str, permission: str) -> tuple[Project, Doc]:
     if match is None:
         raise invalid_argument(f"Invalid resource field value in the request: name {name!r}.")
     project = _project(call, match.group(1), permission, name)
-    job = project.scheduler_jobs.get(_key(project, match.group(2), match.group(3)))
+    job = project.store(SchedulerStore).scheduler_jobs.get(_key(project, match.group(2), match.group(3)))
     if job is None:
         raise not_found("Job not found.")
     return project, job
@@ -304,11 +313,11 @@ def create_job(call: Call, request: Doc) -> Doc:
     if not _JOB_ID.match(found.group(3)):
         raise invalid_argument(f"Job id {found.group(3)!r} may contain only letters, digits, hyphens and underscores.")
     key = _key(project, match.group(2), found.group(3))
-    if key in project.scheduler_jobs:
+    if key in project.store(SchedulerStore).scheduler_jobs:
         raise RpcError(code_pb2.ALREADY_EXISTS, f"Job {key} already exists.")
     validate(call, project, job)
     stored = normalized(call, {**job, "name": key})
-    project.scheduler_jobs[key] = stored
+    project.store(SchedulerStore).scheduler_jobs[key] = stored
     return copy.deepcopy(stored)
 
 
@@ -323,7 +332,11 @@ def list_jobs(call: Call, request: Doc) -> Doc:
         raise invalid_argument(f"Invalid resource field value in the request: parent {parent!r}.")
     project = _project(call, match.group(1), "cloudscheduler.jobs.list", parent)
     prefix = f"projects/{project.project_id}/locations/{match.group(2)}/jobs/"
-    jobs = [copy.deepcopy(j) for k, j in sorted(project.scheduler_jobs.items()) if k.startswith(prefix)]
+    jobs = [
+        copy.deepcopy(j)
+        for k, j in sorted(project.store(SchedulerStore).scheduler_jobs.items())
+        if k.startswith(prefix)
+    ]
     items, more = page(jobs, request, 500, 500)
     doc: Doc = {"jobs": items} if items else {}
     if more:
@@ -357,13 +370,13 @@ def update_job(call: Call, request: Doc) -> Doc:
         }
     validate(call, project, merged)
     stored = normalized(call, {k: v for k, v in merged.items() if k not in ("scheduleTime", "userUpdateTime")})
-    project.scheduler_jobs[job["name"]] = stored
+    project.store(SchedulerStore).scheduler_jobs[job["name"]] = stored
     return copy.deepcopy(stored)
 
 
 def delete_job(call: Call, request: Doc) -> Doc:
     project, job = _job(call, text(request, "name"), "cloudscheduler.jobs.delete")
-    del project.scheduler_jobs[job["name"]]
+    del project.store(SchedulerStore).scheduler_jobs[job["name"]]
     return {}
 
 

@@ -22,7 +22,7 @@ from emulator.core import changes
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, error_info, invalid_argument, not_found, precondition
 from emulator.core.world import Project
-from emulator.services.kit import admit, allowed_on, at, new_operation, page, text, title
+from emulator.services.kit import OperationStore, admit, allowed_on, at, new_operation, page, text, title
 
 API = "serviceusage.googleapis.com"
 PROTO = "google.api.serviceusage.v1.ServiceUsage"
@@ -164,10 +164,10 @@ def get_operation(call: Call, request: Doc) -> Doc:
     call.authenticate()
     name = text(request, "name")
     for project in call.world.projects.values():
-        if name in project.operations:
+        if name in project.store(OperationStore).operations:
             if not allowed_on(call, project, "serviceusage.services.get"):
                 raise denied("get", f"operation [{name}]")
-            return copy.deepcopy(project.operations[name])
+            return copy.deepcopy(project.store(OperationStore).operations[name])
     raise not_found(f"Operation {name} not found.")
 
 

@@ -16,6 +16,12 @@ from deploy.reconcile import BUILD_ROLE
 from devkit import emulated, fleet
 from emulator.core import iam
 from emulator.server import Emulator
+from emulator.services.functions import FunctionStore
+from emulator.services.iamadmin import IamStore
+from emulator.services.monitoring.dashboards import DashboardStore
+from emulator.services.monitoring.service import MonitoringStore
+from emulator.services.run import RunStore
+from emulator.services.scheduler import SchedulerStore
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 from tests.prerequisites import need
@@ -111,7 +117,7 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert "demo-proj  created" in first.stdout, first.stdout
         project = emulator.world.projects["demo-proj"]
 
-        [record] = project.functions.values()
+        [record] = project.store(FunctionStore).functions.values()
         function = record.resource
         service = function["serviceConfig"]
         assert service["serviceAccountEmail"] == WORKLOAD
@@ -126,11 +132,16 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert int(service["timeoutSeconds"]) == 60
         uri = service["uri"]
         # No public invoker; the invoker account only, and only on this function's service.
-        grants = {(b.role, m) for s in project.run_services.values() for b in s.policy.bindings for m in b.members}
+        grants = {
+            (b.role, m)
+            for s in project.store(RunStore).run_services.values()
+            for b in s.policy.bindings
+            for m in b.members
+        }
         grants |= {(b.role, m) for b in record.policy.bindings for m in b.members}
         assert grants == {("roles/run.invoker", f"serviceAccount:{INVOKER}")}
         assert not roles_of(emulator, "demo-proj", INVOKER)  # nothing project-wide for the invoker
-        [job] = project.scheduler_jobs.values()
+        [job] = project.store(SchedulerStore).scheduler_jobs.values()
         assert job["schedule"] == "*/5 * * * *"
         assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": INVOKER, "audience": uri}
         assert job["httpTarget"]["uri"] == uri
@@ -140,26 +151,26 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert project.policy.data_logging_on("aiplatform.googleapis.com", "DATA_READ", f"serviceAccount:{WORKLOAD}"), (
             first.stdout
         )
-        policies = list(project.alert_policies.values())
+        policies = list(project.store(MonitoringStore).alert_policies.values())
         assert sorted(p.display_name for p in policies) == [
             "Gemini canary: access denied",
             "Gemini canary: degraded",
             "Gemini canary: denial log line",
             "Gemini canary: silent",
         ]
-        [channel] = project.notification_channels.values()
+        [channel] = project.store(MonitoringStore).notification_channels.values()
         assert all(list(p.notification_channels) == [channel.name] for p in policies)
         # The build account: the project's default compute account, given the documented build role, recorded.
         builder = f"{project.number}-compute@developer.gserviceaccount.com"
         assert function["buildConfig"]["serviceAccount"] == f"projects/demo-proj/serviceAccounts/{builder}"
         assert roles_of(emulator, "demo-proj", builder) == {BUILD_ROLE}
-        assert f"build={builder}" in project.service_accounts[INVOKER].resource["description"]
+        assert f"build={builder}" in project.store(IamStore).service_accounts[INVOKER].resource["description"]
         # The metric descriptors, from function/metrics.py's schema: units and descriptions, not Google's blanks.
         for metric in SCHEMA:
-            stored = project.metric_descriptors[metric.type(PREFIX)]
+            stored = project.store(MonitoringStore).metric_descriptors[metric.type(PREFIX)]
             assert (stored["unit"], stored["description"], stored["auto"]) == (metric.unit, metric.description, False)
             assert stored["labels"] == sorted(metric.labels)
-        assert [d["displayName"] for d in project.dashboards.values()] == ["Gemini access canary"]
+        assert [d["displayName"] for d in project.store(DashboardStore).dashboards.values()] == ["Gemini access canary"]
 
         # Second run, same inputs: nothing changes, and it says so.
         emulator.world.calls.clear()
@@ -173,7 +184,7 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         third = deploy(emulator, tmp_path / "c", "apply", *base, "--schedule", "*/10 * * * *")
         assert third.returncode == 0, third.stderr
         assert "updated   scheduler job" in third.stdout
-        assert [j["schedule"] for j in project.scheduler_jobs.values()] == ["*/10 * * * *"]
+        assert [j["schedule"] for j in project.store(SchedulerStore).scheduler_jobs.values()] == ["*/10 * * * *"]
         assert set(mutations(emulator)) == {
             "google.cloud.scheduler.v1.CloudScheduler.UpdateJob",
             "google.monitoring.v3.AlertPolicyService.UpdateAlertPolicy",
@@ -187,7 +198,8 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
         assert "gcloud functions deploy gemini-canary" in dry.stdout
         assert mutations(emulator) == {}
         assert [
-            f.resource["serviceConfig"]["environmentVariables"]["CANARY_TARGETS"] for f in project.functions.values()
+            f.resource["serviceConfig"]["environmentVariables"]["CANARY_TARGETS"]
+            for f in project.store(FunctionStore).functions.values()
         ] == ["gemini-2.5-flash-lite@us-central1"]
 
         # Teardown: nothing of ours left; what the workload held before stays.
@@ -203,17 +215,19 @@ def test_apply_rerun_update_dry_run_teardown(tmp_path: Path) -> None:
             WORKLOAD,
         )
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not project.functions
-        assert not project.scheduler_jobs
-        assert not project.alert_policies
-        assert not project.notification_channels
-        assert not project.dashboards
-        invoker = project.service_accounts.get(INVOKER)
+        assert not project.store(FunctionStore).functions
+        assert not project.store(SchedulerStore).scheduler_jobs
+        assert not project.store(MonitoringStore).alert_policies
+        assert not project.store(MonitoringStore).notification_channels
+        assert not project.store(DashboardStore).dashboards
+        invoker = project.store(IamStore).service_accounts.get(INVOKER)
         assert invoker is None or invoker.deleted  # Google keeps a deleted account 30 days, for undelete
         assert roles_of(emulator, "demo-proj", WORKLOAD) == before
         assert not project.policy.audit_configs
         assert not roles_of(emulator, "demo-proj", builder)  # the build role it granted, and only that, is gone
-        assert set(project.metric_descriptors) == {m.type(PREFIX) for m in SCHEMA}  # kept: their data is history
+        assert set(project.store(MonitoringStore).metric_descriptors) == {
+            m.type(PREFIX) for m in SCHEMA
+        }  # kept: their data is history
         assert "kept      metric descriptors" in down.stdout
 
 
@@ -244,11 +258,11 @@ def test_ten_projects_one_broken(tmp_path: Path) -> None:
             if p == broken:
                 assert " failed " in line
                 assert "Cloud Functions API has not been used in project 500000000007" in line
-                assert not emulator.world.projects[p].functions
+                assert not emulator.world.projects[p].store(FunctionStore).functions
             else:
                 assert " created " in line
-                assert len(emulator.world.projects[p].functions) == 1
-                assert len(emulator.world.projects[p].scheduler_jobs) == 1
+                assert len(emulator.world.projects[p].store(FunctionStore).functions) == 1
+                assert len(emulator.world.projects[p].store(SchedulerStore).scheduler_jobs) == 1
 
 
 def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_are_filled(tmp_path: Path) -> None:
@@ -264,7 +278,7 @@ def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_a
             {"projects": {"demo-proj": {"bindings": {"roles/editor": [f"serviceAccount:{builder}"]}}}},
         )
         latency = f"{PREFIX}/latency"
-        project.metric_descriptors[latency] = {
+        project.store(MonitoringStore).metric_descriptors[latency] = {
             "type": latency, "metric_kind": "GAUGE", "value_type": "DOUBLE", "labels": ["cause", "old", "target"],
             "auto": True, "description": "", "display_name": "", "unit": "",
             "name": f"projects/demo-proj/metricDescriptors/{latency}",
@@ -273,9 +287,13 @@ def test_build_account_that_already_builds_is_left_alone_and_blank_descriptors_a
         done = deploy(emulator, tmp_path / "a", "apply", *args)
         assert done.returncode == 0, done.stdout + done.stderr
         assert roles_of(emulator, "demo-proj", builder) == {"roles/editor"}
-        assert "build=" not in project.service_accounts[INVOKER].resource["description"]
-        assert project.metric_descriptors[latency]["unit"] == "ms"
-        assert project.metric_descriptors[latency]["labels"] == ["cause", "old", "target"]  # never removed
+        assert "build=" not in project.store(IamStore).service_accounts[INVOKER].resource["description"]
+        assert project.store(MonitoringStore).metric_descriptors[latency]["unit"] == "ms"
+        assert project.store(MonitoringStore).metric_descriptors[latency]["labels"] == [
+            "cause",
+            "old",
+            "target",
+        ]  # never removed
         down = deploy(emulator, tmp_path / "b", "teardown", *args)
         assert down.returncode == 0, down.stdout + down.stderr
         assert roles_of(emulator, "demo-proj", builder) == {"roles/editor"}
@@ -287,7 +305,7 @@ EVIDENCE_ROLES = ("roles/monitoring.metricWriter", "roles/logging.privateLogView
 
 def service_policy(emulator: Emulator) -> dict[str, set[str]]:
     project = emulator.world.projects["demo-proj"]
-    [service] = project.run_services.values()
+    [service] = project.store(RunStore).run_services.values()
     return {b.role: set(b.members) for b in service.policy.bindings}
 
 
@@ -298,7 +316,7 @@ def test_public_members_are_removed_from_every_role_and_checked(tmp_path: Path) 
         first = deploy(emulator, tmp_path / "a", "apply", *BASE)
         assert first.returncode == 0, first.stdout + first.stderr
         project = emulator.world.projects["demo-proj"]
-        [service] = project.run_services.values()
+        [service] = project.store(RunStore).run_services.values()
         invoker = f"serviceAccount:{INVOKER}"
         with emulator.world.lock:
             service.policy.bindings = [
@@ -342,7 +360,7 @@ def test_grants_made_before_a_failure_are_removed_by_teardown(tmp_path: Path) ->
         assert "resourcemanager.projects.get" in failed.stdout
         project = emulator.world.projects["demo-proj"]
         assert roles_of(emulator, "demo-proj", WORKLOAD) == before | set(EVIDENCE_ROLES)  # granted, then it failed
-        description = project.service_accounts[INVOKER].resource["description"]
+        description = project.store(IamStore).service_accounts[INVOKER].resource["description"]
         assert all(role in description for role in EVIDENCE_ROLES), description  # and recorded
 
         rerun = deploy(emulator, tmp_path / "b", "apply", *args)
@@ -370,7 +388,7 @@ def test_same_named_resources_without_the_label_are_never_touched(tmp_path: Path
             "gridLayout": {"widgets": [{"title": "my own chart", "text": {"content": "mine"}}]},
         }
         with emulator.world.lock:
-            project.dashboards[mine] = json.loads(json.dumps(users_dashboard))
+            project.store(DashboardStore).dashboards[mine] = json.loads(json.dumps(users_dashboard))
         user = emulated.clients(emulator, fleet.DEPLOYER)
         users_channel = user.channels.create_notification_channel(
             name="projects/demo-proj",
@@ -396,7 +414,7 @@ def test_same_named_resources_without_the_label_are_never_touched(tmp_path: Path
         )
 
         def untouched() -> None:
-            assert project.dashboards[mine] == users_dashboard
+            assert project.store(DashboardStore).dashboards[mine] == users_dashboard
             assert user.channels.get_notification_channel(name=users_channel.name) == users_channel
             assert user.alerts.get_alert_policy(name=users_policy.name) == users_policy
 
@@ -410,16 +428,16 @@ def test_same_named_resources_without_the_label_are_never_touched(tmp_path: Path
             "this tool did not create it and leaves it alone; rename it, or add that label" in summary
         ), summary
         untouched()
-        assert len(project.dashboards) == 1
-        ours = [p for p in project.alert_policies.values() if p.name != users_policy.name]
+        assert len(project.store(DashboardStore).dashboards) == 1
+        ours = [p for p in project.store(MonitoringStore).alert_policies.values() if p.name != users_policy.name]
         assert len(ours) == 4  # created beside the user's, labelled
         assert all(p.user_labels.get("managed-by") == "gemini-canary" for p in ours)
 
         down = deploy(emulator, tmp_path / "b", "teardown", *BASE)
         assert down.returncode == 0, down.stdout + down.stderr
         untouched()
-        assert [p.name for p in project.alert_policies.values()] == [users_policy.name]
-        assert list(project.notification_channels) == [users_channel.name]
+        assert [p.name for p in project.store(MonitoringStore).alert_policies.values()] == [users_policy.name]
+        assert list(project.store(MonitoringStore).notification_channels) == [users_channel.name]
         assert f"kept      dashboard  {mine}: same name, but no label managed-by=gemini-canary" in down.stdout
 
 
@@ -429,7 +447,7 @@ def test_a_labelled_dashboard_is_created_updated_and_deleted(tmp_path: Path) -> 
         project = emulator.world.projects["demo-proj"]
         first = deploy(emulator, tmp_path / "a", "apply", *BASE)
         assert first.returncode == 0, first.stdout + first.stderr
-        [dashboard] = project.dashboards.values()
+        [dashboard] = project.store(DashboardStore).dashboards.values()
         labels = {"managed-by": "gemini-canary", "managed-by-gemini-canary": ""}
         assert dashboard["labels"] == labels
         with emulator.world.lock:
@@ -438,9 +456,9 @@ def test_a_labelled_dashboard_is_created_updated_and_deleted(tmp_path: Path) -> 
         again = deploy(emulator, tmp_path / "b", "apply", *BASE)
         assert again.returncode == 0, again.stdout + again.stderr
         assert "updated   dashboard" in again.stdout
-        [dashboard] = project.dashboards.values()
+        [dashboard] = project.store(DashboardStore).dashboards.values()
         assert dashboard["mosaicLayout"]["tiles"]
         assert dashboard["labels"] == labels
         down = deploy(emulator, tmp_path / "c", "teardown", *BASE)
         assert down.returncode == 0, down.stdout + down.stderr
-        assert not project.dashboards
+        assert not project.store(DashboardStore).dashboards

@@ -11,6 +11,7 @@ from pathlib import Path
 from deploy.reconcile import source_hash
 from devkit.emulated import admin
 from emulator.server import Emulator
+from emulator.services.functions import FunctionStore
 from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
 from tests.prerequisites import need
 
@@ -71,7 +72,9 @@ def test_the_deployed_zip_holds_only_the_function(tmp_path: Path) -> None:
             check=False,
         )
         assert done.returncode == 0, done.stderr
-        record = project.functions[f"projects/{PROJECT}/locations/{REGION}/functions/gemini-canary"]
+        record = project.store(FunctionStore).functions[
+            f"projects/{PROJECT}/locations/{REGION}/functions/gemini-canary"
+        ]
         uploaded = {f for f in record.source_files if not f.endswith("/")}
     assert uploaded == _expected()
     assert not uploaded & set(STRAY)

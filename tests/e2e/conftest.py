@@ -20,6 +20,7 @@ from google.cloud import monitoring_v3
 
 from devkit import emulated
 from emulator.server import Emulator
+from emulator.services.monitoring.service import MonitoringStore
 from emulator.services.vertex import REPLY
 from function.probe import PROMPT
 
@@ -46,7 +47,7 @@ def metric_texts(emulator: Emulator) -> list[str]:
     """Every label and value of every time series the emulator stored."""
     out = []
     for project in emulator.world.projects.values():
-        for series in project.time_series.values():
+        for series in project.store(MonitoringStore).time_series.values():
             out.append(json.dumps([series.metric_labels, series.resource_labels, [p.value for p in series.points]]))
     return out
 

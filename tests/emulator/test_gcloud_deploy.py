@@ -19,7 +19,11 @@ import pytest
 
 from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.services.functions import BUILD_FAILED
+from emulator.services.functions import BUILD_FAILED, FunctionStore
+from emulator.services.iamadmin import IamStore
+from emulator.services.pubsub import TopicStore
+from emulator.services.run import RunStore
+from emulator.services.scheduler import SchedulerStore
 from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
 from tests.prerequisites import need
 
@@ -83,18 +87,18 @@ def test_gcloud_deploys_the_function_and_its_schedule(gcloud: str, start_emulato
     assert failed.returncode != 0
     assert f"ERROR: (gcloud.functions.deploy) {BUILD_FAILED}" in " ".join(failed.stderr.split()), failed.stderr
     assert run("functions", "describe", "gemini-canary", region, "--gen2")["state"] == "FAILED"
-    assert project.run_services == {}
+    assert project.store(RunStore).run_services == {}
     granted = {"projects": {PROJECT: {"bindings": {"roles/cloudbuild.builds.builder": [f"serviceAccount:{builder}"]}}}}
     assert admin(emu, "PATCH", "world", granted)[0] == 200
 
     deployed = run(*deploy)
-    record = project.functions[f"{LOC}/functions/gemini-canary"]
+    record = project.store(FunctionStore).functions[f"{LOC}/functions/gemini-canary"]
     service = record.resource["serviceConfig"]
     assert service["serviceAccountEmail"] == WORKLOAD
     assert service["environmentVariables"] == {"CANARY_TARGETS": "gemini-2.5-flash-lite@us-central1"}
     assert (service["availableMemory"], service["timeoutSeconds"]) == ("256Mi", 60)
     assert sorted(record.source_files) == ["main.py", "requirements.txt"]
-    run_service = project.run_services[f"{LOC}/services/gemini-canary"]
+    run_service = project.store(RunStore).run_services[f"{LOC}/services/gemini-canary"]
     assert run_service.policy.bindings == []  # --no-allow-unauthenticated: no allUsers, no one
     assert deployed["serviceConfig"]["uri"] == service["uri"]
     assert run("functions", "describe", "gemini-canary", region, "--gen2")["state"] == "ACTIVE"
@@ -118,24 +122,24 @@ def test_gcloud_deploys_the_function_and_its_schedule(gcloud: str, start_emulato
         f"--oidc-token-audience={uri}", "--attempt-deadline=90s", "--max-retry-attempts=0",
         "--headers=Content-Type=application/json", "--message-body={}",
     )  # fmt: skip
-    job = project.scheduler_jobs[f"{LOC}/jobs/gemini-canary"]
+    job = project.store(SchedulerStore).scheduler_jobs[f"{LOC}/jobs/gemini-canary"]
     assert job["httpTarget"]["oidcToken"] == {"serviceAccountEmail": WORKLOAD, "audience": uri}
     assert (job["schedule"], job["attemptDeadline"], job["httpTarget"]["body"]) == ("*/5 * * * *", "90s", "e30=")
     run(
         "scheduler", "jobs", "update", "http", "gemini-canary", location, "--schedule=*/15 * * * *",
         "--time-zone=Europe/Paris", "--max-retry-attempts=0",
     )  # fmt: skip
-    job = project.scheduler_jobs[f"{LOC}/jobs/gemini-canary"]
+    job = project.store(SchedulerStore).scheduler_jobs[f"{LOC}/jobs/gemini-canary"]
     assert (job["schedule"], job["timeZone"], job["httpTarget"]["uri"]) == ("*/15 * * * *", "Europe/Paris", uri)
     assert run("scheduler", "jobs", "describe", "gemini-canary", location)["state"] == "ENABLED"
     run("scheduler", "jobs", "delete", "gemini-canary", location)
-    assert project.scheduler_jobs == {}
+    assert project.store(SchedulerStore).scheduler_jobs == {}
     missing = run.run("scheduler", "jobs", "describe", "gemini-canary", location)
     assert missing.returncode != 0
     assert "NOT_FOUND: Job not found." in missing.stderr
 
     run("functions", "delete", "gemini-canary", region, "--gen2")
-    assert (project.functions, project.run_services) == ({}, {})
+    assert (project.store(FunctionStore).functions, project.store(RunStore).run_services) == ({}, {})
 
 
 def test_gcloud_admin_commands_change_the_world(gcloud: str, start_emulator: Any, tmp_path: Path) -> None:
@@ -159,9 +163,11 @@ def test_gcloud_admin_commands_change_the_world(gcloud: str, start_emulator: Any
         "iam", "service-accounts", "add-iam-policy-binding", INVOKER, f"--member=user:{OWNER}",
         "--role=roles/iam.serviceAccountUser",
     )  # fmt: skip
-    assert project.service_accounts[INVOKER].policy.members_with("roles/iam.serviceAccountUser") == {f"user:{OWNER}"}
+    assert project.store(IamStore).service_accounts[INVOKER].policy.members_with("roles/iam.serviceAccountUser") == {
+        f"user:{OWNER}"
+    }
     run("iam", "service-accounts", "delete", INVOKER)
-    assert project.service_accounts[INVOKER].deleted
+    assert project.store(IamStore).service_accounts[INVOKER].deleted
 
     member = f"--member=serviceAccount:{WORKLOAD}"
     assert {"role": "roles/owner", "members": [f"user:{OWNER}"]} in run("projects", "get-iam-policy", PROJECT)[
@@ -176,9 +182,11 @@ def test_gcloud_admin_commands_change_the_world(gcloud: str, start_emulator: Any
     assert {e["protoPayload"]["authenticationInfo"]["principalEmail"] for e in entries} == {DEPLOYER}
 
     run("pubsub", "topics", "create", "gemini-canary", "--labels=managed-by=gemini-canary")
-    assert project.topics[f"projects/{PROJECT}/topics/gemini-canary"]["labels"] == {"managed-by": "gemini-canary"}
+    assert project.store(TopicStore).topics[f"projects/{PROJECT}/topics/gemini-canary"]["labels"] == {
+        "managed-by": "gemini-canary"
+    }
     run("pubsub", "topics", "delete", "gemini-canary")
-    assert project.topics == {}
+    assert project.store(TopicStore).topics == {}
 
     stranger = Gcloud(gcloud, emu, tmp_path / "stranger", "stranger@example.com")
     denied = stranger.run("services", "enable", "secretmanager.googleapis.com")
@@ -206,7 +214,7 @@ def test_gcloud_names_a_build_account(gcloud: str, start_emulator: Any, tmp_path
     grants = {role: [f"serviceAccount:{WORKLOAD}"] for role in roles}
     assert admin(emu, "PATCH", "world", {"projects": {PROJECT: {"bindings": grants}}})[0] == 200
     owner(*deploy)
-    record = project.functions[f"{LOC}/functions/gemini-canary"]
+    record = project.store(FunctionStore).functions[f"{LOC}/functions/gemini-canary"]
     assert (record.resource["state"], record.resource["buildConfig"]["serviceAccount"]) == ("ACTIVE", builder)
     # A deployer who may not act as the build account is refused before anything is built.
     revoke: dict[str, Any] = {"projects": {PROJECT: {"bindings": {"roles/iam.serviceAccountUser": []}}}}

@@ -15,6 +15,7 @@ from google.cloud.monitoring_v3 import types as mt
 from google.protobuf import duration_pb2, field_mask_pb2
 
 from devkit.emulated import clients
+from emulator.services.monitoring.service import MonitoringStore
 from tests.emulator.support import OWNER, PROJECT, advance
 
 NAME = f"projects/{PROJECT}"
@@ -339,7 +340,7 @@ def test_a_point_must_fit_its_created_descriptor(emulator: Any) -> None:
     assert 'Field timeSeries[0].metric.labels[0] had an invalid value of "cause": Unrecognized metric label.' in (
         caught.value.message
     )
-    assert not emulator.world.projects[PROJECT].time_series
+    assert not emulator.world.projects[PROJECT].store(MonitoringStore).time_series
     doubles = _failures_descriptor("cause", value_type="DOUBLE")
     clients(emulator, email=OWNER).metrics.create_metric_descriptor(name=NAME, metric_descriptor=doubles)
     with pytest.raises(exceptions.InvalidArgument) as caught:

@@ -16,7 +16,9 @@ import pytest
 
 from devkit.emulated import admin, token_for
 from emulator.server import Emulator
-from emulator.services.scheduler import next_run
+from emulator.services.functions import FunctionStore
+from emulator.services.run import RunStore
+from emulator.services.scheduler import SchedulerStore, next_run
 from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, WORKLOAD, raw_http
 
 STRANGER = "stranger@example.com"  # holds no role anywhere
@@ -195,7 +197,7 @@ def test_deploying_as_an_account_one_may_not_act_as_is_denied(start_emulator: Ca
         "Could not create Cloud Run service gemini-canary. Permission 'iam.serviceaccounts.actAs' denied on "
         f"service account {WORKLOAD} (or it may not exist)."
     )
-    assert emu.world.projects[PROJECT].functions == {}
+    assert emu.world.projects[PROJECT].store(FunctionStore).functions == {}
 
 
 def test_a_scheduler_oidc_token_needs_act_as(start_emulator: Callable[[str], Emulator]) -> None:
@@ -224,13 +226,13 @@ def test_a_deployed_function_keeps_its_source_summary_and_runs_as_its_account(
     assert operation["response"]["@type"] == "type.googleapis.com/google.cloud.functions.v2.Function"
     assert rest(emu, "GET", f"/v2/{operation['name']}")[1] == operation
     project = emu.world.projects[PROJECT]
-    record = project.functions[f"{LOC}/functions/gemini-canary"]
+    record = project.store(FunctionStore).functions[f"{LOC}/functions/gemini-canary"]
     assert record.source_files == ["main.py", "requirements.txt"]
     assert record.source_size > 0
     service_config = record.resource["serviceConfig"]
     assert service_config["serviceAccountEmail"] == WORKLOAD
     assert re.fullmatch(r"https://gemini-canary-[a-z0-9]{10}-uc\.a\.run\.app", service_config["uri"])
-    run_service = project.run_services[f"{LOC}/services/gemini-canary"]
+    run_service = project.store(RunStore).run_services[f"{LOC}/services/gemini-canary"]
     assert run_service.policy.bindings == []  # no public invoker, nor any other
     status, service = rest(emu, "GET", f"/v2/{LOC}/services/gemini-canary")
     assert (status, service["uri"], service["template"]["serviceAccount"]) == (200, service_config["uri"], WORKLOAD)
@@ -306,7 +308,7 @@ def test_a_job_is_stored_with_what_google_adds(start_emulator: Callable[[str], E
         "maxBackoffDuration": "3600s",
         "maxDoublings": 5,
     }
-    assert emu.world.projects[PROJECT].scheduler_jobs[f"{LOC}/jobs/gemini-canary"] == job
+    assert emu.world.projects[PROJECT].store(SchedulerStore).scheduler_jobs[f"{LOC}/jobs/gemini-canary"] == job
     assert rest(emu, "POST", f"/v1/{LOC}/jobs", _job())[0] == 409
 
 

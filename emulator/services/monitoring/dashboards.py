@@ -12,6 +12,8 @@ import copy
 import re
 import secrets
 import uuid
+from dataclasses import dataclass, field
+from typing import Any
 
 from google.rpc import code_pb2
 
@@ -38,6 +40,13 @@ DASHBOARD: Fields = {
 _NAME = re.compile(r"^projects/([^/]+)/dashboards/([^/]+)\Z")
 
 
+@dataclass
+class DashboardStore:
+    """Dashboards in one project, by resource name."""
+
+    dashboards: dict[Any, Any] = field(default_factory=dict)
+
+
 def _project(call: Call, ref: str, permission: str) -> Project:
     return admit(call, ref, API, permission, lambda: monitoring_denied(permission))
 
@@ -47,7 +56,7 @@ def _dashboard(call: Call, name: str, permission: str) -> tuple[Project, Doc]:
     if match is None:
         raise invalid_argument(f"Invalid dashboard name: {name!r}. Expected projects/PROJECT/dashboards/ID.")
     project = _project(call, match.group(1), permission)
-    found = project.dashboards.get(f"projects/{project.number}/dashboards/{match.group(2)}")
+    found = project.store(DashboardStore).dashboards.get(f"projects/{project.number}/dashboards/{match.group(2)}")
     if found is None:
         raise not_found("Requested entity was not found.")
     return project, found
@@ -75,7 +84,7 @@ def create_dashboard(call: Call, request: Doc) -> Doc:
         raise invalid_argument("Field etag must be empty when a dashboard is created.")
     stored = {**given, "name": name, "etag": _etag()}
     if not boolean(request, "validateOnly"):
-        project.dashboards[name] = stored
+        project.store(DashboardStore).dashboards[name] = stored
     return copy.deepcopy(stored)
 
 
@@ -85,7 +94,9 @@ def get_dashboard(call: Call, request: Doc) -> Doc:
 
 def list_dashboards(call: Call, request: Doc) -> Doc:
     project = _project(call, text(request, "parent").removeprefix("projects/"), "monitoring.dashboards.list")
-    items, more = page([copy.deepcopy(d) for _, d in sorted(project.dashboards.items())], request, 1000, 1000)
+    items, more = page(
+        [copy.deepcopy(d) for _, d in sorted(project.store(DashboardStore).dashboards.items())], request, 1000, 1000
+    )
     doc: Doc = {"dashboards": items} if items else {}
     if more:
         doc["nextPageToken"] = more
@@ -100,13 +111,13 @@ def update_dashboard(call: Call, request: Doc) -> Doc:
     _check(given)
     stored = {**given, "name": current["name"], "etag": _etag()}
     if not boolean(request, "validateOnly"):
-        project.dashboards[current["name"]] = stored
+        project.store(DashboardStore).dashboards[current["name"]] = stored
     return copy.deepcopy(stored)
 
 
 def delete_dashboard(call: Call, request: Doc) -> Doc:
     project, current = _dashboard(call, text(request, "name"), "monitoring.dashboards.delete")
-    del project.dashboards[current["name"]]
+    del project.store(DashboardStore).dashboards[current["name"]]
     return {}
 
 

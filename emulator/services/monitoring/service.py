@@ -13,6 +13,7 @@ import base64
 import re
 import secrets
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -60,6 +61,17 @@ CUSTOM_PREFIXES = ("custom.googleapis.com/", "workload.googleapis.com/", "extern
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], ...]]
+
+
+@dataclass
+class MonitoringStore:
+    """Cloud Monitoring in one project: metric descriptors and time series (keyed by type and by series identity), alert
+    policies and notification channels (by resource name)."""
+
+    metric_descriptors: dict[Any, Any] = field(default_factory=dict)
+    time_series: dict[Any, Any] = field(default_factory=dict)
+    alert_policies: dict[Any, Any] = field(default_factory=dict)
+    notification_channels: dict[Any, Any] = field(default_factory=dict)
 
 
 def _project(call: Call, name: str, permission: str) -> Project:
@@ -169,9 +181,9 @@ def _check_series(project: Project, series: mt.TimeSeries, now: datetime) -> tup
 
 def _descriptor_for(project: Project, series: agg.Series, index: int) -> str | None:
     """Create or extend the metric descriptor as Google does for custom metrics; an error text on mismatch."""
-    existing = project.metric_descriptors.get(series.metric_type)
+    existing = project.store(MonitoringStore).metric_descriptors.get(series.metric_type)
     if existing is None:
-        project.metric_descriptors[series.metric_type] = _auto_descriptor(project, series)
+        project.store(MonitoringStore).metric_descriptors[series.metric_type] = _auto_descriptor(project, series)
         return None
     if existing["value_type"] != series.value_type:
         return (
@@ -213,10 +225,10 @@ def _auto_descriptor(project: Project, series: agg.Series) -> dict[str, Any]:
 
 
 def _write(project: Project, key: SeriesKey, series: agg.Series, point: agg.Point) -> None:
-    stored = project.time_series.get(key)
+    stored = project.store(MonitoringStore).time_series.get(key)
     if stored is None:
         series.points = [point]
-        project.time_series[key] = series
+        project.store(MonitoringStore).time_series[key] = series
         return
     youngest = stored.points[0]
     if point.end <= youngest.end:
@@ -367,7 +379,7 @@ def list_time_series(call: Call, request: mt.ListTimeSeriesRequest) -> mt.ListTi
     start = _when(request.interval.start_time) or end - timedelta(microseconds=1)
     candidates = [
         s
-        for s in project.time_series.values()
+        for s in project.store(MonitoringStore).time_series.values()
         if matches(SeriesView(s.metric_type, s.metric_labels, s.resource_type, s.resource_labels, project.project_id))
     ]
     try:
@@ -430,7 +442,7 @@ def create_metric_descriptor(call: Call, request: mt.CreateMetricDescriptorReque
         raise invalid_argument("Field metricDescriptor had an invalid value: metricKind and valueType are required.")
     # "The metric descriptor is updated if it already exists, except that metric labels are never removed."
     # (projects.metricDescriptors.create reference; docs/google-behaviour.md, "Metric descriptors")
-    existing = project.metric_descriptors.get(d.type)
+    existing = project.store(MonitoringStore).metric_descriptors.get(d.type)
     kept = set(existing["labels"]) if existing is not None else set()
     doc = {
         "type": d.type,
@@ -443,7 +455,7 @@ def create_metric_descriptor(call: Call, request: mt.CreateMetricDescriptorReque
         "unit": d.unit,
         "name": f"projects/{project.project_id}/metricDescriptors/{d.type}",
     }
-    project.metric_descriptors[d.type] = doc
+    project.store(MonitoringStore).metric_descriptors[d.type] = doc
     return _descriptor_pb(doc)
 
 
@@ -457,7 +469,7 @@ def _descriptor_name(name: str) -> tuple[str, str]:
 def get_metric_descriptor(call: Call, request: mt.GetMetricDescriptorRequest) -> metric_pb2.MetricDescriptor:
     project_name, metric_type = _descriptor_name(request.name)
     project = _project(call, project_name, "monitoring.metricDescriptors.get")
-    doc = project.metric_descriptors.get(metric_type)
+    doc = project.store(MonitoringStore).metric_descriptors.get(metric_type)
     if doc is None:
         raise not_found(f"Could not find descriptor for metric '{metric_type}'.")
     return _descriptor_pb(doc)
@@ -471,7 +483,7 @@ def list_metric_descriptors(call: Call, request: mt.ListMetricDescriptorsRequest
         raise invalid_argument(str(err)) from None
     docs = [
         d
-        for d in project.metric_descriptors.values()
+        for d in project.store(MonitoringStore).metric_descriptors.values()
         if matches is None or matches(SeriesView(d["type"], {}, "", {}, project.project_id))
     ]
     return mt.ListMetricDescriptorsResponse(metric_descriptors=[_descriptor_pb(d) for d in docs])
@@ -480,10 +492,10 @@ def list_metric_descriptors(call: Call, request: mt.ListMetricDescriptorsRequest
 def delete_metric_descriptor(call: Call, request: mt.DeleteMetricDescriptorRequest) -> empty_pb2.Empty:
     project_name, metric_type = _descriptor_name(request.name)
     project = _project(call, project_name, "monitoring.metricDescriptors.delete")
-    if project.metric_descriptors.pop(metric_type, None) is None:
+    if project.store(MonitoringStore).metric_descriptors.pop(metric_type, None) is None:
         raise not_found(f"Could not find descriptor for metric '{metric_type}'.")
-    for key in [k for k in project.time_series if k[0] == metric_type]:
-        del project.time_series[key]
+    for key in [k for k in project.store(MonitoringStore).time_series if k[0] == metric_type]:
+        del project.store(MonitoringStore).time_series[key]
     return empty_pb2.Empty()
 
 
@@ -547,7 +559,7 @@ def _check_policy(project: Project, policy: mt.AlertPolicy) -> None:
     for i, condition in enumerate(policy.conditions):
         _check_condition(i, condition)
     for channel in policy.notification_channels:
-        if channel not in project.notification_channels:
+        if channel not in project.store(MonitoringStore).notification_channels:
             raise not_found(f"Notification channel '{channel}' does not exist.")
 
 
@@ -567,7 +579,7 @@ def create_alert_policy(call: Call, request: mt.CreateAlertPolicyRequest) -> mt.
     _check_policy(project, policy)
     policy.name = f"projects/{project.project_id}/alertPolicies/{secrets.randbelow(10**19)}"
     _stamped(policy, call, created=True)
-    project.alert_policies[policy.name] = policy
+    project.store(MonitoringStore).alert_policies[policy.name] = policy
     return policy
 
 
@@ -580,14 +592,14 @@ def _policy_project(call: Call, name: str, permission: str) -> tuple[Project, st
 
 def get_alert_policy(call: Call, request: mt.GetAlertPolicyRequest) -> mt.AlertPolicy:
     project, name = _policy_project(call, request.name, "monitoring.alertPolicies.get")
-    if name not in project.alert_policies:
+    if name not in project.store(MonitoringStore).alert_policies:
         raise not_found(f"Alert policy '{name}' does not exist.")
-    return project.alert_policies[name]
+    return project.store(MonitoringStore).alert_policies[name]
 
 
 def list_alert_policies(call: Call, request: mt.ListAlertPoliciesRequest) -> mt.ListAlertPoliciesResponse:
     project = _project(call, request.name, "monitoring.alertPolicies.list")
-    policies = list(project.alert_policies.values())
+    policies = list(project.store(MonitoringStore).alert_policies.values())
     if request.filter:
         wanted = re.fullmatch(r'\s*display_name\s*=\s*"([^"]*)"\s*', request.filter)
         if wanted is None:
@@ -598,9 +610,9 @@ def list_alert_policies(call: Call, request: mt.ListAlertPoliciesRequest) -> mt.
 
 def update_alert_policy(call: Call, request: mt.UpdateAlertPolicyRequest) -> mt.AlertPolicy:
     project, name = _policy_project(call, request.alert_policy.name, "monitoring.alertPolicies.update")
-    if name not in project.alert_policies:
+    if name not in project.store(MonitoringStore).alert_policies:
         raise not_found(f"Alert policy '{name}' does not exist.")
-    current = project.alert_policies[name]
+    current = project.store(MonitoringStore).alert_policies[name]
     incoming = mt.AlertPolicy(request.alert_policy)
     paths = list(request.update_mask.paths) if request.update_mask and request.update_mask.paths else []
     if paths:
@@ -615,13 +627,13 @@ def update_alert_policy(call: Call, request: mt.UpdateAlertPolicyRequest) -> mt.
     incoming.creation_record = current.creation_record
     _check_policy(project, incoming)
     _stamped(incoming, call, created=False)
-    project.alert_policies[name] = incoming
+    project.store(MonitoringStore).alert_policies[name] = incoming
     return incoming
 
 
 def delete_alert_policy(call: Call, request: mt.DeleteAlertPolicyRequest) -> empty_pb2.Empty:
     project, name = _policy_project(call, request.name, "monitoring.alertPolicies.delete")
-    if project.alert_policies.pop(name, None) is None:
+    if project.store(MonitoringStore).alert_policies.pop(name, None) is None:
         raise not_found(f"Alert policy '{name}' does not exist.")
     return empty_pb2.Empty()
 
@@ -651,7 +663,7 @@ def create_notification_channel(call: Call, request: mt.CreateNotificationChanne
         )
     channel.name = f"projects/{project.project_id}/notificationChannels/{secrets.randbelow(10**19)}"
     channel.verification_status = mt.NotificationChannel.VerificationStatus.VERIFIED  # type: ignore[assignment]
-    project.notification_channels[channel.name] = channel
+    project.store(MonitoringStore).notification_channels[channel.name] = channel
     return channel
 
 
@@ -660,34 +672,34 @@ def _channel(call: Call, name: str, permission: str) -> tuple[Project, str]:
     if not sep:
         raise invalid_argument(f"Invalid notification channel name: {name!r}.")
     project = _project(call, project_name, permission)
-    if name not in project.notification_channels:
+    if name not in project.store(MonitoringStore).notification_channels:
         raise not_found(f"Notification channel '{name}' does not exist.")
     return project, name
 
 
 def get_notification_channel(call: Call, request: mt.GetNotificationChannelRequest) -> mt.NotificationChannel:
     project, name = _channel(call, request.name, "monitoring.notificationChannels.get")
-    return project.notification_channels[name]
+    return project.store(MonitoringStore).notification_channels[name]
 
 
 def list_notification_channels(
     call: Call, request: mt.ListNotificationChannelsRequest
 ) -> mt.ListNotificationChannelsResponse:
     project = _project(call, request.name, "monitoring.notificationChannels.list")
-    channels = list(project.notification_channels.values())
+    channels = list(project.store(MonitoringStore).notification_channels.values())
     return mt.ListNotificationChannelsResponse(notification_channels=channels, total_size=len(channels))
 
 
 def delete_notification_channel(call: Call, request: mt.DeleteNotificationChannelRequest) -> empty_pb2.Empty:
     project, name = _channel(call, request.name, "monitoring.notificationChannels.delete")
-    in_use = [p.name for p in project.alert_policies.values() if name in p.notification_channels]
+    in_use = [p.name for p in project.store(MonitoringStore).alert_policies.values() if name in p.notification_channels]
     if in_use and not request.force:
         raise RpcError(
             code_pb2.FAILED_PRECONDITION,
             f"Notification channel '{name}' is used by alert policies: "
             f"{', '.join(in_use)}. Set force=true to delete it anyway.",
         )
-    del project.notification_channels[name]
+    del project.store(MonitoringStore).notification_channels[name]
     return empty_pb2.Empty()
 
 
