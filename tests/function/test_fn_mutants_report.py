@@ -10,21 +10,29 @@ import io
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Iterator
+from concurrent import futures
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+import grpc
 import pytest
 from functions_framework import create_app
 from google.api.error_reason_pb2 import ErrorReason
+from google.cloud import aiplatform_v1
+from google.cloud.aiplatform_v1.services.prediction_service.transports import PredictionServiceGrpcTransport
+from google.cloud.aiplatform_v1.types import prediction_service as ps
 
 from emulator.server import Emulator
 from function import report
 from function.causes import Cause, Failure
+from function.clients import Clients
 from function.config import Config, Target
 from function.evidence import Change, Evidence, Item
 from function.metrics import MetricsReport
-from function.probe import Outcome
+from function.probe import Outcome, probe
+from function.recorder import Deadline, Recorder
 from function.remedies import Remedy, remedies
 from function.run import Result, Trigger
 
@@ -34,6 +42,7 @@ SA = "canary@demo-proj.iam.gserviceaccount.com"
 STARTED = datetime(2026, 11, 26, 9, 10, 11, 120000, tzinfo=UTC)
 TRACE = Trigger("scheduler", job="gemini-canary-job", trace="0af7651916cd43dd8448eb211c80319c", span="b7ad6b7169203331")
 PREDICT = "aiplatform.endpoints.predict"
+PREDICTION_SERVICE = "google.cloud.aiplatform.v1.PredictionService"
 MODEL = f"projects/demo-proj/locations/us-central1/publishers/google/models/{FLASH.model}"
 DENIED = Failure(
     Cause.IAM_PERMISSION_DENIED,
@@ -494,6 +503,102 @@ def test_the_log_line_writes_a_value_json_has_no_type_for_as_its_text() -> None:
             "data": {"at": "2026-11-26 09:10:11.120000+00:00"},
         }
     ]
+
+
+# --- function/probe.py: one call, its outcome ---
+
+
+def test_a_probe_that_answers_keeps_the_finish_reason_tokens_and_model_version(emulator: Emulator) -> None:
+    recorder = Recorder()
+    clients = Clients(Config(emulator=emulator.grpc.address))
+    outcome = probe(FLASH, "demo-proj", clients, Deadline(10), recorder)
+    assert (outcome.target, outcome.cause, outcome.failure) == (FLASH, Cause.OK, None)
+    assert (outcome.finish_reason, outcome.tokens, outcome.model_version) == ("MAX_TOKENS", 9, FLASH.model)
+    assert [(c["method"], c["outcome"]) for c in recorder.calls] == [
+        ("aiplatform.GenerateContent(gemini-2.5-flash@us-central1)", "OK")
+    ]
+
+
+class Prediction:
+    """A Vertex AI endpoint of one method on a loopback port: GenerateContent answers with no candidate (as Google
+    does for a prompt it blocks), after `hold` seconds unless released first."""
+
+    def __init__(self) -> None:
+        self.hold = 0.0
+        self.released = threading.Event()
+        self.requests: list[ps.GenerateContentRequest] = []
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._generate_content,
+            request_deserializer=ps.GenerateContentRequest.deserialize,
+            response_serializer=ps.GenerateContentResponse.serialize,
+        )
+        self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(PREDICTION_SERVICE, {"GenerateContent": handler}),)
+        )
+        port = self.server.add_insecure_port("127.0.0.1:0")
+        self.server.start()
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        self.client = aiplatform_v1.PredictionServiceClient(
+            transport=PredictionServiceGrpcTransport(channel=self.channel)
+        )
+
+    def _generate_content(self, request: ps.GenerateContentRequest, context: grpc.ServicerContext) -> Any:
+        self.requests.append(request)
+        if self.hold:
+            self.released.wait(self.hold)
+        return ps.GenerateContentResponse(model_version="m-1", usage_metadata={"total_token_count": 3})
+
+    def prediction(self, location: str) -> aiplatform_v1.PredictionServiceClient:
+        return self.client
+
+
+@pytest.fixture
+def prediction() -> Iterator[Prediction]:
+    served = Prediction()
+    yield served
+    served.released.set()
+    served.channel.close()
+    served.server.stop(None)
+
+
+def test_a_response_without_a_candidate_is_answered_with_no_finish_reason(prediction: Prediction) -> None:
+    outcome = probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(10), Recorder())
+    assert (outcome.cause, outcome.finish_reason, outcome.tokens, outcome.model_version) == (
+        Cause.OK,
+        "NO_CANDIDATE",
+        3,
+        "m-1",
+    )
+    [request] = prediction.requests
+    assert request.model == MODEL
+    assert request.generation_config.max_output_tokens == 1
+
+
+def test_a_probe_waits_no_longer_than_the_run_has_left(prediction: Prediction) -> None:
+    """A run with no time left gives its call the least timeout (50 ms): the call ends DEADLINE_EXCEEDED."""
+    prediction.hold = 30.0
+    recorder = Recorder()
+    outcome = probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(0), recorder)
+    assert outcome.cause == Cause.DEADLINE
+    assert (outcome.failure.status if outcome.failure else None, outcome.finish_reason) == ("DEADLINE_EXCEEDED", None)
+    assert [c["outcome"] for c in recorder.calls] == ["DEADLINE_EXCEEDED"]
+
+
+def test_the_json_of_an_outcome() -> None:
+    assert Outcome(FLASH, Cause.OK, 0.05).to_json() == {
+        "target": "gemini-2.5-flash@us-central1",
+        "cause": "ok",
+        "latency_ms": 0.1,
+    }
+    assert Outcome(FLASH, Cause.OK, 1.25, finish_reason="STOP").to_json() == {
+        "target": "gemini-2.5-flash@us-central1",
+        "cause": "ok",
+        "latency_ms": 1.2,
+        "finish_reason": "STOP",
+        "total_tokens": None,
+        "model_version": None,
+    }
 
 
 # --- function/remedies.py: organization policy fixes and help links ---
