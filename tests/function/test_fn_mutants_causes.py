@@ -8,7 +8,9 @@ protos (google/rpc/code.proto) and client libraries.
 from __future__ import annotations
 
 import json
+import os
 import re
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -20,10 +22,14 @@ import requests
 from google.api_core import exceptions as core
 from google.rpc import code_pb2, error_details_pb2
 
+from emulator.server import Emulator
+from emulator.testing import admin
 from function import metrics
 from function.causes import LINK_WITHHELD, Cause, classify
+from function.clients import METADATA_TIMEOUT_S, Clients, ProjectUnknown
+from function.config import Config
 from function.metrics import MetricsReport, MetricsWriter, TargetSignal, series_for
-from function.recorder import Recorder
+from function.recorder import Deadline, Recorder
 
 T = "type.googleapis.com/google.rpc."
 GOOGLE_LINK = "https://console.cloud.google.com/apis/library"
@@ -139,7 +145,7 @@ LIMITS = {"message": 2000, "reason": 200, "domain": 200, "key": 200, "value": 10
 
 def _long_fields(extra: int) -> core.GoogleAPICallError:
     n = {name: limit + extra for name, limit in LIMITS.items()}
-    details = [
+    details: list[dict[str, Any]] = [
         {
             "@type": T + "ErrorInfo",
             "reason": "R" * n["reason"],
@@ -262,3 +268,142 @@ def test_an_instance_writes_again_exactly_five_seconds_later(monkeypatch: pytest
     assert writer._claim() == 4.75
     now[0] = 1005.0
     assert writer._claim() is None
+
+
+# --- function/metrics.py: one write against the emulator ---
+
+CREATE = "google.monitoring.v3.MetricService.CreateTimeSeries"
+
+
+class _Deadline(Deadline):
+    """A run's deadline with a fixed time left, so the retry rule is decided by the value, not by the machine."""
+
+    def __init__(self, left: float) -> None:
+        super().__init__(left)
+        self.left = left
+
+    def remaining(self) -> float:
+        return self.left
+
+
+class _RegionTimeouts(Clients):
+    """The real clients, remembering the timeout each region lookup was given."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__(config)
+        self.region_timeouts: list[float] = []
+
+    def region(self, timeout: float = METADATA_TIMEOUT_S) -> str:
+        self.region_timeouts.append(timeout)
+        return super().region(timeout)
+
+
+@pytest.fixture
+def monitoring() -> Iterator[tuple[Emulator, _RegionTimeouts]]:
+    """An emulator on a running clock (the writer stamps its points with its own wall clock), on the metadata port
+    tests/conftest.py reserved for this process."""
+    port = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
+    emulator = Emulator("healthy", metadata_port=port, clock_mode="running").start()
+    yield emulator, _RegionTimeouts(Config(emulator=emulator.grpc.address))
+    emulator.stop()
+
+
+def _write(
+    clients: Clients, monkeypatch: pytest.MonkeyPatch, left: float = 30.0
+) -> tuple[MetricsReport, Recorder, list[float]]:
+    slept: list[float] = []
+    monkeypatch.setattr(metrics, "time", SimpleNamespace(monotonic=lambda: 1000.0, sleep=slept.append))
+    recorder = Recorder()
+    signal = TargetSignal("m@l", Cause.OK, 5.0, "", "")
+    report = MetricsWriter().write(
+        clients._config, clients, "demo-proj", "healthy", [signal], _Deadline(left), recorder
+    )
+    return report, recorder, slept
+
+
+def _unavailable(emulator: Emulator, count: int) -> None:
+    fault = {"method": CREATE, "count": count, "status": {"code": 14, "message": "try later"}}
+    status, body = admin(emulator, "POST", "faults", fault)
+    assert status == 201, body
+
+
+def test_a_write_names_its_call_and_asks_the_region_within_the_metadata_timeout(
+    monitoring: tuple[Emulator, _RegionTimeouts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator, clients = monitoring
+    report, recorder, slept = _write(clients, monkeypatch)
+    assert (report.written, report.series, report.error, slept) == (True, 4, None, [])
+    assert [c["method"] for c in recorder.calls] == ["monitoring.CreateTimeSeries"]
+    assert clients.region_timeouts == [METADATA_TIMEOUT_S]
+    status, calls = admin(emulator, "GET", "calls")
+    assert status == 200
+    assert json.dumps(calls).count(CREATE) == 1
+
+
+def test_an_unavailable_write_is_retried_once_when_more_than_two_seconds_are_left(
+    monitoring: tuple[Emulator, _RegionTimeouts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator, clients = monitoring
+    _unavailable(emulator, 3)
+    report, recorder, slept = _write(clients, monkeypatch, left=2.5)
+    assert (report.written, report.error, slept) == (False, "ServiceUnavailable: try later", [0.5])
+    assert [c["outcome"] for c in recorder.calls] == ["UNAVAILABLE", "UNAVAILABLE"]
+
+
+def test_an_unavailable_write_is_not_retried_with_two_seconds_left(
+    monitoring: tuple[Emulator, _RegionTimeouts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emulator, clients = monitoring
+    _unavailable(emulator, 1)
+    report, recorder, slept = _write(clients, monkeypatch, left=2.0)
+    assert (report.written, report.error, slept) == (False, "ServiceUnavailable: try later", [])
+    assert [c["outcome"] for c in recorder.calls] == ["UNAVAILABLE"]
+
+
+def test_a_write_that_fails_otherwise_says_why_in_at_most_2000_characters(
+    monitoring: tuple[Emulator, _RegionTimeouts], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, clients = monitoring
+
+    def refuse() -> Any:
+        raise RuntimeError("x" * 3000)
+
+    monkeypatch.setattr(clients, "metrics", refuse)
+    report, recorder, slept = _write(clients, monkeypatch)
+    assert report.error == ("RuntimeError: " + "x" * 3000)[:2000]
+    assert len(report.error) == 2000
+    assert (report.written, slept, [c["outcome"] for c in recorder.calls]) == (False, [], ["RuntimeError"])
+
+
+# --- function/clients.py ---
+
+
+def test_in_production_each_client_connects_to_its_services_default_endpoint(emulator: Emulator) -> None:
+    from google.cloud.aiplatform_v1 import PredictionServiceClient
+    from google.cloud.resourcemanager_v3 import FoldersClient, OrganizationsClient, ProjectsClient
+
+    clients = Clients(Config())  # no emulator address: Google's hosts (the channels connect only when used)
+    hosts = {
+        "folders": clients.folders()._transport._host,
+        "organizations": clients.organizations()._transport._host,
+        "projects": clients.projects()._transport._host,
+        "prediction": clients.prediction("europe-west4")._transport._host,
+    }
+    assert hosts == {
+        "folders": f"{FoldersClient.DEFAULT_ENDPOINT}:443",
+        "organizations": f"{OrganizationsClient.DEFAULT_ENDPOINT}:443",
+        "projects": f"{ProjectsClient.DEFAULT_ENDPOINT}:443",
+        "prediction": "europe-west4-" + f"{PredictionServiceClient.DEFAULT_ENDPOINT}:443",
+    }
+
+
+def test_a_metadata_answer_that_is_an_http_error_is_named_with_its_body(emulator: Emulator) -> None:
+    fault = {"method": "metadata.project_id", "http_status": 500, "http_body": "backend down"}
+    status, body = admin(emulator, "POST", "faults", fault)
+    assert status == 201, body
+    with pytest.raises(ProjectUnknown) as raised:
+        Clients(Config(emulator=emulator.grpc.address)).project()
+    assert str(raised.value).startswith(
+        "cannot learn which project to probe: the runtime's metadata server's project/project-id answered HTTP 500: "
+        "'backend down'. This is the runtime's metadata server failing, not Gemini: the next run asks again"
+    )
