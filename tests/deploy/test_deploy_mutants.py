@@ -902,3 +902,16 @@ def test_the_source_hash_covers_each_uploaded_file_by_its_path_and_bytes(tmp_pat
     (tmp_path / "other.py").write_bytes(b"not uploaded")
     framed = b"function/a.py\0A\0function/b.py\0B\0main.py\0M\0requirements.txt\0R\0"
     assert source_hash(tmp_path) == hashlib.sha256(framed).hexdigest()[:12]
+
+
+def test_a_dry_run_on_a_project_policy_without_bindings_plans_each_grant_and_no_removal() -> None:
+    world = IamWorld(dry_run=True)
+    world.project_policy = copy.deepcopy(EMPTY)
+    world.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    iam(project(world))
+    grants = [p for p in world.plan if p.startswith("projects add-iam-policy-binding demo-proj")]
+    assert grants == [
+        f"projects add-iam-policy-binding demo-proj --member={who} --role={role} --condition=None"
+        for who, role in [*((WHO, r) for r in REQUIRED), (f"serviceAccount:{BUILDER}", BUILD_ROLE)]
+    ]
+    assert not any("remove-iam-policy-binding" in p for p in world.plan)
