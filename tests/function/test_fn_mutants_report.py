@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any, cast
 
 import grpc
@@ -25,6 +26,7 @@ from google.cloud.aiplatform_v1.services.prediction_service.transports import Pr
 from google.cloud.aiplatform_v1.types import prediction_service as ps
 
 from emulator.server import Emulator
+from function import probe as probe_module
 from function import report
 from function.causes import Cause, Failure
 from function.clients import Clients
@@ -527,6 +529,7 @@ class Prediction:
         self.hold = 0.0
         self.released = threading.Event()
         self.requests: list[ps.GenerateContentRequest] = []
+        self.locations: list[str] = []
         handler = grpc.unary_unary_rpc_method_handler(
             self._generate_content,
             request_deserializer=ps.GenerateContentRequest.deserialize,
@@ -550,6 +553,7 @@ class Prediction:
         return ps.GenerateContentResponse(model_version="m-1", usage_metadata={"total_token_count": 3})
 
     def prediction(self, location: str) -> aiplatform_v1.PredictionServiceClient:
+        self.locations.append(location)
         return self.client
 
 
@@ -570,9 +574,29 @@ def test_a_response_without_a_candidate_is_answered_with_no_finish_reason(predic
         3,
         "m-1",
     )
+    assert prediction.locations == ["us-central1"]
+
+
+def test_the_request_is_the_fixed_prompt_one_output_token_at_temperature_zero(prediction: Prediction) -> None:
+    probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(10), Recorder())
     [request] = prediction.requests
-    assert request.model == MODEL
-    assert request.generation_config.max_output_tokens == 1
+    assert request == ps.GenerateContentRequest(
+        model=MODEL,
+        contents=[
+            aiplatform_v1.Content(role="user", parts=[aiplatform_v1.Part(text="Reply with the single word OK.")])
+        ],
+        generation_config=aiplatform_v1.GenerationConfig(max_output_tokens=1, temperature=0.0),
+    )
+    assert "temperature" in request.generation_config  # set, not left to the model's default
+
+
+def test_the_latency_is_the_probe_s_own_time_in_milliseconds(
+    prediction: Prediction, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """From before the client is taken to the answer, on the monotonic performance counter."""
+    ticks = iter([100.0, 100.25])
+    monkeypatch.setattr(probe_module, "time", SimpleNamespace(perf_counter=lambda: next(ticks)))
+    assert probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(10), Recorder()).latency_ms == 250.0
 
 
 def test_a_probe_waits_no_longer_than_the_run_has_left(prediction: Prediction) -> None:
@@ -646,6 +670,17 @@ def test_the_model_allowlist_fix_names_the_model() -> None:
             url="https://cloud.google.com/vertex-ai/generative-ai/docs/control-model-access",
         ),
     ]
+
+
+@pytest.mark.parametrize("role", ["roles/owner", "roles/editor", "roles/viewer"])
+def test_a_basic_role_removed_is_restored_as_the_least_privileged_one(role: str) -> None:
+    change = Change("role_removed", "alice@example.com", "2026-11-26T09:00:00Z", f"{role} removed", role=role)
+    [grant, *_] = remedies(failed(DENIED), Evidence(predict_granted=False, change=change), "demo-proj", SA)
+    assert grant == Remedy(
+        "Grant roles/aiplatform.user to the workload's service account",
+        f"gcloud projects add-iam-policy-binding demo-proj --member=serviceAccount:{SA} --role=roles/aiplatform.user "
+        "--condition=None",
+    )
 
 
 BILLING = "https://console.developers.google.com/billing/enable?project=123456789012"
