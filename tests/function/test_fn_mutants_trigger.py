@@ -23,6 +23,7 @@ from function import run as run_module
 from function import trigger
 from function.causes import Cause
 from function.config import Config, Target
+from function.evidence import LIST_CALLS_PER_MINUTE
 from function.metrics import MetricsReport
 from function.probe import Outcome
 from function.recorder import Deadline
@@ -178,7 +179,6 @@ def test_a_refusal_is_its_message_as_an_exception() -> None:
 def test_what_the_json_parser_could_not_do_is_said_plainly() -> None:
     assert _parse_error(MemoryError()) == "too large to parse"
     assert _parse_error(RecursionError("maximum recursion depth exceeded")) == "nested too deeply"
-    assert _parse_error(ValueError("x" * 300)) == "x" * 200
 
 
 # --- function/run.py -----------------------------------------------------------------------------------------------
@@ -313,7 +313,12 @@ def test_the_failures_series_names_the_first_remedy(world: Callable[..., Emulato
         "--role=roles/aiplatform.user --condition=None"
     )
     [labels] = [s["metric"]["labels"] for s in result.metrics.time_series if s["metric"]["type"].endswith("/failures")]
-    assert labels["remedy"] == first.command
+    assert labels == {
+        "target": "gemini-2.5-flash-lite@us-central1",
+        "cause": "iam_permission_denied",
+        "permission": "aiplatform.endpoints.predict",
+        "remedy": first.command,
+    }
 
 
 def test_evidence_is_shared_only_between_runs_with_the_same_failures(world: Callable[..., Emulator]) -> None:
@@ -331,6 +336,15 @@ def test_evidence_is_shared_only_between_runs_with_the_same_failures(world: Call
     other = _execute(config, instance)
     assert [o.cause for o in other.outcomes] == [Cause.UNAVAILABLE]
     assert other.evidence.shared_with is None
+    # no permission was named; the first remedy is a link
+    assert [s["metric"]["labels"] for s in other.metrics.time_series if s["metric"]["type"].endswith("/failures")] == [
+        {
+            "target": "gemini-2.5-flash-lite@us-central1",
+            "cause": "unavailable",
+            "permission": "none",
+            "remedy": "https://status.cloud.google.com/",
+        }
+    ]
 
 
 class _Clock:
@@ -390,3 +404,34 @@ class _Left(Deadline):
 def test_a_metadata_lookup_takes_a_quarter_of_what_is_left(left: float, timeout: float) -> None:
     """A quarter of the run's remaining time, at least 50 ms and at most METADATA_TIMEOUT_S (2 s)."""
     assert run_module._metadata_timeout(_Left(left)) == timeout
+
+
+def test_evidence_is_not_shared_between_runs_refused_by_different_constraints(world: Callable[..., Emulator]) -> None:
+    emulator = world("org_policy")
+    config = _config(emulator)
+    instance = Instance(config)
+    runs = [_execute(config, instance)]
+    while runs[-1].evidence.shared_with is None and len(runs) <= LIST_CALLS_PER_MINUTE:  # until the allowance runs low
+        runs.append(_execute(config, instance))
+    assert [o.cause for r in runs for o in r.outcomes] == [Cause.ORG_POLICY] * len(runs)
+    assert runs[-1].evidence.shared_with == runs[-2].run_id
+    refused = {
+        "code": 9,
+        "message": "Request is disallowed by organization policy constraint constraints/gcp.resourceLocations",
+    }
+    status, body = admin(emulator, "POST", "faults", {"method": GENERATE, "count": 1, "status": refused})
+    assert status == 201, body
+    other = _execute(config, instance)
+    assert [o.cause for o in other.outcomes] == [Cause.ORG_POLICY]
+    assert other.evidence.shared_with is None
+
+
+def test_a_healthy_target_is_counted_with_no_permission_and_no_remedy(world: Callable[..., Emulator]) -> None:
+    result = _execute(_config(world("healthy")))
+    [labels] = [s["metric"]["labels"] for s in result.metrics.time_series if s["metric"]["type"].endswith("/failures")]
+    assert labels == {
+        "target": "gemini-2.5-flash-lite@us-central1",
+        "cause": "ok",
+        "permission": "none",
+        "remedy": "none",
+    }
