@@ -203,7 +203,7 @@ class Failure:
 def _detail_fields(detail: Any) -> tuple[str, dict[str, Any]]:
     """(type name, fields) of one status detail: a protobuf message on gRPC, a dict on REST."""
     if isinstance(detail, dict):
-        kind = str(detail.get("@type", "")).rsplit(".", 1)[-1]
+        kind = str(detail.get("@type", "")).rpartition(".")[2]
         return kind, detail
     kind = type(detail).__name__
     fields: dict[str, Any] = {}
@@ -222,18 +222,18 @@ def _detail_fields(detail: Any) -> tuple[str, dict[str, Any]]:
     return kind, fields
 
 
-def _from_api_error(error: Any) -> Failure:
+def _from_api_error(error: core.GoogleAPICallError) -> Failure:
     """google.api_core.exceptions.GoogleAPICallError, from either transport."""
-    status = getattr(error, "grpc_status_code", None)
+    status = error.grpc_status_code
     failure = Failure(
         cause=Cause.UNKNOWN,
-        code=getattr(error, "code", None),
+        code=error.code,
         status=status.name if status is not None else _rest_status(error),
-        message=str(getattr(error, "message", "") or error),
+        message=str(error.message or error),
         error_type=type(error).__name__,
     )
     quota_failure = False
-    for detail in getattr(error, "details", None) or []:
+    for detail in error.details or []:
         kind, fields = _detail_fields(detail)
         quota_failure = quota_failure or kind == "QuotaFailure"
         if kind == "ErrorInfo" and failure.reason is None:
@@ -251,7 +251,7 @@ def _from_api_error(error: Any) -> Failure:
     return failure
 
 
-def _rest_status(error: Any) -> str | None:
+def _rest_status(error: core.GoogleAPICallError) -> str | None:
     """The status name a REST error body states, else one guessed from the HTTP code.
 
     google-api-core keeps only the code, and 400 or 409 alone cannot tell FAILED_PRECONDITION from INVALID_ARGUMENT,
@@ -267,24 +267,22 @@ def _rest_status(error: Any) -> str | None:
     status = body.get("status") if isinstance(body, dict) else None
     if isinstance(status, str) and re.fullmatch(r"[A-Z_]{1,40}", status):
         return status
-    return _status_from_http(getattr(error, "code", None))
+    return _status_from_http(error.code)
 
 
 def _status_from_http(code: int | None) -> str | None:
-    names = {
+    """google.rpc.Code's HTTP mapping, for the codes whose google-api-core class carries no gRPC status (the others,
+    404, 499, 500, 501 and 503, are named by their class's `grpc_status_code`). Where several statuses share a code
+    (400, 409), one of them: the code alone cannot tell which."""
+    names: dict[int | None, str] = {
         400: "INVALID_ARGUMENT",
         401: "UNAUTHENTICATED",
         403: "PERMISSION_DENIED",
-        404: "NOT_FOUND",
         409: "ABORTED",
         429: "RESOURCE_EXHAUSTED",
-        499: "CANCELLED",
-        500: "INTERNAL",
-        501: "UNIMPLEMENTED",
-        503: "UNAVAILABLE",
         504: "DEADLINE_EXCEEDED",
     }
-    return names.get(code) if code is not None else None
+    return names.get(code)
 
 
 def _cause(failure: Failure, quota_failure: bool = False) -> Cause:
@@ -323,11 +321,12 @@ def _safe(failure: Failure) -> Failure:
     failure.metadata = {sanitize.text(k, 200): sanitize.text(v, 1000) for k, v in failure.metadata.items()}
     links = []
     for lk in failure.links:
-        url = sanitize.link(lk.get("url"))
+        url = sanitize.link(lk["url"])
+        description = sanitize.text(lk["description"], 500)  # both keys set by _from_api_error
         links.append(
-            {"description": sanitize.text(lk.get("description", ""), 500), "url": url}
+            {"description": description, "url": url}
             if url
-            else {"description": sanitize.text(lk.get("description", ""), 500), "url_withheld": LINK_WITHHELD}
+            else {"description": description, "url_withheld": LINK_WITHHELD}
         )
     failure.links = links
     failure.violations = [{k: sanitize.text(v, 1000) for k, v in item.items()} for item in failure.violations]

@@ -103,7 +103,7 @@ def to_json(result: Result, debug: bool = False) -> dict[str, Any]:
     return dict(_safe(_to_json(result, debug)))
 
 
-def _to_json(result: Result, debug: bool = False) -> dict[str, Any]:
+def _to_json(result: Result, debug: bool) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "verdict": result.verdict,
         "summary": headline(result),

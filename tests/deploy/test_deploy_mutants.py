@@ -9,6 +9,7 @@ test asserts the state the project is left in and the record on the invoker acco
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from deploy.gcloud import Gcloud, GcloudError
 from deploy.monitoring import Monitoring
-from deploy.reconcile import BUILD_ROLE, UNLABELLED, Manifest, Project, _data_read_on, _members
+from deploy.reconcile import BUILD_ROLE, UNLABELLED, Manifest, Project, _data_read_on, _members, source_hash
 from deploy.spec import make_spec
 from function.roles import OPTIONAL, REQUIRED
 
@@ -34,37 +35,65 @@ def _flag(argv: tuple[str, ...], name: str) -> str:
 
 
 def _add(policy: dict[str, Any], role: str, who: str) -> None:
-    binding = next((b for b in policy["bindings"] if b["role"] == role and "condition" not in b), None)
+    bindings = policy.setdefault("bindings", [])
+    binding = next((b for b in bindings if b["role"] == role and "condition" not in b), None)
     if binding is None:
-        policy["bindings"].append({"role": role, "members": [who]})
-    elif who not in binding["members"]:
-        binding["members"].append(who)
+        bindings.append({"role": role, "members": [who]})
+    elif who not in binding.get("members", []):
+        binding.setdefault("members", []).append(who)
 
 
 def _remove(policy: dict[str, Any], role: str, who: str) -> None:
-    for binding in policy["bindings"]:
-        if binding["role"] == role and "condition" not in binding and who in binding["members"]:
+    for binding in policy.get("bindings", []):
+        if binding["role"] == role and "condition" not in binding and who in binding.get("members", []):
             binding["members"].remove(who)
-    policy["bindings"] = [b for b in policy["bindings"] if b["members"]]
+    policy["bindings"] = [b for b in policy.get("bindings", []) if b.get("members")]
+
+
+# The reads of the function's resources and the project, whole: one naming another resource or leaving out a flag
+# is a mistake the stand-in refuses.
+READS = {
+    ("projects", "get-iam-policy"): ("projects", "get-iam-policy", "demo-proj"),
+    ("projects", "describe"): ("projects", "describe", "demo-proj"),
+    ("run", "services", "get-iam-policy"): (
+        "run", "services", "get-iam-policy", "gemini-canary", "--region=us-central1"
+    ),
+    ("scheduler", "jobs", "describe"): ("scheduler", "jobs", "describe", "gemini-canary", "--location=us-central1"),
+    ("functions", "describe"): ("functions", "describe", "gemini-canary", "--region=us-central1", "--gen2"),
+    ("pubsub", "topics", "describe"): ("pubsub", "topics", "describe", "gemini-canary"),
+    ("monitoring", "dashboards", "list"): ("monitoring", "dashboards", "list"),
+}  # fmt: skip
 
 
 class IamWorld(Gcloud):
     """One project's IAM as gcloud shows it; `refuse` fails the commands whose text contains one of its strings,
-    `sticky_public` makes the service's set-iam-policy change nothing (something puts allUsers back)."""
+    `lost` fails them after they took effect (the reply lost), `sticky_public` makes the service's set-iam-policy
+    change nothing (something puts allUsers back)."""
 
-    def __init__(self, *, dry_run: bool = False, refuse: tuple[str, ...] = (), sticky_public: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        dry_run: bool = False,
+        refuse: tuple[str, ...] = (),
+        lost: tuple[str, ...] = (),
+        sticky_public: bool = False,
+    ) -> None:
         super().__init__("demo-proj", dry_run=dry_run)
         self.project_policy: dict[str, Any] = {"bindings": [], "etag": "BwY="}
         self.service_policy: dict[str, Any] = {"bindings": [], "etag": "BwZ="}
         self.accounts: dict[str, dict[str, Any]] = {WORKLOAD: {"email": WORKLOAD}}
         self.refuse = refuse
+        self.lost = lost
         self.sticky_public = sticky_public
         self.done: list[tuple[str, ...]] = []
         self.reads: list[tuple[str, ...]] = []
         self.others: dict[tuple[str, ...], Any] = {}  # what other reads answer: (argv prefix) → document
+        self.files: list[str] = []  # the policy files set-iam-policy was given
 
     def read(self, *argv: str) -> Any:
         self.reads.append(argv)
+        for prefix, whole in READS.items():
+            assert argv[: len(prefix)] != prefix or argv == whole, argv
         if argv[:3] == ("iam", "service-accounts", "describe"):
             return copy.deepcopy(self.accounts.get(argv[3]))
         if argv[:2] == ("projects", "get-iam-policy"):
@@ -87,6 +116,7 @@ class IamWorld(Gcloud):
         if any(r in " ".join(argv) for r in self.refuse):
             raise GcloudError(list(argv), 1, "ERROR: (gcloud) PERMISSION_DENIED: refused")
         self.done.append(argv)
+        self.check(argv)
         if argv[:3] == ("iam", "service-accounts", "create"):
             self.accounts[f"{argv[3]}@demo-proj.iam.gserviceaccount.com"] = {"description": _flag(argv, "description")}
         elif argv[:3] == ("iam", "service-accounts", "update"):
@@ -107,10 +137,33 @@ class IamWorld(Gcloud):
                 self.service_policy = json.loads(Path(argv[4]).read_text())
         elif argv[:2] == ("functions", "add-invoker-policy-binding"):
             _add(self.service_policy, "roles/run.invoker", _flag(argv, "member"))
+        if any(r in " ".join(argv) for r in self.lost):
+            raise GcloudError(list(argv), 1, "ERROR: (gcloud) DEADLINE_EXCEEDED: the reply was lost")
         return None
 
+    def check(self, argv: tuple[str, ...]) -> None:
+        """The shape gcloud's documentation gives each command the tool runs; a policy file is JSON, by name too."""
+        if argv[:3] == ("iam", "service-accounts", "create"):
+            assert argv[3:5] == ("gemini-canary-invoker", "--display-name=Gemini canary invoker"), argv
+            assert [a.split("=", 1)[0] for a in argv[5:]] == ["--description"], argv
+        elif argv[1:2] in (("add-iam-policy-binding",), ("remove-iam-policy-binding",)):
+            assert (argv[0], argv[2]) == ("projects", "demo-proj"), argv
+            assert [a.split("=", 1)[0] for a in argv[3:]] == ["--member", "--role", "--condition"], argv
+        elif argv[:2] == ("projects", "set-iam-policy"):
+            assert (argv[2], len(argv), Path(argv[3]).suffix) == ("demo-proj", 4, ".json"), argv
+            self.files.append(argv[3])
+        elif argv[:3] == ("run", "services", "set-iam-policy"):
+            assert (argv[3], len(argv), Path(argv[4]).suffix) == ("gemini-canary", 6, ".json"), argv
+            self.files.append(argv[4])
+        elif argv[:2] == ("functions", "add-invoker-policy-binding"):
+            assert (argv[2:4], len(argv)) == (("gemini-canary", "--region=us-central1"), 5), argv
+
     def held(self, who: str = WHO) -> set[str]:
-        return {b["role"] for b in self.project_policy["bindings"] if who in b["members"] and "condition" not in b}
+        return {
+            b["role"]
+            for b in self.project_policy.get("bindings", [])
+            if who in b.get("members", []) and "condition" not in b
+        }
 
     def record(self) -> Manifest:
         return Manifest.parse(self.accounts[INVOKER]["description"])
@@ -585,3 +638,280 @@ def test_teardown_keeps_what_someone_else_made_under_the_same_names() -> None:
     gone = project(nothing)
     gone.teardown()
     assert notes(gone)[:2] == [("scheduler job", "absent", ""), ("function", "absent", "")]
+
+
+# --- policies without bindings, bindings without members ---
+
+EMPTY = {"etag": "ACAB"}  # an IAM policy with no binding, as get-iam-policy prints it: no `bindings` key at all
+OLD_BUILDER = "old-builder@demo-proj.iam.gserviceaccount.com"
+
+
+def test_a_project_policy_without_bindings_gets_every_grant() -> None:
+    world = IamWorld()
+    world.project_policy = copy.deepcopy(EMPTY)
+    world.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    target = project(world, data_access_logs=True)
+    iam(target)
+    assert world.held() == set(REQUIRED)
+    assert world.held(f"serviceAccount:{BUILDER}") == {BUILD_ROLE}
+    assert world.project_policy["auditConfigs"] == [
+        {"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]}
+    ]
+    assert world.record() == Manifest(granted=set(REQUIRED), audit=True, build=BUILDER)
+    assert not any(step[1] == "remove-iam-policy-binding" for step in world.done)
+
+
+def test_bindings_without_members_hold_nothing() -> None:
+    world = IamWorld()
+    world.project_policy["bindings"] = [{"role": BUILD_ROLE}, {"role": REQUIRED[0]}]
+    world.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    target = project(world)
+    iam(target)
+    assert world.held() == set(REQUIRED)
+    assert world.record() == Manifest(granted=set(REQUIRED), audit=False, build=BUILDER)
+    assert not any(step[1] == "remove-iam-policy-binding" for step in world.done)
+
+
+def test_a_service_policy_without_bindings_gets_the_invoker() -> None:
+    world = IamWorld()
+    world.service_policy = copy.deepcopy(EMPTY)
+    target = project(world)
+    target._invoker_binding()
+    assert world.service_policy["bindings"] == [{"role": "roles/run.invoker", "members": [f"serviceAccount:{INVOKER}"]}]
+    assert notes(target) == [("invoker binding", "created", f"roles/run.invoker on gemini-canary only, for {INVOKER}")]
+
+
+def test_service_bindings_without_members_are_dropped_with_the_public_ones() -> None:
+    world = IamWorld()
+    world.service_policy["bindings"] = [
+        {"role": "roles/run.invoker", "members": ["allUsers"]},
+        {"role": "roles/run.viewer"},
+    ]
+    target = project(world)
+    target._invoker_binding()
+    assert world.service_policy["bindings"] == [{"role": "roles/run.invoker", "members": [f"serviceAccount:{INVOKER}"]}]
+
+    bare = IamWorld()
+    bare.service_policy["bindings"] = [{"role": "roles/run.invoker"}]
+    again = project(bare)
+    again._invoker_binding()
+    assert [step[:2] for step in bare.done] == [("functions", "add-invoker-policy-binding")]
+
+
+def test_teardown_of_a_project_whose_policy_lost_every_binding_and_audit_config() -> None:
+    world = IamWorld()
+    world.project_policy = copy.deepcopy(EMPTY)
+    world.accounts[INVOKER] = {"description": Manifest(granted=set(REQUIRED), audit=True, build=BUILDER).text()}
+    target = project(world)
+    target.teardown()
+    assert [step[:2] for step in world.done] == [
+        ("projects", "set-iam-policy"),
+        ("iam", "service-accounts"),
+    ]
+    assert world.project_policy == {"etag": "ACAB", "auditConfigs": []}
+    assert INVOKER not in world.accounts
+
+
+def test_teardown_skips_bindings_without_members() -> None:
+    world = IamWorld()
+    world.project_policy["bindings"] = [{"role": BUILD_ROLE}, {"role": REQUIRED[0]}]
+    world.accounts[INVOKER] = {"description": Manifest(granted={REQUIRED[0]}, build=BUILDER).text()}
+    project(world).teardown()
+    assert world.done == [("iam", "service-accounts", "delete", INVOKER)]
+
+
+# --- the build account, once more ---
+
+
+def test_a_previous_build_account_holding_other_roles_keeps_them() -> None:
+    world = IamWorld()
+    _add(world.project_policy, "roles/viewer", f"serviceAccount:{OLD_BUILDER}")
+    world.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    target = project(world)
+    iam(target)
+    assert world.held(f"serviceAccount:{OLD_BUILDER}") == {"roles/viewer"}
+    assert not any(step[1] == "remove-iam-policy-binding" for step in world.done)
+    assert world.record().build == BUILDER
+
+
+def test_teardown_removes_the_build_role_only_from_the_recorded_build_account() -> None:
+    world = IamWorld()
+    _add(world.project_policy, "roles/viewer", f"serviceAccount:{BUILDER}")
+    _add(world.project_policy, BUILD_ROLE, f"serviceAccount:{OLD_BUILDER}")
+    world.accounts[INVOKER] = {"description": Manifest(build=BUILDER).text()}
+    project(world).teardown()
+    assert world.held(f"serviceAccount:{BUILDER}") == {"roles/viewer"}
+    assert world.held(f"serviceAccount:{OLD_BUILDER}") == {BUILD_ROLE}
+    assert world.done == [("iam", "service-accounts", "delete", INVOKER)]
+
+
+def test_the_record_in_memory_is_the_one_written() -> None:
+    forgotten = IamWorld()
+    _add(forgotten.project_policy, "roles/owner", f"serviceAccount:{BUILDER}")
+    forgotten.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    target = project(forgotten)
+    iam(target)
+    assert target.manifest == forgotten.record() == Manifest(granted=set(REQUIRED), audit=False, build=None)
+
+    refused = IamWorld(refuse=(f"--role={BUILD_ROLE}",))
+    other = project(refused)
+    other._invoker_account()
+    other._grants()
+    with pytest.raises(GcloudError):
+        other._build_account()
+    assert other.manifest == refused.record() == Manifest(granted=set(REQUIRED), audit=False, build=None)
+
+
+def test_a_build_grant_whose_reply_was_lost_stays_recorded() -> None:
+    world = IamWorld(lost=(f"--role={BUILD_ROLE}",))
+    target = project(world)
+    target._invoker_account()
+    target._grants()
+    with pytest.raises(GcloudError, match="DEADLINE_EXCEEDED"):
+        target._build_account()
+    assert world.held(f"serviceAccount:{BUILDER}") == {BUILD_ROLE}
+    assert world.record().build == BUILDER
+
+
+# --- the invoker account and its record ---
+
+
+def test_the_invoker_account_is_created_with_its_name_and_an_empty_record_written_once() -> None:
+    world = IamWorld()
+    for role in REQUIRED:
+        _add(world.project_policy, role, WHO)
+    _add(world.project_policy, "roles/editor", f"serviceAccount:{BUILDER}")
+    iam(project(world))
+    assert world.done == [
+        (
+            "iam",
+            "service-accounts",
+            "create",
+            "gemini-canary-invoker",
+            "--display-name=Gemini canary invoker",
+            "--description=Invoker of the Gemini canary. granted=; audit=0",
+        )
+    ]
+
+
+def test_each_change_of_the_record_is_written_once() -> None:
+    world = IamWorld()
+    iam(project(world))
+    updates = [_flag(step, "description") for step in world.done if step[:3] == ("iam", "service-accounts", "update")]
+    granted = ",".join(sorted(REQUIRED))
+    assert updates == [
+        f"Invoker of the Gemini canary. granted={granted}; audit=0",
+        f"Invoker of the Gemini canary. granted={granted}; audit=0; build={BUILDER}",
+    ]
+
+
+# --- Data Access logs, once more ---
+
+
+def test_turning_data_access_logs_on_replaces_a_vertex_config_without_data_read() -> None:
+    world = IamWorld()
+    write_only = {"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_WRITE", "exemptedMembers": [WHO]}]}
+    storage = {"service": "storage.googleapis.com", "auditLogConfigs": [{"logType": "ADMIN_READ"}]}
+    world.project_policy["auditConfigs"] = [write_only, storage]
+    iam(project(world, data_access_logs=True))
+    assert world.project_policy["auditConfigs"] == [
+        storage,
+        {"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_READ"}, {"logType": "DATA_WRITE"}]},
+    ]
+
+
+# --- policy reads and policy files ---
+
+
+def test_the_project_policy_is_read_again_after_the_tool_set_it() -> None:
+    world = IamWorld()
+    target = project(world)
+    first = target._policy()
+    first["auditConfigs"] = [{"service": VERTEX, "auditLogConfigs": [{"logType": "DATA_READ"}]}]
+    target._set_policy(first)
+    world.project_policy["etag"] = "BwZ2"  # what Google answers after a change: a new etag
+    assert target._policy() == {**first, "etag": "BwZ2"}
+    assert world.reads.count(("projects", "get-iam-policy", "demo-proj")) == 2
+
+
+def test_policy_files_are_json_and_removed_after_use() -> None:
+    world = IamWorld()
+    world.service_policy["bindings"] = [{"role": "roles/run.invoker", "members": ["allUsers"]}]
+    target = project(world, data_access_logs=True)
+    iam(target)
+    target._invoker_binding()
+    assert len(world.files) == 2
+    assert [Path(name).suffix for name in world.files] == [".json", ".json"]
+    assert [Path(name).exists() for name in world.files] == [False, False]
+
+
+def test_a_public_member_put_back_next_to_the_invoker_still_fails_the_project() -> None:
+    world = IamWorld(sticky_public=True)
+    world.service_policy["bindings"] = [
+        {"role": "roles/run.invoker", "members": ["allUsers", f"serviceAccount:{INVOKER}"]}
+    ]
+    with pytest.raises(RuntimeError, match="still public after its public members were removed: allUsers in"):
+        project(world)._invoker_binding()
+    assert sum(r[:3] == ("run", "services", "get-iam-policy") for r in world.reads) == 2
+
+
+# --- teardown, once more ---
+
+
+def test_teardown_keeps_an_unlabelled_function_and_topic_and_reads_past_other_dashboards() -> None:
+    world = IamWorld()
+    world.accounts[INVOKER] = {"description": Manifest().text()}
+    world.others = {
+        ("functions", "describe"): {"name": "projects/demo-proj/locations/us-central1/functions/gemini-canary"},
+        ("pubsub", "topics", "describe"): {"name": "projects/demo-proj/topics/gemini-canary"},
+        ("monitoring", "dashboards", "list"): [
+            {"name": "projects/1/dashboards/other", "displayName": "Something else"},
+            {"name": "projects/1/dashboards/ours", "displayName": "Gemini access canary",
+             "labels": {"managed-by": "gemini-canary"}},
+        ],
+    }  # fmt: skip
+    target = project(world)
+    monitoring = target.monitoring
+    assert isinstance(monitoring, NoMonitoring)
+    monitoring.policies = []
+    monitoring.channels = [Managed("projects/1/notificationChannels/3")]
+    monitoring.deleted = []
+    target.teardown()
+    assert world.done == [
+        ("monitoring", "dashboards", "delete", "projects/1/dashboards/ours"),
+        ("iam", "service-accounts", "delete", INVOKER),
+    ]
+    assert notes(target)[:4] == [
+        ("scheduler job", "absent", ""),
+        ("function", "kept", "gemini-canary exists but was not created by this tool"),
+        ("dashboard", "deleted", ""),
+        ("notification channel", "deleted", ""),
+    ]
+
+
+# --- the source label ---
+
+
+def test_the_source_hash_covers_each_uploaded_file_by_its_path_and_bytes(tmp_path: Path) -> None:
+    (tmp_path / "function").mkdir()
+    (tmp_path / "function" / "b.py").write_bytes(b"B")
+    (tmp_path / "function" / "a.py").write_bytes(b"A")
+    (tmp_path / "function" / "notes.txt").write_bytes(b"not uploaded")
+    (tmp_path / "main.py").write_bytes(b"M")
+    (tmp_path / "requirements.txt").write_bytes(b"R")
+    (tmp_path / "other.py").write_bytes(b"not uploaded")
+    framed = b"function/a.py\0A\0function/b.py\0B\0main.py\0M\0requirements.txt\0R\0"
+    assert source_hash(tmp_path) == hashlib.sha256(framed).hexdigest()[:12]
+
+
+def test_a_dry_run_on_a_project_policy_without_bindings_plans_each_grant_and_no_removal() -> None:
+    world = IamWorld(dry_run=True)
+    world.project_policy = copy.deepcopy(EMPTY)
+    world.accounts[INVOKER] = {"description": Manifest(build=OLD_BUILDER).text()}
+    iam(project(world))
+    grants = [p for p in world.plan if p.startswith("projects add-iam-policy-binding demo-proj")]
+    assert grants == [
+        f"projects add-iam-policy-binding demo-proj --member={who} --role={role} --condition=None"
+        for who, role in [*((WHO, r) for r in REQUIRED), (f"serviceAccount:{BUILDER}", BUILD_ROLE)]
+    ]
+    assert not any("remove-iam-policy-binding" in p for p in world.plan)

@@ -407,3 +407,102 @@ EXPECTED_ENTRIES: dict[str, list[dict[str, Any]]] = {
 def test_each_audit_entry_whole(case: str) -> None:
     scenario_name, write = CASES[case]
     assert _entries(scenario_name, write) == EXPECTED_ENTRIES[case]
+
+
+def test_the_basic_editor_role_holds_all_but_iam_policy_changes_and_private_logs() -> None:
+    assert role_grants("roles/editor", "aiplatform.endpoints.predict") is True
+    assert role_grants("roles/editor", "logging.logEntries.list") is True
+    assert role_grants("roles/editor", "resourcemanager.projects.setIamPolicy") is False
+    assert role_grants("roles/editor", "logging.privateLogEntries.list") is False
+
+
+def test_a_folder_change_is_written_to_the_folders_own_activity_log() -> None:
+    written = _entries(
+        "healthy",
+        lambda w, p: audit.admin_activity(
+            w,
+            p,
+            email="alice@example.com",
+            service="cloudresourcemanager.googleapis.com",
+            method="SetIamPolicy",
+            resource="folders/246",
+            at=datetime(2026, 11, 26, 9, 10, tzinfo=UTC),
+            resource_type={"type": "folder", "labels": {"folder_id": "246"}},
+            log_parent="folders/246",
+        ),
+    )
+    assert [(e["logName"], e["resource"]) for e in written] == [
+        ("folders/246/logs/cloudaudit.googleapis.com%2Factivity", {"type": "folder", "labels": {"folder_id": "246"}})
+    ]
+
+
+def test_an_admin_entry_without_a_permission_has_no_authorization_info_and_keeps_its_metadata() -> None:
+    written = _entries(
+        "healthy",
+        lambda w, p: audit.admin_activity(
+            w,
+            p,
+            email="alice@example.com",
+            service="serviceusage.googleapis.com",
+            method="google.api.serviceusage.v1.ServiceUsage.EnableService",
+            resource="projects/412345678901/services/aiplatform.googleapis.com",
+            at=datetime(2026, 11, 26, 9, 10, tzinfo=UTC),
+            response={"done": True},
+            metadata={"@type": "type.googleapis.com/google.protobuf.Empty"},
+        ),
+    )
+    payload = written[0]["protoPayload"]
+    assert payload["authorizationInfo"] == []
+    assert payload["metadata"] == {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    assert payload["response"] == {"done": True}
+    assert "request" not in payload
+    assert "serviceData" not in payload
+
+
+def _data_read(project_policy_exempts: list[str], email: str) -> list[dict[str, Any]]:
+    def write(world: Any, project: Any) -> None:
+        project.policy.audit_configs = [
+            AuditConfig("aiplatform.googleapis.com", [AuditLogConfig("DATA_READ", project_policy_exempts)])
+        ]
+        audit.vertex_data_access(
+            world, project, email=email, method=GENERATE, resource=MODEL, permission="aiplatform.endpoints.predict",
+            granted=True, code=0, message="", user_agent="", caller_ip="10.0.0.4", request_type=REQUEST,
+        )  # fmt: skip
+
+    return _entries("healthy", write)
+
+
+def test_an_exempted_caller_is_not_written_to_the_data_access_log() -> None:
+    assert _data_read([f"serviceAccount:{SA}"], SA) == []
+    assert [e["protoPayload"]["authenticationInfo"] for e in _data_read(["user:other@example.com"], SA)] == [
+        {"principalEmail": SA, "principalSubject": f"serviceAccount:{SA}"}
+    ]
+
+
+def test_a_caller_without_an_identity_is_matched_against_the_empty_member() -> None:
+    assert _data_read([""], "") == []
+    assert [e["protoPayload"]["authenticationInfo"] for e in _data_read([], "")] == [{}]
+
+
+def test_a_dry_run_perimeter_marks_its_denial_as_dry_run() -> None:
+    def write(world: Any, project: Any) -> None:
+        assert world.perimeter is not None
+        world.perimeter.dry_run = True
+        audit.vpc_sc_policy_denied(
+            world, project, email=SA, service="aiplatform.googleapis.com", method=GENERATE, resource=MODEL,
+            uid="UID9", message="Request is prohibited by organization's policy.", caller_ip="10.0.0.3",
+        )  # fmt: skip
+
+    (entry,) = _entries("vpc_sc", write)
+    metadata = entry["protoPayload"]["metadata"]
+    assert metadata["dryRun"] is True
+    assert sorted(metadata) == [
+        "@type",
+        "deviceState",
+        "dryRun",
+        "ingressViolations",
+        "resourceNames",
+        "securityPolicyInfo",
+        "violationReason",
+        "vpcServiceControlsUniqueId",
+    ]
