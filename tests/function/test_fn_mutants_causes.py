@@ -22,8 +22,8 @@ import requests
 from google.api_core import exceptions as core
 from google.rpc import code_pb2, error_details_pb2
 
+from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.testing import admin
 from function import metrics
 from function.causes import LINK_WITHHELD, Cause, classify
 from function.clients import METADATA_TIMEOUT_S, Clients, ProjectUnknown

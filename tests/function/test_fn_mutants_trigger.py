@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.testing import admin
 from function import run as run_module
 from function import trigger
 from function.causes import Cause
