@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench import report, runs, targets
+from bench import goals, report, runs
 from bench.emulator_proc import EmulatorProcess
 from bench.function_proc import FLOOR, NAIVE, OURS, OURS_EVERY_WRITE
 
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     with EmulatorProcess() as emulator:
         results = measure(args, emulator)
-    judged = targets.judge(results)
+    judged = goals.judge(results)
     results["targets"] = [{"met": ok, "target": text} for ok, text in judged]
     text = report.render(results, judged)
     print(text)

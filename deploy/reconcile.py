@@ -19,8 +19,8 @@ from typing import Any
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 
+from .alerting import POLICY_FILES, Monitoring, descriptor, load_policy_file, render_policy
 from .gcloud import Gcloud
-from .monitoring import POLICY_FILES, Monitoring, descriptor, load_policy_file, render_policy
 from .spec import (
     ATTEMPT_DEADLINE_S,
     INVOKER_ID,

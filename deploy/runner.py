@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TextIO
 
+from .alerting import Monitoring
 from .gcloud import Gcloud, GcloudError
-from .monitoring import Monitoring
 from .reconcile import Change, Project
 from .spec import Spec
 

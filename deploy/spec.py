@@ -33,7 +33,7 @@ CHANNEL = re.compile(r"^(projects/[a-z][a-z0-9-]{4,28}[a-z0-9]/notificationChann
 _CRON_ITEM = re.compile(r"^(?:\*|([0-9]{1,2})(?:-([0-9]{1,2}))?)(?:/([0-9]{1,2}))?\Z")
 _CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day-of-month", 1, 31), ("month", 1, 12), ("day-of-week", 0, 7))
 MAX_CRON_ITEMS = 60  # a field lists at most this many items (a minute field can name every minute)
-# The alert policies' timing is derived from the schedule's period (deploy/monitoring.py, alert_window_s): it must
+# The alert policies' timing is derived from the schedule's period (deploy/alerting.py, alert_window_s): it must
 # be even, longer than two of a run's whole timeouts (so failures two runs apart never join up, nor two consecutive
 # ones fall inside one alert evaluation) and at most an hour.
 MIN_PERIOD_S = 180

@@ -12,40 +12,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from emulator.core import audit, iam
+from emulator.core.policy_wire import policy_json
 from emulator.core.world import Node, Project, TimelineEvent, World
 
 _AUDIT_DATA = "type.googleapis.com/google.iam.v1.logging.AuditData"
-
-
-def policy_json(policy: iam.Policy) -> dict[str, Any]:
-    """A Policy in the google.iam.v1 JSON form."""
-    doc: dict[str, Any] = {
-        "version": policy.version,
-        "etag": policy.etag.decode(),
-        "bindings": [
-            {
-                "role": b.role,
-                "members": list(b.members),
-                **({"condition": b.condition} if b.condition else {}),
-            }
-            for b in policy.bindings
-        ],
-    }
-    if policy.audit_configs:
-        doc["auditConfigs"] = [
-            {
-                "service": c.service,
-                "auditLogConfigs": [
-                    {
-                        "logType": lc.log_type,
-                        **({"exemptedMembers": lc.exempted_members} if lc.exempted_members else {}),
-                    }
-                    for lc in c.audit_log_configs
-                ],
-            }
-            for c in policy.audit_configs
-        ]
-    return doc
 
 
 def set_iam_policy(

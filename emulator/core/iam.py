@@ -11,7 +11,7 @@ definitions (docs/google-behaviour.md, "IAM"): no permission here is one Google 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 _VIEWER_LOGGING = (
@@ -429,7 +429,3 @@ def audit_config_deltas(old: Policy, new: Policy) -> list[dict[str, str]]:
     deltas = [{"action": "REMOVE", "service": s, "logType": t} for s, t, _ in sorted(before - after)]
     deltas += [{"action": "ADD", "service": s, "logType": t} for s, t, _ in sorted(after - before)]
     return deltas
-
-
-def roles_summary(policy: Policy) -> Mapping[str, list[str]]:
-    return {b.role: sorted(b.members) for b in policy.bindings}

@@ -6,7 +6,6 @@ timeline events that have come due (`world.tick()`), so each call sees one consi
 
 from __future__ import annotations
 
-import itertools
 import secrets
 import threading
 from collections import Counter
@@ -164,7 +163,6 @@ class World:
         self.call_seconds: dict[str, float] = {}  # time inside handlers, by method (bench/ subtracts it)
         self.timeline: list[TimelineEvent] = []
         self.event_runner: Callable[[World, TimelineEvent], None] | None = None
-        self._ids = itertools.count(1)
         self.organization_id = "123456789012"
         self.nodes: dict[str, Node] = {}  # folders and the organization, by resource name
 
@@ -298,9 +296,6 @@ class World:
         return True
 
     # Logs -----------------------------------------------------------------------------------------
-
-    def next_id(self) -> int:
-        return next(self._ids)
 
     def append_log(self, entry: dict[str, Any], at: datetime) -> None:
         self.logs.append(LogRecord(entry=entry, visible_at=at + self.ingestion_lag))

@@ -53,13 +53,10 @@ from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project, World
 from emulator.services import iamadmin
 from emulator.services.kit import (
-    GET_POLICY,
-    SET_POLICY,
-    TEST_PERMISSIONS,
     OperationStore,
     allowed_on,
     apply_mask,
-    held_permissions,
+    iam_policy_methods,
     integer,
     mask_paths,
     message,
@@ -67,8 +64,6 @@ from emulator.services.kit import (
     now,
     operation_id,
     page,
-    policy_json,
-    replace_policy,
     require_enabled,
     text,
 )
@@ -604,21 +599,6 @@ def generate_upload_url(call: Call, request: Doc) -> Doc:
     return {"uploadUrl": url, "storageSource": {"bucket": bucket, "object": obj}}
 
 
-def get_policy(call: Call, request: Doc) -> Doc:
-    _, record = _function(call, text(request, "resource"), "cloudfunctions.functions.getIamPolicy")
-    return policy_json(record.policy)
-
-
-def set_policy(call: Call, request: Doc) -> Doc:
-    _, record = _function(call, text(request, "resource"), "cloudfunctions.functions.setIamPolicy")
-    return policy_json(replace_policy(record.policy, request))
-
-
-def test_permissions(call: Call, request: Doc) -> Doc:
-    project, record = _function(call, text(request, "resource"), None)
-    return held_permissions(call, project, request, record.policy)
-
-
 # The upload URL (a Cloud Storage signed URL, served here) -----------------------------------------------------
 
 
@@ -671,9 +651,7 @@ METHODS: list[JsonMethod] = [
         {"parent": None, "kmsKeyName": None, "environment": None},
     ),
     json_method(PROTO, "ListRuntimes", list_runtimes, API, {"parent": None, "filter": None}),
-    json_method(PROTO, "GetIamPolicy", get_policy, API, GET_POLICY),
-    json_method(PROTO, "SetIamPolicy", set_policy, API, SET_POLICY),
-    json_method(PROTO, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
+    *iam_policy_methods(PROTO, API, "cloudfunctions.functions", _function),
     json_method(OPERATIONS, "GetOperation", get_operation, API, {"name": None}),
     json_method(
         "google.cloud.functions.v1.CloudFunctionsService",

@@ -25,16 +25,11 @@ from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod,
 from emulator.core.status import RpcError, iam_denied, invalid_argument, not_found
 from emulator.core.world import Project, World
 from emulator.services.kit import (
-    GET_POLICY,
-    SET_POLICY,
-    TEST_PERMISSIONS,
     allowed_on,
-    held_permissions,
+    iam_policy_methods,
     mask_paths,
     message,
     page,
-    policy_json,
-    replace_policy,
     require_enabled,
     text,
 )
@@ -249,21 +244,6 @@ def delete_account(call: Call, request: Doc) -> Doc:
     return {}
 
 
-def get_policy(call: Call, request: Doc) -> Doc:
-    _, account = _account(call, text(request, "resource"), "iam.serviceAccounts.getIamPolicy")
-    return policy_json(account.policy)
-
-
-def set_policy(call: Call, request: Doc) -> Doc:
-    _, account = _account(call, text(request, "resource"), "iam.serviceAccounts.setIamPolicy")
-    return policy_json(replace_policy(account.policy, request))
-
-
-def test_permissions(call: Call, request: Doc) -> Doc:
-    project, account = _account(call, text(request, "resource"), None)
-    return held_permissions(call, project, request, account.policy)
-
-
 _SA = "projects/*/serviceAccounts/*"
 METHODS: list[JsonMethod] = [
     json_method(
@@ -278,9 +258,7 @@ METHODS: list[JsonMethod] = [
     json_method(PROTO, "PatchServiceAccount", patch_account, API, {"serviceAccount": ACCOUNT, "updateMask": None}),
     json_method(PROTO, "UpdateServiceAccount", update_account, API, ACCOUNT),
     json_method(PROTO, "DeleteServiceAccount", delete_account, API, {"name": None}),
-    json_method(PROTO, "GetIamPolicy", get_policy, API, GET_POLICY),
-    json_method(PROTO, "SetIamPolicy", set_policy, API, SET_POLICY),
-    json_method(PROTO, "TestIamPermissions", test_permissions, API, TEST_PERMISSIONS),
+    *iam_policy_methods(PROTO, API, "iam.serviceAccounts", _account),
 ]
 
 RULES: list[HttpRule] = [

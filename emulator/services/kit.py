@@ -12,7 +12,7 @@ import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
@@ -20,7 +20,8 @@ from google.rpc import code_pb2
 
 from emulator.core import iam
 from emulator.core.clock import rfc3339
-from emulator.core.handlers import Call, Doc, Fields, camel, snake
+from emulator.core.handlers import Call, Doc, Fields, JsonMethod, camel, json_method, snake
+from emulator.core.policy_wire import policy_from_pb, policy_json
 from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized
 from emulator.core.world import Project
 
@@ -39,6 +40,9 @@ def title(service: str) -> str:
 
     api = apis().get(service)
     return api.title if api is not None else service
+
+
+T = TypeVar("T")
 
 
 def service_disabled(project: Project, service: str) -> RpcError:
@@ -184,20 +188,38 @@ def allowed_on(call: Call, project: Project, permission: str, *policies: iam.Pol
     return call.world.allows(project, member, permission, *policies)
 
 
-def page(items: Sequence[Any], doc: Doc, default: int, maximum: int) -> tuple[list[Any], str]:
-    """One page of `items` by the request's pageSize / pageToken; the next page's token or ""."""
-    size = integer(doc, "pageSize") or default
-    size = min(max(size, 1), maximum)
-    token = text(doc, "pageToken")
+def page_of(
+    items: Sequence[T],
+    size: int,
+    token: str,
+    *,
+    query: str = "",
+    invalid: str = "The page token is invalid.",
+    stale: str = "",
+) -> tuple[list[T], str]:
+    """Paging, one implementation for every API: `size` items from the token's offset, and the next page's token
+    ("" after the last). A token is bound to `query` (the request's other arguments, as text, when the API binds its
+    tokens): one given with another query is refused with `stale`, a malformed one with `invalid` (each API's text)."""
     start = 0
     if token:
         try:
-            start = int(base64.urlsafe_b64decode(token.encode()).decode().removeprefix("o:"))
-        except ValueError:
-            raise invalid_argument("The page token is invalid.") from None
+            doc = json.loads(base64.urlsafe_b64decode(token.encode()))
+            start, bound = int(doc["o"]), str(doc["q"])
+        except (ValueError, KeyError, TypeError):
+            raise invalid_argument(invalid) from None
+        if start < 0:
+            raise invalid_argument(invalid)
+        if bound != query:
+            raise invalid_argument(stale or invalid)
     end = start + size
-    more = base64.urlsafe_b64encode(f"o:{end}".encode()).decode() if end < len(items) else ""
+    more = base64.urlsafe_b64encode(json.dumps({"o": end, "q": query}).encode()).decode() if end < len(items) else ""
     return list(items[start:end]), more
+
+
+def page(items: Sequence[T], doc: Doc, default: int, maximum: int) -> tuple[list[T], str]:
+    """One page of a REST list request, by its pageSize (default `default`, at most `maximum`) and pageToken."""
+    size = min(max(integer(doc, "pageSize") or default, 1), maximum)
+    return page_of(items, size, text(doc, "pageToken"))
 
 
 def new_operation(
@@ -230,11 +252,6 @@ POLICY: Fields = {
 GET_POLICY: Fields = {"resource": None, "options": {"requestedPolicyVersion": None}}
 SET_POLICY: Fields = {"resource": None, "policy": POLICY, "updateMask": None}
 TEST_PERMISSIONS: Fields = {"resource": None, "permissions": None}
-
-
-def policy_json(policy: iam.Policy) -> Doc:
-    """A resource's policy in proto3 JSON (etag base64, as bytes are), the form every IAM API returns."""
-    return json_format.MessageToDict(policy_to_pb(policy))
 
 
 def replace_policy(current: iam.Policy, request: Doc) -> iam.Policy:
@@ -270,47 +287,32 @@ def held_permissions(call: Call, project: Project, request: Doc, *policies: iam.
     return {"permissions": held} if held else {}
 
 
-def policy_to_pb(policy: iam.Policy) -> policy_pb2.Policy:
-    out = policy_pb2.Policy(version=policy.version, etag=policy.etag)
-    for b in policy.bindings:
-        binding = out.bindings.add(role=b.role, members=b.members)
-        if b.condition:
-            binding.condition.expression = b.condition.get("expression", "")
-            binding.condition.title = b.condition.get("title", "")
-    for c in policy.audit_configs:
-        config = out.audit_configs.add(service=c.service)
-        for lc in c.audit_log_configs:
-            config.audit_log_configs.add(
-                log_type=policy_pb2.AuditLogConfig.LogType.Value(lc.log_type),
-                exempted_members=lc.exempted_members,
-            )
-    return out
+class _HasPolicy(Protocol):
+    policy: iam.Policy
 
 
-def policy_from_pb(pb: policy_pb2.Policy) -> iam.Policy:
-    bindings = []
-    for i, b in enumerate(pb.bindings):
-        if not iam.known_role(b.role) and not b.role.startswith(("projects/", "organizations/")):
-            raise invalid_argument(f"Role ({b.role}) does not exist in the resource's hierarchy.")
-        for member in b.members:
-            if not iam.MEMBER_SHAPE.match(member):
-                raise invalid_argument(
-                    f'Policy members must be of the form "<type>:<value>". (bindings[{i}]: {member!r})'
-                )
-        condition = (
-            {"expression": b.condition.expression, "title": b.condition.title} if b.HasField("condition") else None
-        )
-        bindings.append(iam.Binding(b.role, list(b.members), condition))
-    configs = []
-    for c in pb.audit_configs:
-        log_configs = []
-        for lc in c.audit_log_configs:
-            if lc.log_type == policy_pb2.AuditLogConfig.LogType.LOG_TYPE_UNSPECIFIED:
-                raise invalid_argument(
-                    f"auditConfigs[{c.service}]: logType must be DATA_READ, DATA_WRITE or ADMIN_READ"
-                )
-            log_configs.append(
-                iam.AuditLogConfig(policy_pb2.AuditLogConfig.LogType.Name(lc.log_type), list(lc.exempted_members))
-            )
-        configs.append(iam.AuditConfig(c.service, log_configs))
-    return iam.Policy(bindings=bindings, audit_configs=configs, version=pb.version or 1)
+def iam_policy_methods(
+    proto: str, api: str, permission_prefix: str, find: Callable[[Call, str, str | None], tuple[Project, _HasPolicy]]
+) -> list[JsonMethod]:
+    """GetIamPolicy, SetIamPolicy and TestIamPermissions of a resource with an allow policy of its own (a function,
+    a Cloud Run service, a service account). `find(call, resource name, permission or None)` returns the resource's
+    project and the resource after checking the caller's permission (`<permission_prefix>.getIamPolicy` /
+    `.setIamPolicy`; none for TestIamPermissions, which any caller may ask for itself)."""
+
+    def get_policy(call: Call, request: Doc) -> Doc:
+        _, resource = find(call, text(request, "resource"), f"{permission_prefix}.getIamPolicy")
+        return policy_json(resource.policy)
+
+    def set_policy(call: Call, request: Doc) -> Doc:
+        _, resource = find(call, text(request, "resource"), f"{permission_prefix}.setIamPolicy")
+        return policy_json(replace_policy(resource.policy, request))
+
+    def test_permissions(call: Call, request: Doc) -> Doc:
+        project, resource = find(call, text(request, "resource"), None)
+        return held_permissions(call, project, request, resource.policy)
+
+    return [
+        json_method(proto, "GetIamPolicy", get_policy, api, GET_POLICY),
+        json_method(proto, "SetIamPolicy", set_policy, api, SET_POLICY),
+        json_method(proto, "TestIamPermissions", test_permissions, api, TEST_PERMISSIONS),
+    ]

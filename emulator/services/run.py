@@ -25,13 +25,8 @@ from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service
 from emulator.core.status import RpcError, not_found
 from emulator.core.world import Project
 from emulator.services.kit import (
-    GET_POLICY,
-    SET_POLICY,
-    TEST_PERMISSIONS,
     allowed_on,
-    held_permissions,
-    policy_json,
-    replace_policy,
+    iam_policy_methods,
     require_enabled,
     text,
 )
@@ -59,10 +54,6 @@ class RunService:
     update_time: str
     generation: int = 1
     policy: iam.Policy = field(default_factory=iam.Policy)
-
-    @property
-    def service_id(self) -> str:
-        return self.name.rsplit("/", 1)[1]
 
 
 def denied(permission: str, name: str) -> RpcError:
@@ -128,33 +119,10 @@ def get_service(call: Call, request: Doc) -> Doc:
     return service_json(project, service)
 
 
-def get_policy(call: Call, request: Doc) -> Doc:
-    _, service = find(call, text(request, "resource"), "run.services.getIamPolicy")
-    return policy_json(service.policy)
-
-
-def set_policy(call: Call, request: Doc) -> Doc:
-    _, service = find(call, text(request, "resource"), "run.services.setIamPolicy")
-    return policy_json(replace_policy(service.policy, request))
-
-
-def test_permissions(call: Call, request: Doc) -> Doc:
-    project, service = find(call, text(request, "resource"), None)
-    return held_permissions(call, project, request, service.policy)
-
-
 _SVC = "projects/*/locations/*/services/*"
 METHODS: list[JsonMethod] = [
     json_method(V2, "GetService", get_service, API, {"name": None}),
-    *[
-        json_method(svc, name, handler, API, fields)
-        for svc in (V2, V1)
-        for name, handler, fields in (
-            ("GetIamPolicy", get_policy, GET_POLICY),
-            ("SetIamPolicy", set_policy, SET_POLICY),
-            ("TestIamPermissions", test_permissions, TEST_PERMISSIONS),
-        )
-    ],
+    *[method for svc in (V2, V1) for method in iam_policy_methods(svc, API, "run.services", find)],
 ]
 
 RULES: list[HttpRule] = [

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from deploy.alerting import Monitoring
 from deploy.gcloud import Gcloud, GcloudError
-from deploy.monitoring import Monitoring
 from deploy.reconcile import BUILD_ROLE, UNLABELLED, Manifest, Project, _data_read_on, _members, source_hash
 from deploy.spec import make_spec
 from function.roles import OPTIONAL, REQUIRED

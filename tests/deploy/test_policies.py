@@ -12,7 +12,7 @@ import pytest
 from google.api import metric_pb2
 from google.cloud import monitoring_v3
 
-from deploy.monitoring import POLICY_FILES, alert_window_s, comparable, descriptor, load_policy_file, render_policy
+from deploy.alerting import POLICY_FILES, alert_window_s, comparable, descriptor, load_policy_file, render_policy
 from deploy.reconcile import DASHBOARD_FILE
 from deploy.spec import MAX_PERIOD_S, MIN_PERIOD_S, TIMEOUT_S, make_spec
 from emulator.services.logging.filter import compile_filter

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from deploy.alerting import Monitoring
 from deploy.gcloud import Gcloud, GcloudError
-from deploy.monitoring import Monitoring
 from deploy.reconcile import Manifest, Project
 from deploy.spec import make_spec
 

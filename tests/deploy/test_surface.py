@@ -13,8 +13,8 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deploy.alerting import Monitoring
 from deploy.gcloud import Gcloud
-from deploy.monitoring import Monitoring
 from deploy.reconcile import BUILD_ROLE, Project
 from deploy.spec import make_spec
 

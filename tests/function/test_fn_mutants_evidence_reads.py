@@ -21,10 +21,10 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
+from emulator.testing import admin
 
 from emulator import iam
 from emulator.server import Emulator
-from emulator.testing import admin
 from function import evidence as evidence_module
 from function.causes import Cause, Failure
 from function.clients import Clients

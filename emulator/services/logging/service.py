@@ -18,7 +18,6 @@ the WriteLogEntriesRequest.partial_success docs describe.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import secrets
@@ -39,7 +38,7 @@ from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
 from emulator.core.status import RpcError, iam_denied, invalid_argument
 from emulator.core.world import Project
-from emulator.services.kit import allowed, require_enabled
+from emulator.services.kit import allowed, page_of, require_enabled
 from emulator.services.logging.filter import FilterError, compile_filter
 
 API = "logging.googleapis.com"
@@ -66,24 +65,6 @@ def _projects(call: Call, names: list[str]) -> list[tuple[Project, bool]]:
         require_enabled(project, API)
         out.append((project, allowed(call, project, "logging.privateLogEntries.list")))
     return out
-
-
-def _token(offset: int, fingerprint: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset, "f": fingerprint}).encode()).decode()
-
-
-def _offset(token: str, fingerprint: str) -> int:
-    if not token:
-        return 0
-    try:
-        doc = json.loads(base64.urlsafe_b64decode(token.encode()))
-        offset = int(doc["o"])
-        same = doc["f"] == fingerprint
-    except (ValueError, KeyError, TypeError):
-        raise invalid_argument("page_token: not a page token returned by this API.") from None
-    if not same:
-        raise invalid_argument("page_token: the page token does not match the other arguments of the request.")
-    return offset
 
 
 def list_log_entries(call: Call, request: lt.ListLogEntriesRequest) -> lt.ListLogEntriesResponse:
@@ -117,12 +98,17 @@ def list_log_entries(call: Call, request: lt.ListLogEntriesRequest) -> lt.ListLo
     fingerprint = hashlib.sha256(
         json.dumps([request.filter, order, sorted(request.resource_names)]).encode()
     ).hexdigest()[:16]
-    start = _offset(request.page_token, fingerprint)
-    size = request.page_size or DEFAULT_PAGE
-    page = found[start : start + size]
+    page, more = page_of(
+        found,
+        request.page_size or DEFAULT_PAGE,
+        request.page_token,
+        query=fingerprint,
+        invalid="page_token: not a page token returned by this API.",
+        stale="page_token: the page token does not match the other arguments of the request.",
+    )
     doc: dict[str, Any] = {"entries": page}
-    if start + size < len(found):
-        doc["nextPageToken"] = _token(start + size, fingerprint)
+    if more:
+        doc["nextPageToken"] = more
     raw = lt.ListLogEntriesResponse.pb()()
     json_format.ParseDict(doc, raw)
     return lt.ListLogEntriesResponse.wrap(raw)

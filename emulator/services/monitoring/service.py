@@ -9,7 +9,6 @@ and the error carries a CreateTimeSeriesSummary, as Google's does.
 
 from __future__ import annotations
 
-import base64
 import re
 import secrets
 from collections.abc import Callable, Sequence
@@ -25,7 +24,7 @@ from google.rpc import code_pb2
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
 from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
 from emulator.core.world import Project
-from emulator.services.kit import allowed, require_enabled
+from emulator.services.kit import allowed, page_of, require_enabled
 from emulator.services.monitoring import aggregation as agg
 from emulator.services.monitoring.filter import (
     MonFilterError,
@@ -387,25 +386,10 @@ def list_time_series(call: Call, request: mt.ListTimeSeriesRequest) -> mt.ListTi
     except agg.AggregationError as err:
         raise invalid_argument(str(err)) from None
     headers = request.view == mt.ListTimeSeriesRequest.TimeSeriesView.HEADERS
-    offset = _page_offset(request.page_token)
-    size = request.page_size or 100000
-    page = result[offset : offset + size]
-    token = _page_token(offset + size) if offset + size < len(result) else ""
+    page, token = page_of(
+        result, request.page_size or 100000, request.page_token, invalid="The page token is not valid."
+    )
     return mt.ListTimeSeriesResponse(time_series=[_to_proto(s, headers) for s in page], next_page_token=token)
-
-
-def _page_token(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"o{offset}".encode()).decode()
-
-
-def _page_offset(token: str) -> int:
-    if not token:
-        return 0
-    try:
-        text = base64.urlsafe_b64decode(token.encode()).decode()
-        return int(text.removeprefix("o"))
-    except (ValueError, UnicodeDecodeError):
-        raise invalid_argument("The page token is not valid.") from None
 
 
 # Metric descriptors ---------------------------------------------------------------------------------

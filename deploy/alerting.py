@@ -32,7 +32,7 @@ from google.oauth2.credentials import Credentials
 from google.protobuf import json_format
 
 from function.causes import DENIALS, TRANSIENT, Cause
-from function.metrics import SCHEMA, MetricDef
+from function.metrics import MetricDef
 
 from .spec import MANAGED_LABEL, NAME, TIMEOUT_S, Spec
 
@@ -117,10 +117,6 @@ def comparable(doc: dict[str, Any]) -> dict[str, Any]:
     data.setdefault("enabled", True)
     data["notificationChannels"] = sorted(data.get("notificationChannels", []))
     return data
-
-
-def metric_types() -> set[str]:
-    return {m.type(DEFAULT_PREFIX) for m in SCHEMA}
 
 
 def descriptor(metric: MetricDef, prefix: str = DEFAULT_PREFIX) -> metric_pb2.MetricDescriptor:
