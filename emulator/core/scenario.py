@@ -8,7 +8,7 @@ The full schema is documented in emulator/README.md.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -153,7 +153,7 @@ def build(name_or_path: str, world: World | None = None, clock_mode: str | None 
 
 def build_from(doc: Mapping[str, Any], source: str, world: World | None = None) -> World:
     """Validate the whole document first, then build (into `world`, reset, if given)."""
-    spec = validate(doc, _Ctx(source))
+    spec = validate(doc, source)
     target = world or World()
     with target.lock:
         _apply(spec, target)
@@ -271,8 +271,10 @@ def _time(ctx: _Ctx, path: str, value: Any, start: datetime) -> datetime:
         raise ctx.fail(path, f"{text!r} is neither an offset like +10m / +1h30m / +90s nor an RFC 3339 time") from None
 
 
-def validate(doc: Mapping[str, Any], ctx: _Ctx) -> dict[str, Any]:
-    """Check every field; return a normalized spec that `_apply` can build without further checks."""
+def validate(doc: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Check every field; return a normalized spec that `apply_sections` can build without further checks. `source`
+    names the document in errors (a file, "patch", "action")."""
+    ctx = _Ctx(source)
     top = _mapping(ctx, "", doc, _TOP)
     clock = _mapping(ctx, "clock", top.get("clock", {}), {"mode", "start"})
     mode = clock.get("mode", "virtual")
@@ -559,22 +561,7 @@ def _apply(spec: dict[str, Any], world: World) -> None:
         world.clock.run_from(spec["start"])
     else:
         world.clock.unfreeze()
-    world.workload = spec["workload"]
-    world.region = spec["region"]
     world.principals = {spec["workload"]: "serviceAccount"}
-    for email in spec["principals"]:
-        world.principals[email] = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
-    for p in spec["projects"]:
-        world.projects[p["id"]] = Project(
-            project_id=p["id"],
-            number=p["number"],
-            policy=policy_from_spec(p),
-            services=set(p["services"]),
-            billing_enabled=p["billing"],
-            allowed_models=p["allowed_models"],
-            denied_services=p["denied_services"],
-            parent=p["parent"],
-        )
     world.organization_id = spec["organization"]["name"].removeprefix("organizations/")
     world.nodes = {}
     for n in (spec["organization"], *spec["folders"]):
@@ -586,13 +573,141 @@ def _apply(spec: dict[str, Any], world: World) -> None:
             allowed_models=n["allowed_models"],
             denied_services=n["denied_services"],
         )
-    world.default_project = spec["metadata_project"] or spec["projects"][0]["id"]
-    world.deny_rules = list(spec["deny"])
-    world.perimeter = spec["perimeter"]
-    world.models = {m: set(locs) for m, locs in spec["models"].items()}
-    world.quota_rpm = dict(spec["quota"])
-    world.ingestion_lag = timedelta(seconds=spec["lag"])
-    world.token_ttl = timedelta(seconds=spec["ttl"])
-    world.metadata_failure = spec["metadata_failure"]
+    world.default_project = spec["projects"][0]["id"]
+    apply_sections(world, spec, ["projects", *SECTIONS])
     world.timeline = list(spec["timeline"])
     world.event_runner = changes.run_event
+
+
+def apply_project(world: World, p: Mapping[str, Any]) -> None:
+    """A validated project spec onto the world: a new project, or an existing one updated in place (what services
+    stored in it stays; its policy's etag moves on)."""
+    project = world.projects.get(p["id"])
+    if project is None:
+        project = world.projects[p["id"]] = Project(project_id=p["id"], number=p["number"], policy=policy_from_spec(p))
+    else:
+        fresh = policy_from_spec(p)
+        project.policy.bindings = fresh.bindings
+        project.policy.audit_configs = fresh.audit_configs
+        project.policy.etag_counter += 1
+    project.services = set(p["services"])
+    project.billing_enabled = p["billing"]
+    project.allowed_models = p["allowed_models"]
+    project.denied_services = p["denied_services"]
+    project.parent = p["parent"]
+
+
+def _apply_projects(world: World, spec: Mapping[str, Any], only: Collection[str] | None) -> None:
+    for p in spec["projects"]:
+        if only is None or p["id"] in only:
+            apply_project(world, p)
+
+
+def _apply_metadata(world: World, spec: Mapping[str, Any]) -> None:
+    world.metadata_failure = spec["metadata_failure"]
+    if spec["metadata_project"]:
+        world.default_project = spec["metadata_project"]
+
+
+def _apply_principals(world: World, spec: Mapping[str, Any]) -> None:
+    for email in spec["principals"]:
+        world.principals[email] = "serviceAccount" if email.endswith(".gserviceaccount.com") else "user"
+
+
+# How each top-level section of a validated spec is applied to a world: by a whole build (every section) and by the
+# admin API's PATCH (the sections the patch names). The hierarchy, the clock and the timeline are the build's alone.
+SECTIONS: dict[str, Callable[[World, Mapping[str, Any]], None]] = {
+    "workload": lambda world, spec: setattr(world, "workload", spec["workload"]),
+    "region": lambda world, spec: setattr(world, "region", spec["region"]),
+    "principals": _apply_principals,
+    "deny": lambda world, spec: setattr(world, "deny_rules", list(spec["deny"])),
+    "perimeter": lambda world, spec: setattr(world, "perimeter", spec["perimeter"]),
+    "models": lambda world, spec: setattr(world, "models", {m: set(v) for m, v in spec["models"].items()}),
+    "quota": lambda world, spec: setattr(world, "quota_rpm", dict(spec["quota"])),
+    "logging": lambda world, spec: setattr(world, "ingestion_lag", timedelta(seconds=spec["lag"])),
+    "tokens": lambda world, spec: setattr(world, "token_ttl", timedelta(seconds=spec["ttl"])),
+    "metadata": _apply_metadata,
+}
+
+
+def apply_sections(world: World, spec: Mapping[str, Any], names: Collection[str]) -> None:
+    """Apply the named sections of a validated spec; `projects` applies only the projects `names["projects"]` lists
+    when `names` is a patch (a mapping), every project otherwise."""
+    if "projects" in names:
+        patched = names.get("projects") if isinstance(names, Mapping) else None
+        _apply_projects(world, spec, patched)
+    for key, apply in SECTIONS.items():
+        if key in names:
+            apply(world, spec)
+
+
+# Export --------------------------------------------------------------------------------------------------------
+
+
+def export(world: World) -> dict[str, Any]:
+    """The live world in the scenario schema, so it can be read, edited and PATCHed back."""
+    projects: dict[str, Any] = {}
+    for p in world.projects.values():
+        projects[p.project_id] = {
+            "number": p.number,
+            "services": sorted(p.services),
+            "billing": p.billing_enabled,
+            **_exported_policy(p),
+            **({"parent": p.parent} if p.parent else {}),
+        }
+    org = world.organization
+    folders = {
+        n.name.removeprefix("folders/"): {"parent": n.parent, "display_name": n.display_name, **_exported_policy(n)}
+        for n in world.nodes.values()
+        if n.kind == "folders"
+    }
+    perimeter = None
+    if world.perimeter is not None:
+        pm = world.perimeter
+        perimeter = {
+            "name": pm.name,
+            "organization_id": pm.organization_id,
+            "projects": sorted(pm.projects),
+            "restricted_services": sorted(pm.restricted_services),
+            "refuse_outside": pm.refuse_outside,
+            "ingress_members": sorted(pm.ingress_members),
+            "violation_reason": pm.violation_reason,
+            "dry_run": pm.dry_run,
+        }
+    doc: dict[str, Any] = {
+        "workload": world.workload,
+        "region": world.region,
+        "principals": sorted(e for e in world.principals if e != world.workload),
+        "organization": {"id": world.organization_id, "display_name": org.display_name, **_exported_policy(org)},
+        "folders": folders,
+        "projects": projects,
+        "deny": [
+            {
+                "principal": r.principal,
+                "permission": r.permission,
+                **({"attached_to": r.attached_to} if r.attached_to else {}),
+            }
+            for r in world.deny_rules
+        ],
+        "perimeter": perimeter,
+        "models": {m: sorted(locs) for m, locs in world.models.items()},
+        "quota": dict(world.quota_rpm),
+        "logging": {"ingestion_lag_seconds": world.ingestion_lag.total_seconds()},
+        "tokens": {"ttl_seconds": world.token_ttl.total_seconds()},
+        "metadata": {"failure": world.metadata_failure},
+    }
+    if world.default_project not in world.projects:
+        doc["metadata"]["project_id"] = world.default_project
+    return doc
+
+
+def _exported_policy(holder: Project | Node) -> dict[str, Any]:
+    policy = holder.policy
+    doc: dict[str, Any] = {
+        "bindings": {b.role: list(b.members) for b in policy.bindings},
+        "audit_logs": {c.service: [lc.log_type for lc in c.audit_log_configs] for c in policy.audit_configs},
+    }
+    for key in ("allowed_models", "denied_services"):
+        if getattr(holder, key) is not None:
+            doc[key] = getattr(holder, key)
+    return doc

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,7 +32,7 @@ from emulator.core import changes, scenario
 from emulator.core.clock import parse_rfc3339, rfc3339
 from emulator.core.http import Request, Response
 from emulator.core.status import status_from_json
-from emulator.core.world import Fault, Node, Project, TimelineEvent, World
+from emulator.core.world import Fault, TimelineEvent, World
 
 ADMIN_PREFIX = "/_emulator/"
 METADATA_METHODS = (
@@ -57,77 +58,8 @@ class AdminError(ValueError):
     pass
 
 
-def export(world: World) -> dict[str, Any]:
-    """The live world in the scenario schema, so it can be read, edited and PATCHed back."""
-    projects: dict[str, Any] = {}
-    for p in world.projects.values():
-        projects[p.project_id] = {
-            "number": p.number,
-            "services": sorted(p.services),
-            "billing": p.billing_enabled,
-            **_policy_fields(p),
-            **({"parent": p.parent} if p.parent else {}),
-        }
-    org = world.organization
-    folders = {
-        n.name.removeprefix("folders/"): {"parent": n.parent, "display_name": n.display_name, **_policy_fields(n)}
-        for n in world.nodes.values()
-        if n.kind == "folders"
-    }
-    perimeter = None
-    if world.perimeter is not None:
-        pm = world.perimeter
-        perimeter = {
-            "name": pm.name,
-            "organization_id": pm.organization_id,
-            "projects": sorted(pm.projects),
-            "restricted_services": sorted(pm.restricted_services),
-            "refuse_outside": pm.refuse_outside,
-            "ingress_members": sorted(pm.ingress_members),
-            "violation_reason": pm.violation_reason,
-            "dry_run": pm.dry_run,
-        }
-    doc: dict[str, Any] = {
-        "workload": world.workload,
-        "region": world.region,
-        "principals": sorted(e for e in world.principals if e != world.workload),
-        "organization": {"id": world.organization_id, "display_name": org.display_name, **_policy_fields(org)},
-        "folders": folders,
-        "projects": projects,
-        "deny": [
-            {
-                "principal": r.principal,
-                "permission": r.permission,
-                **({"attached_to": r.attached_to} if r.attached_to else {}),
-            }
-            for r in world.deny_rules
-        ],
-        "perimeter": perimeter,
-        "models": {m: sorted(locs) for m, locs in world.models.items()},
-        "quota": dict(world.quota_rpm),
-        "logging": {"ingestion_lag_seconds": world.ingestion_lag.total_seconds()},
-        "tokens": {"ttl_seconds": world.token_ttl.total_seconds()},
-        "metadata": {"failure": world.metadata_failure},
-    }
-    if world.default_project not in world.projects:
-        doc["metadata"]["project_id"] = world.default_project
-    return doc
-
-
-def _policy_fields(holder: Project | Node) -> dict[str, Any]:
-    policy = holder.policy
-    doc: dict[str, Any] = {
-        "bindings": {b.role: list(b.members) for b in policy.bindings},
-        "audit_logs": {c.service: [lc.log_type for lc in c.audit_log_configs] for c in policy.audit_configs},
-    }
-    for key in ("allowed_models", "denied_services"):
-        if getattr(holder, key) is not None:
-            doc[key] = getattr(holder, key)
-    return doc
-
-
 def status(world: World) -> dict[str, Any]:
-    doc = export(world)
+    doc = scenario.export(world)
     doc["clock"] = {"mode": world.clock.mode, "now": rfc3339(world.clock.now())}
     doc["timeline"] = [
         {"at": rfc3339(e.at), "actor": e.actor, "action": e.action, **e.params, "done": e.done} for e in world.timeline
@@ -149,33 +81,13 @@ def patch_world(world: World, patch: Any) -> None:
             raise AdminError(
                 f"{key}: the resource hierarchy is set by the scenario file; change it there and POST /_emulator/reset"
             )
-    merged = scenario.merge(export(world), patch)
+    merged = scenario.merge(scenario.export(world), patch)
     try:
-        spec = scenario.validate(merged, scenario._Ctx("patch"))
+        spec = scenario.validate(merged, "patch")
     except scenario.ScenarioError as err:
         raise AdminError(str(err).removeprefix("scenario patch: ")) from None
     _check_bounds(spec, patch)
-    if "projects" in patch:
-        for p in spec["projects"]:
-            if p["id"] in patch["projects"]:
-                _apply_project(world, p)
-    simple: dict[str, Callable[[], None]] = {
-        "workload": lambda: setattr(world, "workload", spec["workload"]),
-        "region": lambda: setattr(world, "region", spec["region"]),
-        "principals": lambda: world.principals.update(
-            {e: "serviceAccount" if e.endswith(".gserviceaccount.com") else "user" for e in spec["principals"]}
-        ),
-        "deny": lambda: setattr(world, "deny_rules", list(spec["deny"])),
-        "perimeter": lambda: setattr(world, "perimeter", spec["perimeter"]),
-        "models": lambda: setattr(world, "models", {m: set(v) for m, v in spec["models"].items()}),
-        "quota": lambda: setattr(world, "quota_rpm", dict(spec["quota"])),
-        "logging": lambda: setattr(world, "ingestion_lag", timedelta(seconds=spec["lag"])),
-        "tokens": lambda: setattr(world, "token_ttl", timedelta(seconds=spec["ttl"])),
-        "metadata": lambda: _apply_metadata(world, spec),
-    }
-    for key, apply in simple.items():
-        if key in patch:
-            apply()
+    scenario.apply_sections(world, spec, patch)
 
 
 def _check_bounds(spec: dict[str, Any], patch: Mapping[str, Any]) -> None:
@@ -187,26 +99,6 @@ def _check_bounds(spec: dict[str, Any], patch: Mapping[str, Any]) -> None:
     failure = (patch.get("metadata") or {}).get("failure") or {}  # the given value (the schema made it an int)
     if "status" in failure:
         _number("metadata.failure.status", failure["status"], 400, 599, whole=True)
-
-
-def _apply_metadata(world: World, spec: dict[str, Any]) -> None:
-    world.metadata_failure = spec["metadata_failure"]
-    if spec["metadata_project"]:
-        world.default_project = spec["metadata_project"]
-
-
-def _apply_project(world: World, p: dict[str, Any]) -> None:
-    project = world.projects.get(p["id"]) or Project(project_id=p["id"], number=p["number"])
-    world.projects[p["id"]] = project
-    project.services = set(p["services"])
-    project.billing_enabled = p["billing"]
-    project.allowed_models = p["allowed_models"]
-    project.denied_services = p["denied_services"]
-    project.parent = p["parent"]
-    fresh = scenario.policy_from_spec(p)
-    project.policy.bindings = fresh.bindings
-    project.policy.audit_configs = fresh.audit_configs
-    project.policy.etag_counter += 1
 
 
 def _fields(body: Any, allowed: set[str], required: set[str] = frozenset()) -> Mapping[str, Any]:  # type: ignore[assignment]
@@ -331,9 +223,9 @@ def run_action(world: World, body: Any) -> dict[str, Any]:
     if not isinstance(body, Mapping):
         raise AdminError("the body must be a JSON object")
     event_doc = {"at": rfc3339(world.clock.now()), **body}
-    doc = {**export(world), "timeline": [event_doc]}
+    doc = {**scenario.export(world), "timeline": [event_doc]}
     try:
-        spec = scenario.validate(doc, scenario._Ctx("action"))
+        spec = scenario.validate(doc, "action")
     except scenario.ScenarioError as err:
         raise AdminError(str(err).removeprefix("scenario action: ").replace("timeline[0].", "")) from None
     event: TimelineEvent = spec["timeline"][0]
@@ -344,69 +236,101 @@ def run_action(world: World, body: Any) -> dict[str, Any]:
     return {"applied": event.action, "at": rfc3339(event.at)}
 
 
+@dataclass(frozen=True)
+class _Admin:
+    """What an admin route works on: the world, how to rebuild it from its scenario, and the API methods a fault may
+    name."""
+
+    world: World
+    rebuild: Callable[[], None]
+    known_methods: set[str]
+
+
+def _reset(admin: _Admin, body: Any) -> Response:
+    admin.rebuild()
+    return Response.json(status(admin.world))
+
+
+def _patch(admin: _Admin, body: Any) -> Response:
+    patch_world(admin.world, body)
+    return Response.json(status(admin.world))
+
+
+def _arm(admin: _Admin, body: Any) -> Response:
+    return Response.json(add_fault(admin.world, body, admin.known_methods).describe(), 201)
+
+
+def _clear_faults(admin: _Admin, body: Any) -> Response:
+    admin.world.faults.clear()
+    return Response.json({"faults": []})
+
+
+def _clear_calls(admin: _Admin, body: Any) -> Response:
+    admin.world.calls.clear()
+    admin.world.call_seconds.clear()
+    return Response.json({"calls": {}})
+
+
+def _timings(admin: _Admin, body: Any) -> Response:
+    seconds = {m: round(s, 6) for m, s in sorted(admin.world.call_seconds.items())}
+    return Response.json({"calls": dict(sorted(admin.world.calls.items())), "seconds": seconds})
+
+
+def _mint(admin: _Admin, body: Any) -> Response:
+    world = admin.world
+    doc = _fields(body, {"email", "ttl_seconds"}, {"email"})
+    ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1, MAX_SECONDS)) if "ttl_seconds" in doc else None
+    token, info = world.mint_token(_text(doc, "email"), ttl)
+    expires_in = int((info.expiry - world.clock.now()).total_seconds())
+    return Response.json({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
+
+
+def _revoke(admin: _Admin, body: Any) -> Response:
+    doc = _fields(body, {"email"}, {"email"})
+    return Response.json({"revoked": admin.world.revoke_tokens(_text(doc, "email"))})
+
+
+# The admin API, one table: (path under /_emulator/, verb) → handler. README.md's admin table lists the same routes.
+ROUTES: dict[tuple[str, str], Callable[[_Admin, Any], Response]] = {
+    ("world", "GET"): lambda admin, body: Response.json(status(admin.world)),
+    ("world", "PATCH"): _patch,
+    ("reset", "POST"): _reset,
+    ("clock", "POST"): lambda admin, body: Response.json(set_clock(admin.world, body)),
+    ("actions", "POST"): lambda admin, body: Response.json(run_action(admin.world, body)),
+    ("faults", "GET"): lambda admin, body: Response.json({"faults": [f.describe() for f in admin.world.faults]}),
+    ("faults", "POST"): lambda admin, body: Response.json(
+        add_fault(admin.world, body, admin.known_methods).describe(), 201
+    ),
+    ("faults", "DELETE"): _clear_faults,
+    ("calls", "GET"): lambda admin, body: Response.json({"calls": dict(sorted(admin.world.calls.items()))}),
+    ("calls", "DELETE"): _clear_calls,
+    ("timings", "GET"): _timings,
+    ("tokens", "POST"): _mint,
+    ("tokens:revoke", "POST"): _revoke,
+    ("logs", "GET"): lambda admin, body: Response.json(
+        {"entries": [{"visible_at": rfc3339(r.visible_at), "entry": r.entry} for r in admin.world.logs]}
+    ),
+}
+
+
 def make_app(world: World, rebuild: Callable[[], None], known_methods: set[str]) -> Callable[[Request], Response]:
+    admin = _Admin(world, rebuild, known_methods)
+
     def handle(request: Request) -> Response:
         route = request.path[len(ADMIN_PREFIX) :].rstrip("/")
         try:
             body = request.json() if request.method in ("POST", "PATCH", "PUT") else None
         except ValueError as err:
             return Response.json({"error": str(err)}, 400)
+        handler = ROUTES.get((route, request.method))
+        if handler is None:
+            if any(path == route for path, _ in ROUTES):
+                return Response.json({"error": f"method {request.method} not allowed on /_emulator/{route}"}, 405)
+            return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)
         try:
             with world.lock:
-                return _dispatch(world, request.method, route, body, rebuild, known_methods)
+                return handler(admin, body)
         except AdminError as err:
             return Response.json({"error": str(err)}, 400)
 
     return handle
-
-
-def _dispatch(
-    world: World, verb: str, route: str, body: Any, rebuild: Callable[[], None], known_methods: set[str]
-) -> Response:
-    if route == "world" and verb == "GET":
-        return Response.json(status(world))
-    if route == "world" and verb == "PATCH":
-        patch_world(world, body)
-        return Response.json(status(world))
-    if route == "reset" and verb == "POST":
-        rebuild()
-        return Response.json(status(world))
-    if route == "clock" and verb == "POST":
-        return Response.json(set_clock(world, body))
-    if route == "actions" and verb == "POST":
-        return Response.json(run_action(world, body))
-    if route == "faults" and verb == "GET":
-        return Response.json({"faults": [f.describe() for f in world.faults]})
-    if route == "faults" and verb == "POST":
-        return Response.json(add_fault(world, body, known_methods).describe(), 201)
-    if route == "faults" and verb == "DELETE":
-        world.faults.clear()
-        return Response.json({"faults": []})
-    if route == "calls" and verb == "GET":
-        return Response.json({"calls": dict(sorted(world.calls.items()))})
-    if route == "calls" and verb == "DELETE":
-        world.calls.clear()
-        world.call_seconds.clear()
-        return Response.json({"calls": {}})
-    if route == "timings" and verb == "GET":
-        seconds = {m: round(s, 6) for m, s in sorted(world.call_seconds.items())}
-        return Response.json({"calls": dict(sorted(world.calls.items())), "seconds": seconds})
-    if route == "tokens" and verb == "POST":
-        doc = _fields(body, {"email", "ttl_seconds"}, {"email"})
-        ttl = timedelta(seconds=_num(doc, "ttl_seconds", 1, MAX_SECONDS)) if "ttl_seconds" in doc else None
-        token, info = world.mint_token(_text(doc, "email"), ttl)
-        return Response.json(
-            {
-                "access_token": token,
-                "expires_in": int((info.expiry - world.clock.now()).total_seconds()),
-                "token_type": "Bearer",
-            }
-        )
-    if route == "tokens:revoke" and verb == "POST":
-        doc = _fields(body, {"email"}, {"email"})
-        return Response.json({"revoked": world.revoke_tokens(_text(doc, "email"))})
-    if route == "logs" and verb == "GET":
-        return Response.json({"entries": [{"visible_at": rfc3339(r.visible_at), "entry": r.entry} for r in world.logs]})
-    if route in ("world", "reset", "clock", "actions", "faults", "calls", "timings", "tokens", "tokens:revoke", "logs"):
-        return Response.json({"error": f"method {verb} not allowed on /_emulator/{route}"}, 405)
-    return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)
