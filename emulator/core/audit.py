@@ -91,8 +91,8 @@ def vertex_data_access(
     if not world.audit_log_on(project, service, "DATA_READ", member):
         return
     at = world.clock.now()
-    # Google may redact the caller of a denied read unless it is a service account (logging/docs/audit,
-    # "Caller identities"); the emulator always does, so the canary's queries cannot depend on it.
+    # Assumption: a denied read's caller is always redacted unless it is a service account; Google says it may
+    # be (logging/docs/audit, "Caller identities"), so the canary's queries cannot depend on it.
     shown = email if (granted or email.endswith(".gserviceaccount.com")) else ""
     payload: dict[str, Any] = {
         "status": _status(code, message),

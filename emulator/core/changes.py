@@ -116,8 +116,9 @@ def set_billing(world: World, project: Project, enabled: bool, *, actor: str, at
 
     The methodNames are the ones Cloud Billing's audit logging page lists as ADMIN_WRITE:
     AssignResourceToBillingAccount (link) and DisableResourceBilling (unlink) (docs/google-behaviour.md,
-    "Cloud Billing"). Assumption (unverified): the entry is written in the project's Admin Activity log as well as
-    the billing account's; the request payload is not modelled.
+    "Cloud Billing").
+    Assumption (unverified): the entry is written in the project's Admin Activity log as well as the billing
+    account's; the request payload is not modelled.
     """
     project.billing_enabled = enabled
     audit.admin_activity(

@@ -552,7 +552,10 @@ def policy_from_spec(project: Mapping[str, Any]) -> iam.Policy:  # a project, fo
 
 
 def _apply(spec: dict[str, Any], world: World) -> None:
-    """Replace the world's state with the scenario's (the clock object and the lock stay)."""
+    """Replace the world's state with the scenario's (the clock object and the lock stay).
+
+    Assumption: `POST /_emulator/reset` rebuilds everything, so tokens issued before it are unknown afterwards (401).
+    """
     fresh = World(world.clock)
     world.__dict__.update({k: v for k, v in fresh.__dict__.items() if k not in ("lock", "clock")})
     if spec["mode"] == "virtual":

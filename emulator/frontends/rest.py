@@ -15,7 +15,8 @@ front end answers such URLs with an HTML page, which no client here parses.
 Assumption: a body that is not JSON gets "Invalid JSON payload received. Unexpected token." followed by the line
 and a caret, the shape Google's texts have; the parser's exact wording for each syntax error is not reproduced.
 A bare `NaN`/`Infinity` is such a token; a number no double holds gets "… Number out of range." in the same shape;
-nesting deeper than 100 gets protobuf's "Message too deep. Max recursion depth is 100."; a repeated key is not refused.
+nesting deeper than 100 gets protobuf's "Message too deep. Max recursion depth is 100."; invalid UTF-8 gets
+"… Invalid UTF-8."; a repeated key is not refused (the last value wins).
 Assumption: the caller's IP is recorded as 127.0.0.1 (the emulator listens on loopback only).
 
 A request line in absolute form (`GET http://us-central1-127.0.0.1:P/v1/...`, what a client sends to a proxy) is

@@ -6,10 +6,10 @@ Permissions are checked as Google names them (resourcemanager.folders.get / .get
 .organizations.get / .getIamPolicy), on the folder or organization itself and its ancestors: a role granted on a
 project gives nothing on its folder.
 
-Assumptions (unverified), also listed in emulator/README.md:
-- TestIamPermissions evaluates allow policies only (not deny policies or principal access boundaries), so a
-  caller can tell "not granted" from "granted, yet denied". It needs no permission, as Google documents.
-- A project the caller cannot see and a project that does not exist get the same 403.
+Assumption (unverified): TestIamPermissions evaluates allow policies only (not deny policies or principal access
+boundaries), so a caller can tell "not granted" from "granted, yet denied". It needs no permission, as Google
+documents.
+Assumption (unverified): a project the caller cannot see and a project that does not exist get the same 403.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ PredictionService).
 
 Checks run in the order Google applies them, each failure as docs/google-behaviour.md gives it:
 credentials → consumer project → service enabled → billing → org policy gcp.restrictServiceUsage (its place in the
-order is an assumption) → VPC-SC → IAM (allow policies of the project and its ancestors, deny rules attached to
+order is assumed, see `admit`) → VPC-SC → IAM (allow policies of the project and its ancestors, deny rules attached to
 any of them; the same 403 whether or not the model exists) → org policy allowedModels (the nearest setting in the
 hierarchy) → model served in the location → quota.
 """
@@ -200,6 +200,7 @@ def admit(call: Call, model_name: str) -> tuple[ModelRef, Project]:
         raise service_disabled(project, VERTEX)
     if not project.billing_enabled:
         raise _billing_disabled(project)
+    # Assumption (unverified): gcp.restrictServiceUsage is checked after billing and before VPC Service Controls.
     if VERTEX in (world.constraint(project, "denied_services") or []):
         raise _usage_restricted(project)
     _check_perimeter(call, project, ref, email, member)
@@ -248,6 +249,9 @@ def _check_perimeter(call: Call, project: Project, ref: ModelRef, email: str, me
 
 def _audit(call: Call, project: Project, ref: ModelRef, email: str, granted: bool, outcome: RpcError | None) -> None:
     version = "v1beta1" if ".v1beta1." in call.method.full_name else "v1"
+    # Assumption: the audit methodName is the gRPC method called (CountTokens in v1:
+    # google.cloud.aiplatform.v1.LlmUtilityService.CountTokens); a real sample shows
+    # google.cloud.aiplatform.internal.PredictionService.CountTokens.
     audit.vertex_data_access(
         call.world,
         project,

@@ -22,11 +22,11 @@ public repositories (e.g. ``INVALID_ARGUMENT: Unparseable filter: syntax error a
 token ':'`` for an unquoted timestamp, "verified with Google Cloud SDK 580.0.0"). The other messages
 (undefined field, invalid timestamp/severity/regex, unknown function, nesting, length) keep that
 shape but their wording is unverified. Columns are 1-based; the end of input is shown as ``<EOF>``.
-Assumption: an unconvertible timestamp or severity value is rejected when the filter is compiled
-(the doc would let the comparison fail silently); unverified.
-Assumption: Python ``re`` stands in for RE2; unknown backslash escapes inside quoted strings are kept
-verbatim (so ``"\\d"`` and ``"\\."`` reach a regex unchanged); SEARCH splits text on every
-non-alphanumeric character; LOG_ID compares the URL-decoded log id exactly. All unverified.
+Assumption (unverified): an unconvertible timestamp or severity value is rejected when the filter is
+compiled (the doc would let the comparison fail silently).
+Assumption (unverified): Python ``re`` stands in for RE2; unknown backslash escapes inside quoted strings
+are kept verbatim (so ``"\\d"`` and ``"\\."`` reach a regex unchanged); SEARCH splits text on every
+non-alphanumeric character; LOG_ID compares the URL-decoded log id exactly.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ Data Access audit logs (`cloudaudit.googleapis.com%2Fdata_access`) are private l
 Cloud Audit Logs' log names (`cloudaudit.googleapis.com%2Factivity`, `…%2Fpolicy`, `…%2Fdata_access`,
 `…%2Fsystem_event`, `…%2Faccess_transparency`, any `cloudaudit.googleapis.com/…`, encoded or not) are written by
 Google Cloud only: WriteLogEntries refuses an entry bound for one, whoever the caller (docs/google-behaviour.md,
-"Cloud Logging writes"). Assumption (unverified): the refusal is 403 PERMISSION_DENIED "Log entries cannot be
-written to the log NAME: cloudaudit.googleapis.com logs are written by Google Cloud only." with no details; Google's
-exact status and text for it were not found.
+"Cloud Logging writes").
+Assumption (unverified): the refusal is 403 PERMISSION_DENIED "Log entries cannot be written to the log NAME:
+cloudaudit.googleapis.com logs are written by Google Cloud only." (prefixed `entries[i]: `) with no details, given
+before the IAM check; Google's exact status and text for it were not found.
 
 A request whose entries are not all valid writes none of them, unless it sets `partial_success`: then the valid
 ones are written and the error (the first failed entry's) carries WriteLogEntriesPartialErrors keyed by index, as
@@ -68,6 +69,8 @@ def _projects(call: Call, names: list[str]) -> list[tuple[Project, bool]]:
 
 
 def list_log_entries(call: Call, request: lt.ListLogEntriesRequest) -> lt.ListLogEntriesResponse:
+    # Assumption: the argument errors (page_size, order_by, filter length, page_token, resource names) are this
+    # emulator's wording.
     call.authenticate()
     if request.page_size < 0 or request.page_size > MAX_PAGE:
         raise invalid_argument(f"page_size must be between 0 and {MAX_PAGE}, got {request.page_size}.")
@@ -115,7 +118,7 @@ def list_log_entries(call: Call, request: lt.ListLogEntriesRequest) -> lt.ListLo
 
 
 def _audit_log_refusal(log_name: str) -> RpcError | None:
-    """The refusal of a write into a Cloud Audit Logs log (Assumption (unverified): status and text, see above)."""
+    """The refusal of a write into a Cloud Audit Logs log (its status and text are assumed, see the module)."""
     log_id = unquote(log_name.split("/logs/", 1)[1])
     if log_id.split("/", 1)[0] != AUDIT_LOG_SERVICE or "/" not in log_id:
         return None

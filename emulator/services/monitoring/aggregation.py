@@ -26,7 +26,8 @@ Assumption: a CUMULATIVE point's increment is its rise over the previous point o
 Assumption: ALIGN_RATE divides the period's delta by the alignment period; ALIGN_SUM and ALIGN_DELTA
   keep a DELTA series' kind, every other aligner yields GAUGE (ALIGN_RATE: per the proto).
 Assumption: a series missing a grouped label joins the group without it, and its output omits it.
-Assumption: error texts marked "unverified" are this emulator's own wording.
+
+Error texts whose wording is this emulator's own are marked where they are raised.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def validate_aggregation(agg: Aggregation, metric_kind: str, value_type: str) ->
     aligned_type = _aligned_type(aligner, value_type)
     if reducer in REDUCERS and aligned_type not in REDUCERS[reducer][0]:
         # "The reducer cannot be applied to metrics with value type DOUBLE" is quoted from a live
-        # rejection in a public repository's tests; the field prefix is assumed by analogy.
+        # rejection in a public repository's tests.
+        # Assumption: the prefix `Field aggregation.crossSeriesReducer had an invalid value of ...` is the
+        # aligner error's, by analogy.
         raise AggregationError(
             f'Field aggregation.crossSeriesReducer had an invalid value of "{reducer}": '
             f"The reducer cannot be applied to metrics with value type {aligned_type}."
@@ -176,7 +179,8 @@ def group_key_labels(fields: Sequence[str]) -> GroupBy:
             if key not in target:
                 target.append(key)
             continue
-        raise AggregationError(  # unverified wording
+        # Assumption (unverified): the wording for a bad group_by_fields entry.
+        raise AggregationError(
             f'Field aggregation.groupByFields had an invalid value of "{field}": expected metric.label.KEY, '
             "resource.label.KEY or resource.type."
         )
@@ -216,12 +220,15 @@ def _check_shape(agg: Aggregation) -> None:
     if agg.cross_series_reducer not in REDUCERS and agg.cross_series_reducer != "REDUCE_NONE":
         raise AggregationError(_bad_enum("cross_series_reducer", "Reducer", agg.cross_series_reducer))
     if agg.cross_series_reducer != "REDUCE_NONE" and agg.per_series_aligner == "ALIGN_NONE":
-        raise AggregationError(  # unverified wording; the rule itself is the proto's
+        # Assumption (unverified): the wording for a reducer over ALIGN_NONE; the rule itself is the proto's.
+        raise AggregationError(
             'Field aggregation.perSeriesAligner had an invalid value of "ALIGN_NONE": a cross-series reducer '
             "needs a per-series aligner other than ALIGN_NONE."
         )
     if agg.per_series_aligner != "ALIGN_NONE" and agg.alignment_period_s < 60:
-        # Verbatim: github.com/spinnaker/spinnaker/issues/3025 ("10s"); a missing period as "0s" is assumed.
+        # Verbatim: github.com/spinnaker/spinnaker/issues/3025 ("10s").
+        # Assumption: a missing alignment period is shown as "0s" in the "must be greater than or equal to 1 minute"
+        # error.
         shown = _duration_json(agg.alignment_period_s)
         raise AggregationError(
             f'Field aggregation.alignmentPeriod had an invalid value of "{shown}": '
@@ -232,7 +239,7 @@ def _check_shape(agg: Aggregation) -> None:
 
 
 def _bad_enum(field: str, enum: str, name: str) -> str:
-    # Assumption: the shape of Google's JSON-transcoding error for an unknown enum name.
+    # Assumption (unverified): the shape of Google's JSON-transcoding error for an unknown enum name.
     message_type = f"type.googleapis.com/google.monitoring.v3.Aggregation.{enum}"
     return f"Invalid value at 'aggregation.{field}' ({message_type}), \"{name}\""
 

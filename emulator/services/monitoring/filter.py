@@ -26,7 +26,8 @@ Assumption: an absent label reads as the empty string (`metric.label.x != "a"` m
 Assumption: `monitoring.regex.full_match` uses Python's `re` (RE2 syntax is mostly a subset of it).
 Assumption: an empty string as a function argument is a syntax error - which is what Google's answer
   to `starts_with(""x"")` (below) implies.
-Assumption: error texts marked "unverified" below are this emulator's own wording.
+
+Error texts whose wording is this emulator's own are marked where they are raised.
 """
 
 from __future__ import annotations
@@ -44,12 +45,14 @@ from dataclasses import dataclass
 #   ...: Could not parse filter "...\n        metadata.system_labels.\"name\"=~\".*-dlq-.*\"\n...";
 #   syntax error at line 3, column 38, token '=~'
 #   (github.com/chainguard-dev/terraform-infra-common/pull/463).
-# The second puts the column at the token's first character, counted from 1; that is what we do.
-# (The first reads one less; the two cannot both be 1-based token starts - unverified which is exact.)
 # Alert policies name the field alert_policy.conditions[0].condition_threshold.filter instead of filter.
+# Assumption (unverified): syntax-error columns count from 1 at the token's first character, as the second
+# sample shows; the first reads one less, and the two cannot both be 1-based token starts.
 
 # Verbatim from github.com/prometheus-community/stackdriver_exporter/issues/28 (a metric type that names
-# nothing); used here, unverified, for a ListTimeSeries filter that names no metric type at all.
+# nothing).
+# Assumption (unverified): "The provided filter doesn't refer to any known metric." also answers a ListTimeSeries
+# filter that names no metric type at all.
 NO_KNOWN_METRIC = "The provided filter doesn't refer to any known metric."
 
 # Verbatim (after the field prefix) from github.com/googleapis/nodejs-monitoring/pull/46.
@@ -190,7 +193,7 @@ def require_single_metric_type(text: str) -> str:
     )
     if not pinned:
         raise MonFilterError(text, NO_KNOWN_METRIC, field=None)
-    if len(pinned) > 1:  # unverified wording
+    if len(pinned) > 1:  # Assumption (unverified): the wording for a filter naming two metric types.
         names = ", ".join(f'"{name}"' for name in pinned)
         raise MonFilterError(text, f"The filter must name exactly one metric type; it names {names}.")
     return pinned[0]
@@ -343,13 +346,14 @@ class _Parser:
         selector = self.selector(name_token, name)
         if selector.kind.endswith("labelmap") and (op_token.text != ":" or value.function):
             raise self.semantic_error(name_token, f"'{name}' needs a label key, as in {name}.KEY = \"value\"")
-        if value.function and op_token.text not in ("=", "!="):  # unverified wording
+        # Assumption (unverified): the wording for a function after an operator other than = or !=.
+        if value.function and op_token.text not in ("=", "!="):
             raise self.semantic_error(value_token, f"The function {value.function} can only follow = or !=")
         pattern = None
         if value.function == "monitoring.regex.full_match":
             try:
                 pattern = re.compile(value.args[0])
-            except re.error as exc:  # unverified wording
+            except re.error as exc:  # Assumption (unverified): the wording for an invalid regular expression.
                 raise self.semantic_error(value_token, f"Invalid regular expression {value.args[0]!r}: {exc}") from exc
         return _Cmp(selector, op_token.text, value, pattern)
 
@@ -372,12 +376,14 @@ class _Parser:
             return _Selector(_LABEL_MAPS[name])
         if name in ("metric.type", "resource.type", "project"):
             return _Selector(name)
-        if name.startswith("metadata.") or name == "group.id":  # unverified wording
+        # Assumption (unverified): the wording for metadata.* and group.id selectors.
+        if name.startswith("metadata.") or name == "group.id":
             raise self.semantic_error(
                 token, f"The emulator cannot evaluate '{name}': series carry no metadata or groups"
             )
         operand = name.split(".", 1)[1] if name.startswith(("metric.", "resource.")) else name
-        # Prefix verbatim from github.com/grafana/grafana/issues/26232 (metric.state); the rest unverified.
+        # Prefix verbatim from github.com/grafana/grafana/issues/26232 (metric.state).
+        # Assumption (unverified): the rest of "The comparison operand: '...' cannot be used in this filter".
         raise self.semantic_error(token, f"The comparison operand: '{operand}' cannot be used in this filter")
 
     def value(self) -> _Value:
@@ -394,9 +400,10 @@ class _Parser:
             self.take()
             args.append(self.argument())
         self.expect("RPAREN")
-        if token.text not in (*_ONE_ARG, "one_of"):  # unverified wording
+        # Assumption (unverified): the wording for unknown functions and wrong argument counts.
+        if token.text not in (*_ONE_ARG, "one_of"):
             raise self.semantic_error(token, f"Unknown function '{token.text}'")
-        if token.text in _ONE_ARG and len(args) != 1:  # unverified wording
+        if token.text in _ONE_ARG and len(args) != 1:
             raise self.semantic_error(token, f"The function {token.text} takes exactly one string")
         return _Value(token.text, tuple(args))
 

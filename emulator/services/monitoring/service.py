@@ -5,6 +5,9 @@ CreateTimeSeries applies Google's validation with its texts (docs/google-behavio
 series a request, one point a series, the resource type must be writable with all its labels, points of a
 series at least 5 s apart and in order. Series that pass are written even when others fail (partial success),
 and the error carries a CreateTimeSeriesSummary, as Google's does.
+
+Assumption: CreateTimeSeries texts other than those quoted in docs/google-behaviour.md (two points, non-custom type,
+25 h / 5 min windows, label checks, descriptor mismatches) are this emulator's wording.
 """
 
 from __future__ import annotations
@@ -195,8 +198,9 @@ def _descriptor_for(project: Project, series: agg.Series, index: int) -> str | N
         )
     new_keys = set(series.metric_labels) - set(existing["labels"])
     if new_keys and not existing["auto"]:
-        # A label the created descriptor does not declare is refused; the text is a real sample's
-        # ("Field timeSeries[1].metric.labels[2] had an invalid value of ..."; docs/google-behaviour.md).
+        # Assumption: a label the created descriptor does not declare is refused inside the partial-failure
+        # message; the text is a real sample's ("Field timeSeries[1].metric.labels[2] had an invalid value of ...";
+        # docs/google-behaviour.md).
         order = list(series.metric_labels)
         key = next(k for k in order if k in new_keys)
         return (
@@ -305,7 +309,9 @@ def _partial_failure(
         if write:
             ex = examples[slot]
             # As Google prints them (opentelemetry-operations-python#431): metric labels JSON-quoted, resource
-            # labels bare and without project_id. Google's order looks arbitrary; sorted / descriptor order here.
+            # labels bare and without project_id.
+            # Assumption: in write-failure texts the metric labels are printed sorted and the resource labels in
+            # descriptor order (Google's order looks arbitrary).
             labels = "{" + ", ".join(f'"{k}": "{v}"' for k, v in sorted(ex.metric.labels.items())) + "}"
             given = dict(ex.resource.labels)
             resource = {k: given[k] for k in WRITABLE.get(ex.resource.type, ()) if k != "project_id" and k in given}
@@ -532,7 +538,8 @@ def _check_policy(project: Project, policy: mt.AlertPolicy) -> None:
         raise invalid_argument("Field alert_policy.conditions had an invalid value: at least one condition.")
     # google/monitoring/v3/alert.proto, Documentation: content at most 8,192 characters and 10,240 UTF-8 bytes; the
     # subject at most 10,240 bytes (notifications truncate it to 255 bytes after expansion, which is not a refusal).
-    # Assumption (unverified): the wording of the refusals.
+    # Assumption (unverified): the wording of the refusals; alert policy and notification channel validation texts
+    # are this emulator's, in Google's `Field X had an invalid value: ...` shape.
     content = policy.documentation.content
     if len(content) > 8192 or len(content.encode()) > 10240:
         raise invalid_argument(
