@@ -683,6 +683,21 @@ def test_a_basic_role_removed_is_restored_as_the_least_privileged_one(role: str)
     )
 
 
+def test_a_perimeter_denial_without_its_unique_id_or_perimeter_still_links_the_troubleshooter() -> None:
+    assert fixes_for(Failure(Cause.VPC_SC, code=403)) == [
+        Remedy(
+            "Open the VPC Service Controls troubleshooter for this denial",
+            url="https://console.cloud.google.com/security/service-perimeter/troubleshoot;uniqueId=?project=demo-proj",
+        )
+    ]
+
+
+def test_the_perimeter_s_policy_is_what_precedes_its_first_service_perimeters_part() -> None:
+    denial = Evidence(policy_denial={"perimeter": "accessPolicies/123/servicePerimeters/a/servicePerimeters/b"})
+    [_troubleshooter, inspect] = remedies(failed(Failure(Cause.VPC_SC, code=403)), denial, "demo-proj", SA)
+    assert inspect.command == "gcloud access-context-manager perimeters describe a/servicePerimeters/b --policy=123"
+
+
 BILLING = "https://console.developers.google.com/billing/enable?project=123456789012"
 OTHER = "https://console.developers.google.com/billing/other?project=123456789012"
 
