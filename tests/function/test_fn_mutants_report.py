@@ -601,7 +601,7 @@ def test_the_latency_is_the_probe_s_own_time_in_milliseconds(
 
 def test_a_probe_waits_no_longer_than_the_run_has_left(prediction: Prediction) -> None:
     """A run with no time left gives its call the least timeout (50 ms): the call ends DEADLINE_EXCEEDED."""
-    prediction.hold = 30.0
+    prediction.hold = 3.0
     recorder = Recorder()
     outcome = probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(0), recorder)
     assert outcome.cause == Cause.DEADLINE
