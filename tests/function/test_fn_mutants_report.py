@@ -601,7 +601,7 @@ def test_the_latency_is_the_probe_s_own_time_in_milliseconds(
 
 def test_a_probe_waits_no_longer_than_the_run_has_left(prediction: Prediction) -> None:
     """A run with no time left gives its call the least timeout (50 ms): the call ends DEADLINE_EXCEEDED."""
-    prediction.hold = 30.0
+    prediction.hold = 3.0
     recorder = Recorder()
     outcome = probe(FLASH, "demo-proj", cast(Clients, prediction), Deadline(0), recorder)
     assert outcome.cause == Cause.DEADLINE
@@ -681,6 +681,21 @@ def test_a_basic_role_removed_is_restored_as_the_least_privileged_one(role: str)
         f"gcloud projects add-iam-policy-binding demo-proj --member=serviceAccount:{SA} --role=roles/aiplatform.user "
         "--condition=None",
     )
+
+
+def test_a_perimeter_denial_without_its_unique_id_or_perimeter_still_links_the_troubleshooter() -> None:
+    assert fixes_for(Failure(Cause.VPC_SC, code=403)) == [
+        Remedy(
+            "Open the VPC Service Controls troubleshooter for this denial",
+            url="https://console.cloud.google.com/security/service-perimeter/troubleshoot;uniqueId=?project=demo-proj",
+        )
+    ]
+
+
+def test_the_perimeter_s_policy_is_what_precedes_its_first_service_perimeters_part() -> None:
+    denial = Evidence(policy_denial={"perimeter": "accessPolicies/123/servicePerimeters/a/servicePerimeters/b"})
+    [_troubleshooter, inspect] = remedies(failed(Failure(Cause.VPC_SC, code=403)), denial, "demo-proj", SA)
+    assert inspect.command == "gcloud access-context-manager perimeters describe a/servicePerimeters/b --policy=123"
 
 
 BILLING = "https://console.developers.google.com/billing/enable?project=123456789012"
