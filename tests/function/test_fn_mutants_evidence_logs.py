@@ -20,8 +20,8 @@ from google.api_core import exceptions as core
 from google.cloud.logging_v2 import types as lt
 from google.protobuf import json_format
 
+from devkit.emulated import admin
 from emulator.server import Emulator
-from emulator.testing import admin
 from function import evidence as evidence_module
 from function.causes import Cause, Failure
 from function.clients import Clients

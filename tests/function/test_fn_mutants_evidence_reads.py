@@ -21,21 +21,15 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
-from emulator.testing import admin
 
-from emulator import iam
+from devkit.emulated import admin
+from emulator.core import iam
 from emulator.server import Emulator
 from function import evidence as evidence_module
 from function.causes import Cause, Failure
 from function.clients import Clients
 from function.config import Config, Target
-from function.evidence import (
-    LIST_CALLS_PER_MINUTE,
-    Evidence,
-    EvidenceShare,
-    Item,
-    gather,
-)
+from function.evidence import LIST_CALLS_PER_MINUTE, Evidence, EvidenceShare, Item, gather
 from function.probe import Outcome
 from function.recorder import Deadline, Recorder
 
