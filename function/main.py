@@ -86,7 +86,7 @@ def canary(request: flask.Request) -> flask.Response:
         return _refusal(error)
     result = run.execute(INSTANCE, wanted.trigger, wanted.targets)
     _emit(result)
-    status = report.HTTP_STATUS[result.verdict]
+    status = result.verdict.http_status
     if wanted.text:
         return flask.Response(report.to_text(result), status, {"Content-Type": "text/plain; charset=utf-8"})
     return flask.Response(

@@ -23,10 +23,6 @@ from .causes import Cause
 from .probe import Outcome
 from .run import Result
 
-SEVERITY = {"healthy": "INFO", "degraded": "WARNING", "denied": "ERROR", "error": "ERROR"}
-WORD = {"healthy": "OK", "degraded": "DEGRADED", "denied": "DENIED", "error": "ERROR"}
-HTTP_STATUS = {"healthy": 200, "degraded": 502, "denied": 502, "error": 500}
-
 
 def explain(result: Result, outcome: Outcome) -> str:
     """One line: what broke, who changed it and when, and the fix."""
@@ -71,7 +67,7 @@ def headline(result: Result) -> str:
 
 def _headline(result: Result) -> str:
     verdict = result.verdict
-    prefix = f"gemini-canary {WORD[verdict]}:"
+    prefix = f"gemini-canary {verdict.word}:"
     if verdict == "error":
         return f"{prefix} {result.error}"
     if verdict == "healthy":
@@ -129,7 +125,7 @@ def _to_json(result: Result, debug: bool) -> dict[str, Any]:
 def log_entry(result: Result) -> dict[str, Any]:
     """The structured line Cloud Logging parses from stdout (severity, message, labels, trace)."""
     entry = to_json(result)
-    entry["severity"] = SEVERITY[result.verdict]
+    entry["severity"] = result.verdict.severity
     entry["message"] = headline(result)
     entry["logging.googleapis.com/labels"] = {
         "canary_verdict": result.verdict,

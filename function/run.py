@@ -23,19 +23,8 @@ from .metrics import MetricsReport, MetricsWriter, TargetSignal
 from .probe import Outcome, probe
 from .recorder import Deadline, Recorder
 from .remedies import Remedy, remedies
-
-
-@dataclass(frozen=True)
-class Trigger:
-    kind: str  # scheduler | http | pubsub
-    job: str | None = None
-    schedule_time: str | None = None
-    message_id: str | None = None
-    trace: str | None = None  # the trace id, when the front end sent one
-    span: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None and k not in ("trace", "span")}
+from .trigger import Trigger
+from .verdict import Verdict
 
 
 @dataclass
@@ -55,21 +44,21 @@ class Result:
     error: str | None = None  # the canary itself failed
 
     @property
-    def verdict(self) -> str:
-        """healthy | denied | degraded | error: what the log line, the status code and the alerts key on."""
+    def verdict(self) -> Verdict:
+        """What the log line, the status code and the alerts key on."""
         if self.error is not None:
-            return "error"
+            return Verdict.ERROR
         failing = [o for o in self.outcomes if not o.ok]
         if not failing:
-            return "healthy"
+            return Verdict.HEALTHY
         if any(o.cause.is_denial or o.cause == Cause.UNKNOWN for o in failing):
-            return "denied"
-        return "degraded"
+            return Verdict.DENIED
+        return Verdict.DEGRADED
 
     @property
     def run_outcome(self) -> str:
         """The `outcome` label of the runs metric."""
-        return {"healthy": "healthy", "error": "error"}.get(self.verdict, "failing")
+        return self.verdict.run_outcome
 
 
 class Instance:

@@ -15,10 +15,9 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 from .config import Config, Target
-from .run import Trigger
 
 MAX_BODY = 4096
 # Cloud Scheduler's or a runbook's 4 KiB arrives in milliseconds; a body still arriving after this is refused (408),
@@ -34,6 +33,22 @@ _JOB = re.compile(r"^[A-Za-z0-9_./-]{1,500}\Z")
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})\Z")
 _TRACE = re.compile(r"^([0-9a-f]{32})(?:/(\d{1,20}))?(?:;o=[01])?\Z")
 _TRUE, _FALSE = ("true", "1", "yes"), ("false", "0", "no", "")
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """What started a run, as the run's log line and answer report it (trace and span only join the log entry to the
+    request's trace)."""
+
+    kind: Literal["scheduler", "http", "pubsub"]
+    job: str | None = None
+    schedule_time: str | None = None
+    message_id: str | None = None
+    trace: str | None = None  # the trace id, when the front end sent one
+    span: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None and k not in ("trace", "span")}
 
 
 class BadRequest(Exception):

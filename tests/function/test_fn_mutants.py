@@ -21,8 +21,8 @@ from emulator.server import Emulator
 from function import report
 from function.causes import LINK_WITHHELD, Cause, classify
 from function.config import Config, ConfigError, load
-from function.run import Instance, Result, Trigger, execute
-from function.trigger import MAX_BODY, BadRequest, from_http, from_pubsub
+from function.run import Instance, Result, execute
+from function.trigger import MAX_BODY, BadRequest, Trigger, from_http, from_pubsub
 
 LABEL_HINT = (
     "is not a label value; allowed: lower-case letters, digits, '_' and '-', "

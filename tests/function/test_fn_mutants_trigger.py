@@ -27,8 +27,8 @@ from function.evidence import LIST_CALLS_PER_MINUTE
 from function.metrics import MetricsReport
 from function.probe import Outcome
 from function.recorder import Deadline
-from function.run import Instance, Result, Trigger, execute
-from function.trigger import MAX_BODY, BadRequest, _Cutoff, _parse_error, read_body
+from function.run import Instance, Result, execute
+from function.trigger import MAX_BODY, BadRequest, Trigger, _Cutoff, _parse_error, read_body
 
 # --- function/trigger.py: reading the body -------------------------------------------------------------------------
 

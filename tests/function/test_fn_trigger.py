@@ -13,8 +13,7 @@ import pytest
 from functions_framework import create_app
 
 from function.config import Config, Target
-from function.run import Trigger
-from function.trigger import MAX_BODY, BadRequest, RunRequest, from_http, from_pubsub, read_body
+from function.trigger import MAX_BODY, BadRequest, RunRequest, Trigger, from_http, from_pubsub, read_body
 
 FLASH = Target("gemini-2.5-flash", "us-central1")
 PRO = Target("gemini-2.5-pro", "global")
