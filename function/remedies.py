@@ -8,12 +8,13 @@ VPC-SC troubleshooter `security/service-perimeter/troubleshoot;uniqueId=…`, Lo
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from . import sanitize
-from .causes import Cause
+from .causes import Cause, Failure
 from .evidence import ALLOWED_MODELS, PREDICT, RESTRICT_SERVICE_USAGE, VERTEX, Evidence, constraint_of
 from .probe import Outcome
 
@@ -80,150 +81,193 @@ def remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str 
     ]
 
 
+@dataclass(frozen=True)
+class _Case:
+    """One failed target, with what its remedies are written from."""
+
+    outcome: Outcome
+    failure: Failure
+    evidence: Evidence
+    project: str
+    who: str  # the workload's principal, or the placeholder when unknown
+
+    @property
+    def p(self) -> str:
+        """The project, quoted for a shell command."""
+        return shlex.quote(self.project)
+
+    @property
+    def model(self) -> str:
+        return self.outcome.target.model
+
+
 def _remedies(outcome: Outcome, evidence: Evidence, project: str, principal: str | None) -> list[Remedy]:
     failure = outcome.failure
     if failure is None:
         return []
-    who = principal or UNKNOWN_PRINCIPAL
-    p = shlex.quote(project)
-    model = outcome.target.model
-    out: list[Remedy] = []
-    cause = failure.cause
-    if cause == Cause.IAM_PERMISSION_DENIED:
-        if evidence.predict_granted:
-            out += [
-                Remedy(
-                    "Find the deny policy that blocks it, on the project",
-                    f"gcloud iam policies list --attachment-point=cloudresourcemanager.googleapis.com/projects/{p} "
-                    "--kind=denypolicies --format=json",
-                ),
-                Remedy(
-                    "…or on a folder or the organization above it",
-                    ancestors_policies(project, include_deny=True),
-                ),
-            ]
-        else:
-            role = evidence.change.role if evidence.change and evidence.change.role else LEAST_PRIVILEGE_ROLE
-            if role in ("roles/owner", "roles/editor", "roles/viewer"):
-                role = LEAST_PRIVILEGE_ROLE  # restore access with the least privilege, not the basic role
-            out.append(
-                Remedy(
-                    f"Grant {role} to the workload's service account",
-                    f"gcloud projects add-iam-policy-binding {p} --member={shlex.quote(member(who))} "
-                    f"--role={shlex.quote(role)} --condition=None",  # the role may come from an audit entry
-                )
-            )
-        out.append(Remedy("Ask Policy Troubleshooter why", url=troubleshooter(project, who)))
-        if evidence.data_read_on is False:  # only when sure: off on the project and every ancestor
-            out.append(
-                Remedy(
-                    "Turn on Data Access audit logs for Vertex AI so every denial is recorded",
-                    enable_data_access_logs(project),
-                )
-            )
-        elif evidence.data_read_on is None and evidence.item("audit_config") is not None:
-            out.append(
-                Remedy(
-                    "See whether Data Access audit logs are on at a folder or the organization (auditConfigs)",
-                    ancestors_policies(project),
-                )
-            )
-    elif cause == Cause.API_DISABLED:
-        out.append(
-            Remedy(
-                "Enable the Vertex AI API",
-                f"gcloud services enable {VERTEX} --project={p}",
-                sanitize.link(failure.metadata.get("activationUrl"))
-                or f"{CONSOLE}/apis/library/{VERTEX}?project={quote(project)}",
-            )
-        )
-    elif cause == Cause.BILLING_DISABLED:
-        out.append(
-            Remedy(
-                "Link an open billing account to the project",
-                f"gcloud billing projects link {p} --billing-account=BILLING_ACCOUNT_ID",
-                _help_url(failure.links, "billing") or f"{CONSOLE}/billing/linkedaccount?project={quote(project)}",
-            )
-        )
-        out.append(Remedy("See the project's billing state", f"gcloud billing projects describe {p}"))
-    elif cause == Cause.VPC_SC:
-        uid = failure.metadata.get("uid", "")
-        out.append(
-            Remedy(
-                "Open the VPC Service Controls troubleshooter for this denial",
-                url=f"{CONSOLE}/security/service-perimeter/troubleshoot;uniqueId={quote(uid, safe='')}"
-                f"?project={quote(project)}",
-            )
-        )
-        perimeter = (evidence.policy_denial or {}).get("perimeter", "")
-        if perimeter.startswith("accessPolicies/"):
-            policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
-            out.append(
-                Remedy(
-                    "Inspect the perimeter's ingress rules (add one for the workload's identity)",
-                    f"gcloud access-context-manager perimeters describe {shlex.quote(name)} "
-                    f"--policy={shlex.quote(policy)}",
-                )
-            )
-    elif cause == Cause.ORG_POLICY:
-        out += _org_policy(constraint_of(failure), project, model)
-    elif cause == Cause.WRONG_PROJECT:
-        out.append(
-            Remedy(
-                "Check the project the canary probes (CANARY_PROJECT or the runtime's project) exists and "
-                "is the workload's",
-                f"gcloud projects describe {p}",
-            )
-        )
-    elif cause == Cause.MODEL_UNAVAILABLE:
-        out.append(
-            Remedy(
-                f"Move the target to a location where {model} is served, or to a current model version",
-                url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations",
-            )
-        )
-        out.append(
-            Remedy(
-                "Check model versions and retirement dates",
-                url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions",
-            )
-        )
-    elif cause == Cause.QUOTA:
-        out.append(
-            Remedy(
-                "Check Vertex AI quotas and request an increase",
-                url=f"{CONSOLE}/iam-admin/quotas?project={quote(project)}&service={VERTEX}",
-            )
-        )
-        out.append(
-            Remedy(
-                "Understand 429s on Gemini", url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"
-            )
-        )
-    elif cause == Cause.CAPACITY:
-        out += _capacity(outcome.target.model, outcome.target.location)
-    elif cause == Cause.CREDENTIALS and failure.lacks_scopes:
-        out += _scopes(project, who)
-    elif cause == Cause.CREDENTIALS:
-        out.append(
-            Remedy(
-                "Check the service account exists and is enabled",
-                f"gcloud iam service-accounts describe {shlex.quote(who)} --project={p}",
-            )
-        )
-        out.append(
-            Remedy(
-                "Re-enable it if it was disabled",
-                f"gcloud iam service-accounts enable {shlex.quote(who)} --project={p}",
-            )
-        )
-    elif cause in (Cause.UNAVAILABLE, Cause.DEADLINE):
-        out.append(Remedy("Check Google Cloud's status for Vertex AI", url="https://status.cloud.google.com/"))
-    else:
-        out.append(Remedy("Ask Policy Troubleshooter", url=troubleshooter(project, who)))
+    case = _Case(outcome, failure, evidence, project, principal or UNKNOWN_PRINCIPAL)
+    out = _BY_CAUSE.get(failure.cause, _unknown)(case)
     if evidence.logs_query:
         out.append(Remedy("See the audit entries in Logs Explorer", url=logs_explorer(project, evidence.logs_query)))
     return out
+
+
+def _iam(c: _Case) -> list[Remedy]:
+    out: list[Remedy] = []
+    if c.evidence.predict_granted:
+        out += [
+            Remedy(
+                "Find the deny policy that blocks it, on the project",
+                f"gcloud iam policies list --attachment-point=cloudresourcemanager.googleapis.com/projects/{c.p} "
+                "--kind=denypolicies --format=json",
+            ),
+            Remedy("…or on a folder or the organization above it", ancestors_policies(c.project, include_deny=True)),
+        ]
+    else:
+        change = c.evidence.change
+        role = change.role if change and change.role else LEAST_PRIVILEGE_ROLE
+        if role in ("roles/owner", "roles/editor", "roles/viewer"):
+            role = LEAST_PRIVILEGE_ROLE  # restore access with the least privilege, not the basic role
+        out.append(
+            Remedy(
+                f"Grant {role} to the workload's service account",
+                f"gcloud projects add-iam-policy-binding {c.p} --member={shlex.quote(member(c.who))} "
+                f"--role={shlex.quote(role)} --condition=None",  # the role may come from an audit entry
+            )
+        )
+    out.append(Remedy("Ask Policy Troubleshooter why", url=troubleshooter(c.project, c.who)))
+    if c.evidence.data_read_on is False:  # only when sure: off on the project and every ancestor
+        out.append(
+            Remedy(
+                "Turn on Data Access audit logs for Vertex AI so every denial is recorded",
+                enable_data_access_logs(c.project),
+            )
+        )
+    elif c.evidence.data_read_on is None and c.evidence.item("audit_config") is not None:
+        out.append(
+            Remedy(
+                "See whether Data Access audit logs are on at a folder or the organization (auditConfigs)",
+                ancestors_policies(c.project),
+            )
+        )
+    return out
+
+
+def _api_disabled(c: _Case) -> list[Remedy]:
+    return [
+        Remedy(
+            "Enable the Vertex AI API",
+            f"gcloud services enable {VERTEX} --project={c.p}",
+            sanitize.link(c.failure.metadata.get("activationUrl"))
+            or f"{CONSOLE}/apis/library/{VERTEX}?project={quote(c.project)}",
+        )
+    ]
+
+
+def _billing(c: _Case) -> list[Remedy]:
+    return [
+        Remedy(
+            "Link an open billing account to the project",
+            f"gcloud billing projects link {c.p} --billing-account=BILLING_ACCOUNT_ID",
+            _help_url(c.failure.links, "billing") or f"{CONSOLE}/billing/linkedaccount?project={quote(c.project)}",
+        ),
+        Remedy("See the project's billing state", f"gcloud billing projects describe {c.p}"),
+    ]
+
+
+def _vpc_sc(c: _Case) -> list[Remedy]:
+    uid = c.failure.metadata.get("uid", "")
+    out = [
+        Remedy(
+            "Open the VPC Service Controls troubleshooter for this denial",
+            url=f"{CONSOLE}/security/service-perimeter/troubleshoot;uniqueId={quote(uid, safe='')}"
+            f"?project={quote(c.project)}",
+        )
+    ]
+    perimeter = (c.evidence.policy_denial or {}).get("perimeter", "")
+    if perimeter.startswith("accessPolicies/"):
+        policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
+        out.append(
+            Remedy(
+                "Inspect the perimeter's ingress rules (add one for the workload's identity)",
+                f"gcloud access-context-manager perimeters describe {shlex.quote(name)} --policy={shlex.quote(policy)}",
+            )
+        )
+    return out
+
+
+def _wrong_project(c: _Case) -> list[Remedy]:
+    return [
+        Remedy(
+            "Check the project the canary probes (CANARY_PROJECT or the runtime's project) exists and "
+            "is the workload's",
+            f"gcloud projects describe {c.p}",
+        )
+    ]
+
+
+def _model_unavailable(c: _Case) -> list[Remedy]:
+    return [
+        Remedy(
+            f"Move the target to a location where {c.model} is served, or to a current model version",
+            url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/locations",
+        ),
+        Remedy(
+            "Check model versions and retirement dates",
+            url="https://cloud.google.com/vertex-ai/generative-ai/docs/learn/model-versions",
+        ),
+    ]
+
+
+def _quota(c: _Case) -> list[Remedy]:
+    return [
+        Remedy(
+            "Check Vertex AI quotas and request an increase",
+            url=f"{CONSOLE}/iam-admin/quotas?project={quote(c.project)}&service={VERTEX}",
+        ),
+        Remedy("Understand 429s on Gemini", url="https://cloud.google.com/vertex-ai/generative-ai/docs/error-code-429"),
+    ]
+
+
+def _credentials(c: _Case) -> list[Remedy]:
+    if c.failure.lacks_scopes:
+        return _scopes(c.project, c.who)
+    return [
+        Remedy(
+            "Check the service account exists and is enabled",
+            f"gcloud iam service-accounts describe {shlex.quote(c.who)} --project={c.p}",
+        ),
+        Remedy(
+            "Re-enable it if it was disabled",
+            f"gcloud iam service-accounts enable {shlex.quote(c.who)} --project={c.p}",
+        ),
+    ]
+
+
+def _transient(c: _Case) -> list[Remedy]:
+    return [Remedy("Check Google Cloud's status for Vertex AI", url="https://status.cloud.google.com/")]
+
+
+def _unknown(c: _Case) -> list[Remedy]:
+    return [Remedy("Ask Policy Troubleshooter", url=troubleshooter(c.project, c.who))]
+
+
+# The remedies of each cause; a cause not listed gets `_unknown`'s (tests/function/test_fn_remedies.py checks the
+# table against the Cause enum).
+_BY_CAUSE: dict[Cause, Callable[[_Case], list[Remedy]]] = {
+    Cause.IAM_PERMISSION_DENIED: _iam,
+    Cause.API_DISABLED: _api_disabled,
+    Cause.BILLING_DISABLED: _billing,
+    Cause.VPC_SC: _vpc_sc,
+    Cause.ORG_POLICY: lambda c: _org_policy(constraint_of(c.failure), c.project, c.model),
+    Cause.WRONG_PROJECT: _wrong_project,
+    Cause.MODEL_UNAVAILABLE: _model_unavailable,
+    Cause.QUOTA: _quota,
+    Cause.CAPACITY: lambda c: _capacity(c.model, c.outcome.target.location),
+    Cause.CREDENTIALS: _credentials,
+    Cause.UNAVAILABLE: _transient,
+    Cause.DEADLINE: _transient,
+}
 
 
 def _capacity(model: str, location: str) -> list[Remedy]:

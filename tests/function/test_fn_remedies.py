@@ -563,3 +563,11 @@ def test_the_troubleshooter_link_quotes_a_unique_id_that_needs_it() -> None:
     out = fixes(Cause.VPC_SC, failure={"metadata": {"uid": uid}})
     [link] = [r.url for r in out if r.url and "troubleshoot" in r.url]
     assert link == f"{CONSOLE}/security/service-perimeter/troubleshoot;uniqueId=a%2Fb%2Bc%3Dd%3Fe%23f%3Bg?project={P}"
+
+
+def test_every_cause_has_its_own_remedies_but_unknown() -> None:
+    """A cause added to the vocabulary without remedies would fall back to "Ask Policy Troubleshooter" silently (OK is
+    no failure and has none)."""
+    from function import remedies as module
+
+    assert set(Cause) - set(module._BY_CAUSE) == {Cause.OK, Cause.UNKNOWN}
