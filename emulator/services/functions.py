@@ -58,12 +58,12 @@ from emulator.services.kit import (
     apply_mask,
     iam_policy_methods,
     integer,
+    listed,
     mask_paths,
     message,
     new_operation,
     now,
     operation_id,
-    page,
     require_enabled,
     text,
 )
@@ -485,11 +485,7 @@ def list_functions(call: Call, request: Doc) -> Doc:
         for name, r in sorted(project.store(FunctionStore).functions.items())
         if region == "-" or name.split("/")[3] == region
     ]
-    items, more = page(found, request, 1000, 1000)
-    doc: Doc = {"functions": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
+    return listed("functions", found, request, 1000, 1000)
 
 
 def create_function(call: Call, request: Doc) -> Doc:

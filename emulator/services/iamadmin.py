@@ -27,9 +27,9 @@ from emulator.core.world import Project, World
 from emulator.services.kit import (
     allowed_on,
     iam_policy_methods,
+    listed,
     mask_paths,
     message,
-    page,
     require_enabled,
     text,
 )
@@ -202,11 +202,7 @@ def list_accounts(call: Call, request: Doc) -> Doc:
     if not allowed_on(call, project, "iam.serviceAccounts.list"):
         raise iam_denied("iam.serviceAccounts.list")
     live = [dict(a.resource) for a in accounts(call.world, project).values() if not a.deleted]
-    items, more = page(sorted(live, key=lambda a: a["email"]), request, 100, 100)
-    doc: Doc = {"accounts": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
+    return listed("accounts", sorted(live, key=lambda a: a["email"]), request, 100, 100)
 
 
 def _apply(account: ServiceAccount, changes: Doc, paths: list[str]) -> Doc:

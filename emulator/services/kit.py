@@ -216,10 +216,16 @@ def page_of(
     return list(items[start:end]), more
 
 
-def page(items: Sequence[T], doc: Doc, default: int, maximum: int) -> tuple[list[T], str]:
-    """One page of a REST list request, by its pageSize (default `default`, at most `maximum`) and pageToken."""
-    size = min(max(integer(doc, "pageSize") or default, 1), maximum)
-    return page_of(items, size, text(doc, "pageToken"))
+def listed(field: str, items: Sequence[Any], request: Doc, default: int, maximum: int, *, always: bool = False) -> Doc:
+    """A REST list method's answer: one page of `items` by the request's pageSize (default `default`, at most
+    `maximum`) and pageToken, under `field` (left out when empty, as proto3 JSON leaves an empty list out, unless
+    `always`), and the next page's token when there is one."""
+    size = min(max(integer(request, "pageSize") or default, 1), maximum)
+    page, more = page_of(items, size, text(request, "pageToken"))
+    doc: Doc = {field: page} if page or always else {}
+    if more:
+        doc["nextPageToken"] = more
+    return doc
 
 
 def new_operation(

@@ -13,7 +13,7 @@ import re
 from emulator.core.handlers import Call, Doc, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import caller_denied, not_found
 from emulator.core.world import Project
-from emulator.services.kit import page, text
+from emulator.services.kit import listed, text
 
 PROTO = "google.cloud.location.Locations"
 REGIONS = (
@@ -50,11 +50,7 @@ def list_locations(call: Call, request: Doc) -> Doc:
     name = text(request, "name")
     _project(call, name.removeprefix("projects/"))
     regions = sorted({*REGIONS, call.world.region})
-    items, more = page([_location(name, r) for r in regions], request, 100, 1000)
-    doc: Doc = {"locations": items}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
+    return listed("locations", [_location(name, r) for r in regions], request, 100, 1000, always=True)
 
 
 def get_location(call: Call, request: Doc) -> Doc:

@@ -18,7 +18,7 @@ from google.rpc import code_pb2
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project
-from emulator.services.kit import admit, mask_paths, message, page, text
+from emulator.services.kit import admit, listed, mask_paths, message, text
 
 API = "pubsub.googleapis.com"
 PROTO = "google.pubsub.v1.Publisher"
@@ -86,13 +86,9 @@ def get_topic(call: Call, request: Doc) -> Doc:
 
 def list_topics(call: Call, request: Doc) -> Doc:
     project = _project(call, text(request, "project").removeprefix("projects/"), "pubsub.topics.list")
-    items, more = page(
-        [copy.deepcopy(t) for _, t in sorted(project.store(TopicStore).topics.items())], request, 100, 1000
+    return listed(
+        "topics", [copy.deepcopy(t) for _, t in sorted(project.store(TopicStore).topics.items())], request, 100, 1000
     )
-    doc: Doc = {"topics": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
 
 
 def update_topic(call: Call, request: Doc) -> Doc:

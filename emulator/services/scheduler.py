@@ -33,7 +33,7 @@ from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod,
 from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project
 from emulator.services import iamadmin
-from emulator.services.kit import admit, apply_mask, duration_seconds, integer, mask_paths, message, now, page, text
+from emulator.services.kit import admit, apply_mask, duration_seconds, integer, listed, mask_paths, message, now, text
 
 API = "cloudscheduler.googleapis.com"
 PROTO = "google.cloud.scheduler.v1.CloudScheduler"
@@ -337,11 +337,7 @@ def list_jobs(call: Call, request: Doc) -> Doc:
         for k, j in sorted(project.store(SchedulerStore).scheduler_jobs.items())
         if k.startswith(prefix)
     ]
-    items, more = page(jobs, request, 500, 500)
-    doc: Doc = {"jobs": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
+    return listed("jobs", jobs, request, 500, 500)
 
 
 def _merge(current: Doc, given: Doc, paths: list[str]) -> Doc:

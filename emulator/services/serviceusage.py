@@ -22,7 +22,7 @@ from emulator.core import changes
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, error_info, invalid_argument, not_found, precondition
 from emulator.core.world import Project
-from emulator.services.kit import OperationStore, admit, allowed_on, at, new_operation, page, text, title
+from emulator.services.kit import OperationStore, admit, allowed_on, at, listed, new_operation, text, title
 
 API = "serviceusage.googleapis.com"
 PROTO = "google.api.serviceusage.v1.ServiceUsage"
@@ -119,11 +119,7 @@ def list_services(call: Call, request: Doc) -> Doc:
     found = [service_json(project, s) for s in names]
     if wanted:
         found = [s for s in found if s["state"] == wanted.split(":")[1]]
-    items, more = page(found, request, 50, 200)
-    doc: Doc = {"services": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
+    return listed("services", found, request, 50, 200)
 
 
 def enable_service(call: Call, request: Doc) -> Doc:

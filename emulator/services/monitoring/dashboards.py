@@ -20,7 +20,7 @@ from google.rpc import code_pb2
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
 from emulator.core.world import Project
-from emulator.services.kit import admit, boolean, message, page, text
+from emulator.services.kit import admit, boolean, listed, message, text
 
 API = "monitoring.googleapis.com"
 PROTO = "google.monitoring.dashboard.v1.DashboardsService"
@@ -94,13 +94,13 @@ def get_dashboard(call: Call, request: Doc) -> Doc:
 
 def list_dashboards(call: Call, request: Doc) -> Doc:
     project = _project(call, text(request, "parent").removeprefix("projects/"), "monitoring.dashboards.list")
-    items, more = page(
-        [copy.deepcopy(d) for _, d in sorted(project.store(DashboardStore).dashboards.items())], request, 1000, 1000
+    return listed(
+        "dashboards",
+        [copy.deepcopy(d) for _, d in sorted(project.store(DashboardStore).dashboards.items())],
+        request,
+        1000,
+        1000,
     )
-    doc: Doc = {"dashboards": items} if items else {}
-    if more:
-        doc["nextPageToken"] = more
-    return doc
 
 
 def update_dashboard(call: Call, request: Doc) -> Doc:
