@@ -25,10 +25,10 @@ from emulator.services.scheduler import SchedulerStore
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 from tests.prerequisites import need
+from tests.shared import WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
-WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 INVOKER = "gemini-canary-invoker@demo-proj.iam.gserviceaccount.com"
 PREFIX = "custom.googleapis.com/gemini_canary"
 MUTATING = (

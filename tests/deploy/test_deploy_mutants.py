@@ -22,8 +22,8 @@ from deploy.gcloud import Gcloud, GcloudError
 from deploy.reconcile import BUILD_ROLE, UNLABELLED, Manifest, Project, _data_read_on, _members, source_hash
 from deploy.spec import make_spec
 from function.roles import OPTIONAL, REQUIRED
+from tests.shared import WORKLOAD
 
-WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 WHO = f"serviceAccount:{WORKLOAD}"
 INVOKER = "gemini-canary-invoker@demo-proj.iam.gserviceaccount.com"
 BUILDER = "123456-compute@developer.gserviceaccount.com"

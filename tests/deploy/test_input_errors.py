@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from deploy import __main__ as cli
 from deploy.spec import Spec
+from tests.shared import WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
-SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
+SA = WORKLOAD
 # A valid value of every flag that takes one.
 VALID = {
     "--project": "demo-proj",

@@ -20,6 +20,7 @@ from emulator.services.monitoring.aggregation import Aggregation, kept_metric_la
 from emulator.services.monitoring.filter import compile_monitoring_filter, labels_named, metric_types_named
 from function.causes import DENIALS, TRANSIENT, Cause
 from function.metrics import SCHEMA
+from tests.shared import WORKLOAD
 
 PREFIX = "custom.googleapis.com/gemini_canary"
 # The monitored resource the metrics are written to, and its labels, as docs/google-behaviour.md gives them
@@ -29,9 +30,7 @@ PREFIX = "custom.googleapis.com/gemini_canary"
 RESOURCE_TYPE = "generic_task"
 RESOURCE_LABELS = ("project_id", "location", "namespace", "job", "task_id")
 WRITTEN = {m.type(PREFIX): set(m.labels) for m in SCHEMA}
-SPEC = make_spec(
-    projects=["demo-proj"], region="us-central1", service_account="canary-workload@demo-proj.iam.gserviceaccount.com"
-)
+SPEC = make_spec(projects=["demo-proj"], region="us-central1", service_account=WORKLOAD)
 VARIABLE = re.compile(r"\$\{([a-z_.]+)\}")
 MARKER = re.compile(r"__[A-Z_]+__")
 
@@ -186,7 +185,7 @@ def test_silent_policy_follows_the_schedule() -> None:
         projects=["demo-proj"],
         region="us-central1",
         schedule="*/10 * * * *",
-        service_account="canary-workload@demo-proj.iam.gserviceaccount.com",
+        service_account=WORKLOAD,
     )
     doc = render_policy(load_policy_file("silent.json"), spec, [])
     absent = doc["conditions"][0]["conditionAbsent"]

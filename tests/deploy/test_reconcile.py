@@ -13,8 +13,8 @@ from deploy.alerting import Monitoring
 from deploy.gcloud import Gcloud, GcloudError
 from deploy.reconcile import Manifest, Project
 from deploy.spec import make_spec
+from tests.shared import WORKLOAD
 
-WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 WHO = f"serviceAccount:{WORKLOAD}"
 
 

@@ -16,10 +16,10 @@ from google.cloud import aiplatform_v1
 from devkit import emulated
 from emulator.server import Emulator
 from tests.prerequisites import need
+from tests.shared import WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
 METADATA_PORT = int(os.environ["GCE_METADATA_HOST"].rsplit(":", 1)[1])
-WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 
 
 def runbook_commands() -> list[str]:

@@ -9,8 +9,9 @@ import pytest
 
 from deploy.__main__ import main
 from deploy.spec import SpecError, make_spec, read_projects_file
+from tests.shared import WORKLOAD
 
-SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
+SA = WORKLOAD
 BASE: dict[str, Any] = {"projects": ["demo-proj"], "region": "us-central1", "service_account": SA}
 
 BAD = [

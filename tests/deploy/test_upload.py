@@ -12,8 +12,9 @@ from deploy.reconcile import source_hash
 from devkit.emulated import admin
 from emulator.server import Emulator
 from emulator.services.functions import FunctionStore
-from tests.emulator.support import DEPLOYER, PROJECT, WORKLOAD
+from tests.emulator.support import DEPLOYER, PROJECT
 from tests.prerequisites import need
+from tests.shared import WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
 STRAY = [".env", "key.json", "service-account.json", ".coverage", "notes.md", "function/.env", "function/creds.json"]

@@ -18,7 +18,6 @@ from devkit.emulated import admin
 from emulator.core.clock import parse_rfc3339
 from emulator.server import Emulator
 
-WORKLOAD = "canary-workload@demo-proj.iam.gserviceaccount.com"
 DEPLOYER = "deployer@demo-proj.iam.gserviceaccount.com"  # a principal the shipped scenarios grant nothing
 OWNER = "alice@example.com"
 PROJECT = "demo-proj"

@@ -18,7 +18,6 @@ from tests.emulator.support import (
     GENERATE,
     OWNER,
     PROJECT,
-    WORKLOAD,
     advance,
     audit_of,
     call_v1beta1,
@@ -28,6 +27,7 @@ from tests.emulator.support import (
     prompt,
     since,
 )
+from tests.shared import WORKLOAD
 
 LOG = f"projects/{PROJECT}/logs/cloudaudit.googleapis.com%2F"
 VERTEX = "aiplatform.googleapis.com"

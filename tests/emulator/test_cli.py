@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from emulator.core.scenario import shipped_names
-from tests.emulator.support import PROJECT, WORKLOAD, raw_http
+from tests.emulator.support import PROJECT, raw_http
+from tests.shared import WORKLOAD
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "GRPC_VERBOSITY": "NONE", "PYTHONPATH": str(ROOT)}

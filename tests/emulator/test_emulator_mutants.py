@@ -24,8 +24,9 @@ from emulator.core.iam import (
     v2_permission,
     v2_principal,
 )
+from tests.shared import WORKLOAD
 
-SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
+SA = WORKLOAD
 MODEL = "projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash-lite"
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 REQUEST = "type.googleapis.com/google.cloud.aiplatform.v1.GenerateContentRequest"

@@ -24,8 +24,9 @@ from emulator.services.iamadmin import IamStore
 from emulator.services.pubsub import TopicStore
 from emulator.services.run import RunStore
 from emulator.services.scheduler import SchedulerStore
-from tests.emulator.support import DEPLOYER, OWNER, PROJECT, WORKLOAD
+from tests.emulator.support import DEPLOYER, OWNER, PROJECT
 from tests.prerequisites import need
+from tests.shared import WORKLOAD
 
 REGION = "us-central1"
 LOC = f"projects/{PROJECT}/locations/{REGION}"

@@ -15,18 +15,8 @@ from google.iam.v1.logging import audit_data_pb2
 from google.protobuf import field_mask_pb2
 
 from devkit.emulated import clients
-from tests.emulator.support import (
-    DEPLOYER,
-    NUMBER,
-    OWNER,
-    PROJECT,
-    WORKLOAD,
-    advance,
-    audit_of,
-    generate,
-    list_entries,
-    since,
-)
+from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, advance, audit_of, generate, list_entries, since
+from tests.shared import WORKLOAD, WORKLOAD_MEMBER
 
 RESOURCE = f"projects/{PROJECT}"
 USER_ROLE = "roles/aiplatform.user"
@@ -273,7 +263,7 @@ def test_roles_hold_what_googles_definitions_give(role: str, permission: str, gr
 def test_a_conditional_binding_is_never_counted_as_held() -> None:
     from emulator.core import iam
 
-    member = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
+    member = WORKLOAD_MEMBER
     policy = iam.Policy(
         bindings=[iam.Binding("roles/aiplatform.user", [member], {"expression": "request.time < x", "title": "t"})]
     )

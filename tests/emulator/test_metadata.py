@@ -20,7 +20,8 @@ from google.cloud.aiplatform_v1.services.prediction_service.transports import Pr
 from google.oauth2 import id_token
 
 from devkit.emulated import admin
-from tests.emulator.support import NUMBER, PROJECT, WORKLOAD, generate, model_name, raw_http
+from tests.emulator.support import NUMBER, PROJECT, generate, model_name, raw_http
+from tests.shared import WORKLOAD
 
 SCOPES = ["https://www.googleapis.com/auth/cloud-platform"]
 

@@ -19,7 +19,8 @@ from emulator.server import Emulator
 from emulator.services.functions import FunctionStore
 from emulator.services.run import RunStore
 from emulator.services.scheduler import SchedulerStore, next_run
-from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, WORKLOAD, raw_http
+from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, raw_http
+from tests.shared import WORKLOAD
 
 STRANGER = "stranger@example.com"  # holds no role anywhere
 DEVELOPER = "dev@example.com"

@@ -15,7 +15,8 @@ import pytest
 
 from devkit.emulated import admin, clients, token_for
 from emulator.server import Emulator
-from tests.emulator.support import OWNER, PROJECT, WORKLOAD, advance, generate, model_name, raw_http
+from tests.emulator.support import OWNER, PROJECT, advance, generate, model_name, raw_http
+from tests.shared import WORKLOAD
 
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 PROMPT = {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}

@@ -19,7 +19,8 @@ from google.oauth2.credentials import Credentials
 from devkit.emulated import clients, token_for
 from emulator.server import Emulator
 from emulator.services.vertex import REPLY
-from tests.emulator.support import MODEL, PROJECT, WORKLOAD, generate, model_name, prompt, raw_http
+from tests.emulator.support import MODEL, PROJECT, generate, model_name, prompt, raw_http
+from tests.shared import WORKLOAD
 
 # The REST transport raises by HTTP status alone (google-api-core from_http_response).
 REST_CLASS = {

@@ -9,6 +9,7 @@ import pytest
 
 from emulator.core import changes, scenario
 from emulator.core.world import World
+from tests.shared import WORKLOAD
 
 SHIPPED = scenario.shipped_names()
 
@@ -16,7 +17,7 @@ SHIPPED = scenario.shipped_names()
 @pytest.mark.parametrize("name", SHIPPED)
 def test_every_shipped_scenario_builds(name: str) -> None:
     world = scenario.build(name)
-    assert world.workload == "canary-workload@demo-proj.iam.gserviceaccount.com"
+    assert world.workload == WORKLOAD
     assert "demo-proj" in world.projects
     assert world.clock.mode == "virtual"
     doc = scenario.load_document(name)

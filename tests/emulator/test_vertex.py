@@ -24,13 +24,13 @@ from tests.emulator.support import (
     MODEL,
     NUMBER,
     PROJECT,
-    WORKLOAD,
     advance,
     call_v1beta1,
     generate,
     model_name,
     prompt,
 )
+from tests.shared import WORKLOAD
 
 NAME = model_name()
 VERTEX = "aiplatform.googleapis.com"

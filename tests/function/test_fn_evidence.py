@@ -16,8 +16,9 @@ from function.config import EVIDENCE_STEPS, Config, Target
 from function.evidence import LIST_CALLS_PER_MINUTE, Item, _change, constraint_of, data_read_on, gather
 from function.probe import Outcome
 from function.recorder import Deadline, Recorder
+from tests.shared import WORKLOAD, WORKLOAD_MEMBER
 
-SA = "canary-workload@demo-proj.iam.gserviceaccount.com"
+SA = WORKLOAD
 
 
 def entry(role: str, action: str = "REMOVE", member: str = f"serviceAccount:{SA}") -> lt.LogEntry:
@@ -76,7 +77,7 @@ def _policy(*configs: tuple[str, str, list[str]]) -> policy_pb2.Policy:
     return policy
 
 
-SA_MEMBER = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
+SA_MEMBER = WORKLOAD_MEMBER
 
 
 @pytest.mark.parametrize(

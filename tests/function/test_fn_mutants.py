@@ -23,6 +23,7 @@ from function.causes import LINK_WITHHELD, Cause, classify
 from function.config import Config, ConfigError, load
 from function.run import Instance, Result, execute
 from function.trigger import MAX_BODY, BadRequest, Trigger, from_http, from_pubsub
+from tests.shared import WORKLOAD_MEMBER
 
 LABEL_HINT = (
     "is not a label value; allowed: lower-case letters, digits, '_' and '-', "
@@ -80,7 +81,6 @@ NO_ADMIN_CHANGE: dict[str, Any] = {
     "summary": "no admin change that explains it in the last 60 min of the project's Admin Activity log (it may be "
     "older, or made on a folder or the organization, whose changes are logged there)",
 }
-WORKLOAD_MEMBER = "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"
 ALICE = "alice@example.com"
 TRIGGER = Trigger(
     "scheduler", job="gemini-canary-job", trace="0af7651916cd43dd8448eb211c80319c", span="b7ad6b7169203331"
