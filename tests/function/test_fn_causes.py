@@ -54,7 +54,7 @@ def localized(message: str) -> dict[str, Any]:
     return {"@type": T + "LocalizedMessage", "locale": "en-US", "message": message}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Row:
     id: str
     http: int
@@ -120,11 +120,11 @@ SCOPES_MESSAGE = "Request had insufficient authentication scopes."
 
 ROWS = [
     Row(
-        "iam-permission-denied",
-        403,
-        "PERMISSION_DENIED",
-        IAM_MESSAGE,
-        (
+        id="iam-permission-denied",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=IAM_MESSAGE,
+        details=(
             error_info(
                 "IAM_PERMISSION_DENIED",
                 "aiplatform.googleapis.com",
@@ -132,87 +132,87 @@ ROWS = [
                 permission="aiplatform.endpoints.predict",
             ),
         ),
-        Cause.IAM_PERMISSION_DENIED,
-        "IAM_PERMISSION_DENIED",
-        "aiplatform.googleapis.com",
-        {"resource": MODEL, "permission": "aiplatform.endpoints.predict"},
+        cause=Cause.IAM_PERMISSION_DENIED,
+        reason="IAM_PERMISSION_DENIED",
+        domain="aiplatform.googleapis.com",
+        metadata={"resource": MODEL, "permission": "aiplatform.endpoints.predict"},
     ),
     Row(
-        "iam-permission-denied-no-details",  # an older front end: the message alone
-        403,
-        "PERMISSION_DENIED",
-        IAM_MESSAGE,
-        (),
-        Cause.IAM_PERMISSION_DENIED,
+        id="iam-permission-denied-no-details",  # an older front end: the message alone
+        http=403,
+        status="PERMISSION_DENIED",
+        message=IAM_MESSAGE,
+        details=(),
+        cause=Cause.IAM_PERMISSION_DENIED,
     ),
     Row(
-        "service-disabled-errorinfo-first",
-        403,
-        "PERMISSION_DENIED",
-        DISABLED_MESSAGE,
-        (DISABLED_INFO, localized(DISABLED_MESSAGE), DISABLED_HELP),
-        Cause.API_DISABLED,
-        "SERVICE_DISABLED",
-        "googleapis.com",
-        {
+        id="service-disabled-errorinfo-first",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=DISABLED_MESSAGE,
+        details=(DISABLED_INFO, localized(DISABLED_MESSAGE), DISABLED_HELP),
+        cause=Cause.API_DISABLED,
+        reason="SERVICE_DISABLED",
+        domain="googleapis.com",
+        metadata={
             "service": "aiplatform.googleapis.com",
             "consumer": f"projects/{N}",
             "containerInfo": N,
             "serviceTitle": "Vertex AI API",
             "activationUrl": ACTIVATION,
         },
-        ({"description": "Google developers console API activation", "url": ACTIVATION},),
+        links=({"description": "Google developers console API activation", "url": ACTIVATION},),
     ),
     Row(
-        "service-disabled-help-first",
-        403,
-        "PERMISSION_DENIED",
-        DISABLED_MESSAGE,
-        (DISABLED_HELP, localized(DISABLED_MESSAGE), DISABLED_INFO),
-        Cause.API_DISABLED,
-        "SERVICE_DISABLED",
-        "googleapis.com",
-        {
+        id="service-disabled-help-first",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=DISABLED_MESSAGE,
+        details=(DISABLED_HELP, localized(DISABLED_MESSAGE), DISABLED_INFO),
+        cause=Cause.API_DISABLED,
+        reason="SERVICE_DISABLED",
+        domain="googleapis.com",
+        metadata={
             "service": "aiplatform.googleapis.com",
             "consumer": f"projects/{N}",
             "containerInfo": N,
             "serviceTitle": "Vertex AI API",
             "activationUrl": ACTIVATION,
         },
-        ({"description": "Google developers console API activation", "url": ACTIVATION},),
+        links=({"description": "Google developers console API activation", "url": ACTIVATION},),
     ),
     Row(
-        "billing-disabled",
-        403,
-        "PERMISSION_DENIED",
-        BILLING_MESSAGE,
-        (
+        id="billing-disabled",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=BILLING_MESSAGE,
+        details=(
             error_info(
                 "BILLING_DISABLED", "googleapis.com", service="aiplatform.googleapis.com", consumer=f"projects/{N}"
             ),
             localized(BILLING_MESSAGE),
             help_link("Google developers console billing", BILLING),
         ),
-        Cause.BILLING_DISABLED,
-        "BILLING_DISABLED",
-        "googleapis.com",
-        {"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
-        ({"description": "Google developers console billing", "url": BILLING},),
+        cause=Cause.BILLING_DISABLED,
+        reason="BILLING_DISABLED",
+        domain="googleapis.com",
+        metadata={"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
+        links=({"description": "Google developers console billing", "url": BILLING},),
     ),
     Row(
-        "billing-account-closed",
-        403,
-        "PERMISSION_DENIED",
-        "The billing account for the owning project is disabled in state closed",
-        (),
-        Cause.BILLING_DISABLED,
+        id="billing-account-closed",
+        http=403,
+        status="PERMISSION_DENIED",
+        message="The billing account for the owning project is disabled in state closed",
+        details=(),
+        cause=Cause.BILLING_DISABLED,
     ),
     Row(
-        "vpc-sc-security-policy-violated",
-        403,
-        "PERMISSION_DENIED",
-        VPC_MESSAGE,
-        (
+        id="vpc-sc-security-policy-violated",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=VPC_MESSAGE,
+        details=(
             {
                 "@type": T + "PreconditionFailure",
                 "violations": [{"type": "VPC_SERVICE_CONTROLS", "description": UID}],
@@ -226,10 +226,10 @@ ROWS = [
                 troubleshootToken="AbCd-token",
             ),
         ),
-        Cause.VPC_SC,
-        "SECURITY_POLICY_VIOLATED",
-        "googleapis.com",
-        {
+        cause=Cause.VPC_SC,
+        reason="SECURITY_POLICY_VIOLATED",
+        domain="googleapis.com",
+        metadata={
             "uid": UID,
             "service": "aiplatform.googleapis.com",
             "consumer": f"projects/{N}",
@@ -238,11 +238,11 @@ ROWS = [
         violations=({"type": "VPC_SERVICE_CONTROLS", "description": UID},),
     ),
     Row(
-        "consumer-invalid",
-        403,
-        "PERMISSION_DENIED",
-        "Permission denied on resource project no-such-proj.",
-        (
+        id="consumer-invalid",
+        http=403,
+        status="PERMISSION_DENIED",
+        message="Permission denied on resource project no-such-proj.",
+        details=(
             error_info(
                 "CONSUMER_INVALID",
                 "googleapis.com",
@@ -253,103 +253,119 @@ ROWS = [
             localized("Permission denied on resource project no-such-proj."),
             help_link("Google developers console", "https://console.developers.google.com"),
         ),
-        Cause.WRONG_PROJECT,
-        "CONSUMER_INVALID",
-        "googleapis.com",
-        {
+        cause=Cause.WRONG_PROJECT,
+        reason="CONSUMER_INVALID",
+        domain="googleapis.com",
+        metadata={
             "containerInfo": "no-such-proj",
             "consumer": "projects/no-such-proj",
             "service": "aiplatform.googleapis.com",
         },
-        ({"description": "Google developers console", "url": "https://console.developers.google.com"},),
-    ),
-    Row("org-policy-allowed-models", 400, "FAILED_PRECONDITION", ORG_MESSAGE, (), Cause.ORG_POLICY),
-    Row(
-        "project-not-allowed-publisher-model",  # epam/ai-dial-adapter-vertexai#204
-        400,
-        "FAILED_PRECONDITION",
-        f"Project `{P}` is not allowed to use Publisher Model `{MODEL}`",
-        (),
-        Cause.MODEL_UNAVAILABLE,
+        links=({"description": "Google developers console", "url": "https://console.developers.google.com"},),
     ),
     Row(
-        "project-not-allowed-publisher-model-unnamed",  # google/oss-fuzz-gen#369: the project is not named
-        400,
-        "FAILED_PRECONDITION",
-        f"Project is not allowed to use Publisher Model `{MODEL}`",
-        (),
-        Cause.MODEL_UNAVAILABLE,
+        id="org-policy-allowed-models",
+        http=400,
+        status="FAILED_PRECONDITION",
+        message=ORG_MESSAGE,
+        details=(),
+        cause=Cause.ORG_POLICY,
     ),
     Row(
-        "publisher-model-not-found",  # google-gemini/gemini-cli#14262
-        404,
-        "NOT_FOUND",
-        NOT_FOUND_MESSAGE,
-        (),
-        Cause.MODEL_UNAVAILABLE,
-    ),
-    Row("capacity-dsq-resource-exhausted-try-later", 429, "RESOURCE_EXHAUSTED", DSQ_MESSAGE, (), Cause.CAPACITY),
-    Row(
-        "capacity-dsq-documented-text",  # the pay-as-you-go row of the "Error code 429" page
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Resource exhausted, please try again later.",
-        (),
-        Cause.CAPACITY,
+        id="project-not-allowed-publisher-model",  # epam/ai-dial-adapter-vertexai#204
+        http=400,
+        status="FAILED_PRECONDITION",
+        message=f"Project `{P}` is not allowed to use Publisher Model `{MODEL}`",
+        details=(),
+        cause=Cause.MODEL_UNAVAILABLE,
     ),
     Row(
-        "capacity-resource-has-been-exhausted",  # names no quota: google-gemini/gemini-cli#19976, #1906
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Resource has been exhausted (e.g. check quota).",
-        (),
-        Cause.CAPACITY,
+        id="project-not-allowed-publisher-model-unnamed",  # google/oss-fuzz-gen#369: the project is not named
+        http=400,
+        status="FAILED_PRECONDITION",
+        message=f"Project is not allowed to use Publisher Model `{MODEL}`",
+        details=(),
+        cause=Cause.MODEL_UNAVAILABLE,
     ),
     Row(
-        "capacity-temporarily-out-of-capacity",  # googleapis/google-cloud-java#11195, #11054 (gRPC)
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Unable to submit request because the service is temporarily out of capacity. Try again later.",
-        (),
-        Cause.CAPACITY,
+        id="publisher-model-not-found",  # google-gemini/gemini-cli#14262
+        http=404,
+        status="NOT_FOUND",
+        message=NOT_FOUND_MESSAGE,
+        details=(),
+        cause=Cause.MODEL_UNAVAILABLE,
     ),
     Row(
-        "capacity-no-capacity-available-unknown-reason",  # google-gemini/gemini-cli#19911: a reason from another
-        429,  # domain falls through to the message
-        "RESOURCE_EXHAUSTED",
-        "No capacity available for model gemini-2.5-flash on the server",
-        (error_info("MODEL_CAPACITY_EXHAUSTED", "cloudcode-pa.googleapis.com", model="gemini-2.5-flash"),),
-        Cause.CAPACITY,
-        "MODEL_CAPACITY_EXHAUSTED",
-        "cloudcode-pa.googleapis.com",
-        {"model": "gemini-2.5-flash"},
+        id="capacity-dsq-resource-exhausted-try-later",
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message=DSQ_MESSAGE,
+        details=(),
+        cause=Cause.CAPACITY,
     ),
     Row(
-        "capacity-bare-429",  # a 429 naming no quota: Gemini on pay-as-you-go has none to exceed
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Too Many Requests",
-        (),
-        Cause.CAPACITY,
+        id="capacity-dsq-documented-text",  # the pay-as-you-go row of the "Error code 429" page
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Resource exhausted, please try again later.",
+        details=(),
+        cause=Cause.CAPACITY,
     ),
     Row(
-        "quota-exceeded-per-project-per-base-model",  # GoogleCloudPlatform/Open_Data_QnA#61
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Quota exceeded for aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model "
+        id="capacity-resource-has-been-exhausted",  # names no quota: google-gemini/gemini-cli#19976, #1906
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Resource has been exhausted (e.g. check quota).",
+        details=(),
+        cause=Cause.CAPACITY,
+    ),
+    Row(
+        id="capacity-temporarily-out-of-capacity",  # googleapis/google-cloud-java#11195, #11054 (gRPC)
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Unable to submit request because the service is temporarily out of capacity. Try again later.",
+        details=(),
+        cause=Cause.CAPACITY,
+    ),
+    Row(
+        id="capacity-no-capacity-available-unknown-reason",  # google-gemini/gemini-cli#19911: a reason from another
+        http=429,  # domain falls through to the message
+        status="RESOURCE_EXHAUSTED",
+        message="No capacity available for model gemini-2.5-flash on the server",
+        details=(error_info("MODEL_CAPACITY_EXHAUSTED", "cloudcode-pa.googleapis.com", model="gemini-2.5-flash"),),
+        cause=Cause.CAPACITY,
+        reason="MODEL_CAPACITY_EXHAUSTED",
+        domain="cloudcode-pa.googleapis.com",
+        metadata={"model": "gemini-2.5-flash"},
+    ),
+    Row(
+        id="capacity-bare-429",  # a 429 naming no quota: Gemini on pay-as-you-go has none to exceed
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Too Many Requests",
+        details=(),
+        cause=Cause.CAPACITY,
+    ),
+    Row(
+        id="quota-exceeded-per-project-per-base-model",  # GoogleCloudPlatform/Open_Data_QnA#61
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Quota exceeded for "
+        "aiplatform.googleapis.com/generate_content_requests_per_minute_per_project_per_base_model "
         "with base model: gemini-pro. Please submit a quota increase request. "
         "https://cloud.google.com/vertex-ai/docs/generative-ai/quotas-genai.",
-        (),
-        Cause.QUOTA,
+        details=(),
+        cause=Cause.QUOTA,
     ),
     Row(
-        "quota-rate-limit-exceeded-errorinfo",  # google-gemini/deprecated-generative-ai-python#206 (Gemini API's body)
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Quota exceeded for quota metric 'Generate Content API requests per minute' and limit 'GenerateContent "
+        # google-gemini/deprecated-generative-ai-python#206 (Gemini API's body)
+        id="quota-rate-limit-exceeded-errorinfo",
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Quota exceeded for quota metric 'Generate Content API requests per minute' and limit 'GenerateContent "
         f"request limit per minute for a region' of service 'generativelanguage.googleapis.com' for consumer "
         f"'project_number:{N}'.",
-        (
+        details=(
             error_info(
                 "RATE_LIMIT_EXCEEDED",
                 "googleapis.com",
@@ -362,10 +378,10 @@ ROWS = [
             ),
             help_link("Request a higher quota limit.", "https://cloud.google.com/docs/quota#requesting_higher_quota"),
         ),
-        Cause.QUOTA,
-        "RATE_LIMIT_EXCEEDED",
-        "googleapis.com",
-        {
+        cause=Cause.QUOTA,
+        reason="RATE_LIMIT_EXCEEDED",
+        domain="googleapis.com",
+        metadata={
             "service": "generativelanguage.googleapis.com",
             "quota_metric": "generativelanguage.googleapis.com/generate_content_requests",
             "quota_location": "us-west4",
@@ -373,7 +389,7 @@ ROWS = [
             "quota_limit_value": "0",
             "consumer": f"projects/{N}",
         },
-        (
+        links=(
             {
                 "description": "Request a higher quota limit.",
                 "url": "https://cloud.google.com/docs/quota#requesting_higher_quota",
@@ -381,75 +397,79 @@ ROWS = [
         ),
     ),
     Row(
-        "quota-failure-detail-names-the-quota",  # google/rpc/error_details.proto QuotaFailure, generic message
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Resource has been exhausted (e.g. check quota).",
-        (
+        id="quota-failure-detail-names-the-quota",  # google/rpc/error_details.proto QuotaFailure, generic message
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Resource has been exhausted (e.g. check quota).",
+        details=(
             {
                 "@type": T + "QuotaFailure",
                 "violations": [{"subject": f"projects/{N}", "description": "generate_content_requests_per_minute"}],
             },
         ),
-        Cause.QUOTA,
+        cause=Cause.QUOTA,
         violations=({"subject": f"projects/{N}", "description": "generate_content_requests_per_minute"},),
     ),
     Row(
-        "quota-provisioned-throughput-exceeded",  # the Provisioned Throughput row of the "Error code 429" page
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Too many requests. Exceeded the Provisioned Throughput.",
-        (),
-        Cause.QUOTA,
+        id="quota-provisioned-throughput-exceeded",  # the Provisioned Throughput row of the "Error code 429" page
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Too many requests. Exceeded the Provisioned Throughput.",
+        details=(),
+        cause=Cause.QUOTA,
     ),
     Row(
-        "quota-exceeded-for-metric",
-        429,
-        "RESOURCE_EXHAUSTED",
-        "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base model: "
-        "gemini-2.5-flash. Please submit a quota increase request.",
-        (),
-        Cause.QUOTA,
+        id="quota-exceeded-for-metric",
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message="Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_per_base_model with base "
+        "model: gemini-2.5-flash. Please submit a quota increase request.",
+        details=(),
+        cause=Cause.QUOTA,
     ),
     Row(
-        "capacity-stream-array-body",  # google-gemini/gemini-cli#14811: [{"error": {...}}]
-        429,
-        "RESOURCE_EXHAUSTED",
-        DSQ_MESSAGE,
-        (),
-        Cause.CAPACITY,
+        id="capacity-stream-array-body",  # google-gemini/gemini-cli#14811: [{"error": {...}}]
+        http=429,
+        status="RESOURCE_EXHAUSTED",
+        message=DSQ_MESSAGE,
+        details=(),
+        cause=Cause.CAPACITY,
         rest_stream=True,
     ),
     Row(
-        "unauthenticated-access-token-expired",
-        401,
-        "UNAUTHENTICATED",
-        UNAUTHENTICATED_MESSAGE,
-        (error_info("ACCESS_TOKEN_EXPIRED", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),),
-        Cause.CREDENTIALS,
-        "ACCESS_TOKEN_EXPIRED",
-        "googleapis.com",
-        {"method": GENERATE, "service": "aiplatform.googleapis.com"},
+        id="unauthenticated-access-token-expired",
+        http=401,
+        status="UNAUTHENTICATED",
+        message=UNAUTHENTICATED_MESSAGE,
+        details=(
+            error_info("ACCESS_TOKEN_EXPIRED", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),
+        ),
+        cause=Cause.CREDENTIALS,
+        reason="ACCESS_TOKEN_EXPIRED",
+        domain="googleapis.com",
+        metadata={"method": GENERATE, "service": "aiplatform.googleapis.com"},
     ),
     Row(
-        "unauthenticated-api-key-credentials-missing",
-        401,
-        "UNAUTHENTICATED",
-        "API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials "
+        id="unauthenticated-api-key-credentials-missing",
+        http=401,
+        status="UNAUTHENTICATED",
+        message="API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials "
         "that assert a principal. See https://cloud.google.com/docs/authentication",
-        (error_info("CREDENTIALS_MISSING", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),),
-        Cause.CREDENTIALS,
-        "CREDENTIALS_MISSING",
-        "googleapis.com",
-        {"method": GENERATE, "service": "aiplatform.googleapis.com"},
+        details=(
+            error_info("CREDENTIALS_MISSING", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),
+        ),
+        cause=Cause.CREDENTIALS,
+        reason="CREDENTIALS_MISSING",
+        domain="googleapis.com",
+        metadata={"method": GENERATE, "service": "aiplatform.googleapis.com"},
     ),
     Row(
-        "api-key-service-blocked",
-        403,
-        "PERMISSION_DENIED",
-        "Requests to this API aiplatform.googleapis.com method "
+        id="api-key-service-blocked",
+        http=403,
+        status="PERMISSION_DENIED",
+        message="Requests to this API aiplatform.googleapis.com method "
         "google.cloud.aiplatform.v1.PredictionService.GenerateContent are blocked.",
-        (
+        details=(
             error_info(
                 "API_KEY_SERVICE_BLOCKED",
                 "googleapis.com",
@@ -457,17 +477,17 @@ ROWS = [
                 consumer=f"projects/{N}",
             ),
         ),
-        Cause.CREDENTIALS,
-        "API_KEY_SERVICE_BLOCKED",
-        "googleapis.com",
-        {"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
+        cause=Cause.CREDENTIALS,
+        reason="API_KEY_SERVICE_BLOCKED",
+        domain="googleapis.com",
+        metadata={"service": "aiplatform.googleapis.com", "consumer": f"projects/{N}"},
     ),
     Row(
-        "scopes-insufficient-errorinfo",  # NoeFabris/opencode-antigravity-auth#81 (service swapped for Vertex's)
-        403,
-        "PERMISSION_DENIED",
-        SCOPES_MESSAGE,
-        (
+        id="scopes-insufficient-errorinfo",  # NoeFabris/opencode-antigravity-auth#81 (service swapped for Vertex's)
+        http=403,
+        status="PERMISSION_DENIED",
+        message=SCOPES_MESSAGE,
+        details=(
             error_info(
                 "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
                 "googleapis.com",
@@ -475,43 +495,43 @@ ROWS = [
                 method="google.cloud.aiplatform.v1.PredictionService.GenerateContent",
             ),
         ),
-        Cause.CREDENTIALS,
-        "ACCESS_TOKEN_SCOPE_INSUFFICIENT",
-        "googleapis.com",
-        {
+        cause=Cause.CREDENTIALS,
+        reason="ACCESS_TOKEN_SCOPE_INSUFFICIENT",
+        domain="googleapis.com",
+        metadata={
             "service": "aiplatform.googleapis.com",
             "method": "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
         },
     ),
     Row(
-        "scopes-insufficient-message-only",  # googleapis/python-aiplatform#902, google-gemini/gemini-cli#1857
-        403,
-        "PERMISSION_DENIED",
-        SCOPES_MESSAGE,
-        (),
-        Cause.CREDENTIALS,
+        id="scopes-insufficient-message-only",  # googleapis/python-aiplatform#902, google-gemini/gemini-cli#1857
+        http=403,
+        status="PERMISSION_DENIED",
+        message=SCOPES_MESSAGE,
+        details=(),
+        cause=Cause.CREDENTIALS,
     ),
     Row(
-        "api-key-invalid",  # Aider-AI/aider#2799 (litellm vertex_ai_beta with an API key)
-        400,
-        "INVALID_ARGUMENT",
-        "API key not valid. Please pass a valid API key.",
-        (
+        id="api-key-invalid",  # Aider-AI/aider#2799 (litellm vertex_ai_beta with an API key)
+        http=400,
+        status="INVALID_ARGUMENT",
+        message="API key not valid. Please pass a valid API key.",
+        details=(
             error_info("API_KEY_INVALID", "googleapis.com", service="generativelanguage.googleapis.com"),
             localized("API key not valid. Please pass a valid API key."),
         ),
-        Cause.CREDENTIALS,
-        "API_KEY_INVALID",
-        "googleapis.com",
-        {"service": "generativelanguage.googleapis.com"},
+        cause=Cause.CREDENTIALS,
+        reason="API_KEY_INVALID",
+        domain="googleapis.com",
+        metadata={"service": "generativelanguage.googleapis.com"},
     ),
     Row(
-        "restrict-service-usage",
-        403,
-        "PERMISSION_DENIED",
-        f"Request is disallowed by organization's constraints/gcp.restrictServiceUsage constraint for "
+        id="restrict-service-usage",
+        http=403,
+        status="PERMISSION_DENIED",
+        message=f"Request is disallowed by organization's constraints/gcp.restrictServiceUsage constraint for "
         f"'projects/{N}' attempting to use service 'aiplatform.googleapis.com'.",
-        (
+        details=(
             error_info(
                 "RESOURCE_USAGE_RESTRICTION_VIOLATED",
                 "googleapis.com",
@@ -519,68 +539,96 @@ ROWS = [
                 service="aiplatform.googleapis.com",
             ),
         ),
-        Cause.ORG_POLICY,
-        "RESOURCE_USAGE_RESTRICTION_VIOLATED",
-        "googleapis.com",
-        {"consumer": f"projects/{N}", "service": "aiplatform.googleapis.com"},
+        cause=Cause.ORG_POLICY,
+        reason="RESOURCE_USAGE_RESTRICTION_VIOLATED",
+        domain="googleapis.com",
+        metadata={"consumer": f"projects/{N}", "service": "aiplatform.googleapis.com"},
     ),
     Row(
-        "grpc-plugin-invalid-grant",
-        503,
-        "UNAVAILABLE",
-        "Getting metadata from plugin failed with error: ('invalid_grant: Token has been expired or revoked.', "
+        id="grpc-plugin-invalid-grant",
+        http=503,
+        status="UNAVAILABLE",
+        message="Getting metadata from plugin failed with error: ('invalid_grant: Token has been expired or revoked.', "
         "{'error': 'invalid_grant', 'error_description': 'Token has been expired or revoked.'})",
-        (),
-        Cause.CREDENTIALS,
+        details=(),
+        cause=Cause.CREDENTIALS,
         grpc_only=True,
     ),
-    Row("unavailable", 503, "UNAVAILABLE", "The service is currently unavailable.", (), Cause.UNAVAILABLE),
-    Row("deadline-exceeded", 504, "DEADLINE_EXCEEDED", "Deadline Exceeded", (), Cause.DEADLINE),
     Row(
-        "internal-error-encountered",  # transient, Google's side: deprecated-generative-ai-python#467
-        500,
-        "INTERNAL",
-        "Internal error encountered.",
-        (),
-        Cause.UNAVAILABLE,
+        id="unavailable",
+        http=503,
+        status="UNAVAILABLE",
+        message="The service is currently unavailable.",
+        details=(),
+        cause=Cause.UNAVAILABLE,
     ),
     Row(
-        "internal-error-has-occurred",  # the Gemini API's wording: deprecated-generative-ai-python#573
-        500,
-        "INTERNAL",
-        "An internal error has occurred. Please retry or report in "
+        id="deadline-exceeded",
+        http=504,
+        status="DEADLINE_EXCEEDED",
+        message="Deadline Exceeded",
+        details=(),
+        cause=Cause.DEADLINE,
+    ),
+    Row(
+        id="internal-error-encountered",  # transient, Google's side: deprecated-generative-ai-python#467
+        http=500,
+        status="INTERNAL",
+        message="Internal error encountered.",
+        details=(),
+        cause=Cause.UNAVAILABLE,
+    ),
+    Row(
+        id="internal-error-has-occurred",  # the Gemini API's wording: deprecated-generative-ai-python#573
+        http=500,
+        status="INTERNAL",
+        message="An internal error has occurred. Please retry or report in "
         "https://developers.generativeai.google/guide/troubleshooting",
-        (),
-        Cause.UNAVAILABLE,
+        details=(),
+        cause=Cause.UNAVAILABLE,
     ),
     Row(
-        "internal-client-side-stays-unknown",  # what grpc's own channel says of a corrupt response: not Google's
-        500,
-        "INTERNAL",
-        "Exception deserializing response!",
-        (),
-        Cause.UNKNOWN,
-    ),
-    Row("unexpected-aborted", 409, "ABORTED", "The operation was aborted.", (), Cause.UNKNOWN),
-    Row("unexpected-already-exists", 409, "ALREADY_EXISTS", "Resource already exists.", (), Cause.UNKNOWN),
-    Row(
-        "unknown-caller-does-not-have-permission",  # google-gemini/gemini-cli#14519: no reason, no "denied": not
-        403,  # guessed as IAM (the canary's IAM evidence then says what it can)
-        "PERMISSION_DENIED",
-        "The caller does not have permission",
-        (),
-        Cause.UNKNOWN,
+        id="internal-client-side-stays-unknown",  # what grpc's own channel says of a corrupt response: not Google's
+        http=500,
+        status="INTERNAL",
+        message="Exception deserializing response!",
+        details=(),
+        cause=Cause.UNKNOWN,
     ),
     Row(
-        "unknown-403-reason",  # documented reason the canary has no cause for: kept whole, never guessed as IAM
-        403,
-        "PERMISSION_DENIED",
-        f"Permission denied: Consumer 'projects/{N}' has been suspended.",
-        (error_info("CONSUMER_SUSPENDED", "googleapis.com", consumer=f"projects/{N}"),),
-        Cause.UNKNOWN,
-        "CONSUMER_SUSPENDED",
-        "googleapis.com",
-        {"consumer": f"projects/{N}"},
+        id="unexpected-aborted",
+        http=409,
+        status="ABORTED",
+        message="The operation was aborted.",
+        details=(),
+        cause=Cause.UNKNOWN,
+    ),
+    Row(
+        id="unexpected-already-exists",
+        http=409,
+        status="ALREADY_EXISTS",
+        message="Resource already exists.",
+        details=(),
+        cause=Cause.UNKNOWN,
+    ),
+    Row(
+        id="unknown-caller-does-not-have-permission",  # google-gemini/gemini-cli#14519: no reason, no "denied": not
+        http=403,  # guessed as IAM (the canary's IAM evidence then says what it can)
+        status="PERMISSION_DENIED",
+        message="The caller does not have permission",
+        details=(),
+        cause=Cause.UNKNOWN,
+    ),
+    Row(
+        id="unknown-403-reason",  # documented reason the canary has no cause for: kept whole, never guessed as IAM
+        http=403,
+        status="PERMISSION_DENIED",
+        message=f"Permission denied: Consumer 'projects/{N}' has been suspended.",
+        details=(error_info("CONSUMER_SUSPENDED", "googleapis.com", consumer=f"projects/{N}"),),
+        cause=Cause.UNKNOWN,
+        reason="CONSUMER_SUSPENDED",
+        domain="googleapis.com",
+        metadata={"consumer": f"projects/{N}"},
     ),
 ]
 
@@ -998,15 +1046,15 @@ REASON_FAMILIES: dict[Cause, tuple[str, ...]] = {
 }
 REASON_ROWS = [
     Row(
-        f"reason-{reason}",
-        403,
-        "PERMISSION_DENIED",
-        "denied.",  # a message no message rule matches: only the reason can decide
-        (error_info(reason, "googleapis.com", service="aiplatform.googleapis.com"),),
-        cause,
-        reason,
-        "googleapis.com",
-        {"service": "aiplatform.googleapis.com"},
+        id=f"reason-{reason}",
+        http=403,
+        status="PERMISSION_DENIED",
+        message="denied.",  # a message no message rule matches: only the reason can decide
+        details=(error_info(reason, "googleapis.com", service="aiplatform.googleapis.com"),),
+        cause=cause,
+        reason=reason,
+        domain="googleapis.com",
+        metadata={"service": "aiplatform.googleapis.com"},
     )
     for cause, reasons in REASON_FAMILIES.items()
     for reason in reasons
@@ -1029,14 +1077,14 @@ def test_the_reason_families_are_the_whole_table() -> None:
 @pytest.mark.parametrize("reason", ["CONSUMER_SUSPENDED", "USER_PROJECT_DENIED", "SOME_FUTURE_REASON"])
 def test_an_unmapped_reason_stays_unknown_even_on_a_403_permission_text(fakes: Fakes, reason: str) -> None:
     row = Row(
-        f"unmapped-{reason}",
-        403,
-        "PERMISSION_DENIED",
-        "Permission denied on something.",
-        (error_info(reason, "googleapis.com"),),
-        Cause.UNKNOWN,
-        reason,
-        "googleapis.com",
+        id=f"unmapped-{reason}",
+        http=403,
+        status="PERMISSION_DENIED",
+        message="Permission denied on something.",
+        details=(error_info(reason, "googleapis.com"),),
+        cause=Cause.UNKNOWN,
+        reason=reason,
+        domain="googleapis.com",
     )
     fakes.fake.row = row
     assert seen(classify(call(fakes.grpc_client))) == expected(row)
@@ -1057,7 +1105,7 @@ def test_the_http_status_alone_decides_when_nothing_else_does(
     fakes: Fakes, http: int, status: str, cause: Cause
 ) -> None:
     """REST bodies with no ErrorInfo, no known message and no status name: the HTTP code is the last resort."""
-    row = Row(f"code-{http}", http, status, "Something happened.", (), cause)
+    row = Row(id=f"code-{http}", http=http, status=status, message="Something happened.", details=(), cause=cause)
     fakes.fake.row = row
     assert classify(call(fakes.rest_client)).cause == cause
     assert classify(call(fakes.grpc_client)).cause == cause
