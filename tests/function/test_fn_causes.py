@@ -453,8 +453,8 @@ ROWS = [
         id="unauthenticated-api-key-credentials-missing",
         http=401,
         status="UNAUTHENTICATED",
-        message="API keys are not supported by this API. Expected OAuth2 access token or other authentication credentials "
-        "that assert a principal. See https://cloud.google.com/docs/authentication",
+        message="API keys are not supported by this API. Expected OAuth2 access token or other authentication "
+        "credentials that assert a principal. See https://cloud.google.com/docs/authentication",
         details=(
             error_info("CREDENTIALS_MISSING", "googleapis.com", method=GENERATE, service="aiplatform.googleapis.com"),
         ),
