@@ -1,0 +1,78 @@
+"""What the REST-only API tests share: a JSON call as any principal, granting roles through the admin API, and a
+function's source uploaded the way gcloud uploads it."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from typing import Any
+
+from devkit.emulated import admin, token_for
+from emulator.server import Emulator
+from tests.emulator.support import DEPLOYER, PROJECT, raw_http
+from tests.shared import WORKLOAD
+
+STRANGER = "stranger@example.com"  # holds no role anywhere
+DEVELOPER = "dev@example.com"
+LOC = f"projects/{PROJECT}/locations/us-central1"
+URI = "https://gemini-canary-3pbqmqz6le-uc.a.run.app"
+
+
+def rest(emu: Emulator, verb: str, path: str, body: Any = None, email: str = DEPLOYER) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Authorization": f"Bearer {token_for(emu, email)}", "Content-Type": "application/json"}
+    status, text = raw_http(f"{emu.rest_url}{path}", verb, data, headers)
+    return status, json.loads(text) if text else None
+
+
+def grant(emu: Emulator, member: str, *roles: str) -> None:
+    bindings = {b.role: list(b.members) for b in emu.world.projects[PROJECT].policy.bindings}
+    patch = {role: sorted({*bindings.get(role, []), member}) for role in roles}
+    status, body = admin(emu, "PATCH", "world", {"projects": {PROJECT: {"bindings": patch}}})
+    assert status == 200, body
+
+
+def builder_ready(emu: Emulator) -> None:
+    """The project's build account (the Compute Engine default) may build: a new project's may not."""
+    number = emu.world.projects[PROJECT].number
+    grant(emu, f"serviceAccount:{number}-compute@developer.gserviceaccount.com", "roles/cloudbuild.builds.builder")
+
+
+def upload_source(emu: Emulator, email: str = DEPLOYER) -> dict[str, str]:
+    """generateUploadUrl, then the PUT of a zip gcloud makes; the storageSource to deploy from."""
+    status, answer = rest(emu, "POST", f"/v2/{LOC}/functions:generateUploadUrl", {}, email)
+    assert status == 200, answer
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("main.py", "def canary(request):\n    return 'ok'\n")
+        zf.writestr("requirements.txt", "functions-framework\n")
+    status, _ = raw_http(answer["uploadUrl"], "PUT", archive.getvalue(), {"Content-Type": "application/zip"})
+    assert status == 200
+    return dict(answer["storageSource"])
+
+
+def function_body(source: dict[str, str], account: str = WORKLOAD) -> dict[str, Any]:
+    return {
+        "buildConfig": {"runtime": "python311", "entryPoint": "canary", "source": {"storageSource": source}},
+        "serviceConfig": {"serviceAccountEmail": account, "availableMemory": "256Mi", "timeoutSeconds": 60},
+    }
+
+
+def scheduler_job(**changes: Any) -> dict[str, Any]:
+    job: dict[str, Any] = {
+        "name": f"{LOC}/jobs/gemini-canary",
+        "schedule": "*/5 * * * *",
+        "timeZone": "Etc/UTC",
+        "attemptDeadline": "90s",
+        "retryConfig": {"retryCount": 0},
+        "httpTarget": {
+            "uri": URI,
+            "httpMethod": "POST",
+            "body": "e30=",
+            "headers": {"Content-Type": "application/json"},
+            "oidcToken": {"serviceAccountEmail": WORKLOAD, "audience": URI},
+        },
+    }
+    job.update(changes)
+    return job
