@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from .runner import run_all
 from .spec import SpecError, make_spec, read_projects_file
@@ -24,6 +24,17 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise SpecError(_argparse_message(message))
+
+    def parse_args(self, args: Any = None, namespace: Any = None) -> Any:
+        """Python 3.11's argparse takes `--flag=--` as an empty list where one value belongs; refuse it like any
+        missing value instead of handing a list on."""
+        parsed = super().parse_args(args, namespace)
+        for action in self._actions:
+            value = getattr(parsed, action.dest, None)
+            values = value if action.nargs is None and isinstance(action, argparse._AppendAction) else [value]
+            if action.nargs is None and action.option_strings and any(isinstance(v, list) for v in values or []):
+                self.error(f"argument {action.option_strings[0]}: expected one argument")
+        return parsed
 
 
 def _argparse_message(message: str) -> str:

@@ -359,3 +359,25 @@ def _classify(error: BaseException) -> Failure:
 def _short(error: BaseException, limit: int = 500) -> str:
     text = str(error)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+ALLOWED_MODELS = "vertexai.allowedModels"
+RESTRICT_SERVICE_USAGE = "gcp.restrictServiceUsage"
+_CONSTRAINT = re.compile(r"constraints/([A-Za-z][A-Za-z0-9_.]{0,100})")
+# The constraint each organization-policy ErrorInfo reason stands for (google/api/error_reason.proto comments).
+_CONSTRAINT_BY_REASON = {
+    "RESOURCE_USAGE_RESTRICTION_VIOLATED": RESTRICT_SERVICE_USAGE,
+    "ENDPOINT_USAGE_RESTRICTION_VIOLATED": "gcp.restrictEndpointUsage",
+    "LOCATION_ORG_POLICY_VIOLATED": "gcp.resourceLocations",
+    "TLS_ORG_POLICY_VIOLATED": "gcp.restrictTLSVersion",
+}
+
+
+def constraint_of(failure: Failure) -> str:
+    """The organization-policy constraint an org_policy failure names: the message's `constraints/…`, else the one
+    RESOURCE_USAGE_RESTRICTION_VIOLATED means (google/api/error_reason.proto: gcp.restrictServiceUsage), else the
+    model allowlist."""
+    match = _CONSTRAINT.search(failure.message)
+    if match:
+        return match.group(1).rstrip(".")
+    return _CONSTRAINT_BY_REASON.get(failure.reason or "", ALLOWED_MODELS)

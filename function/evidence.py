@@ -15,22 +15,22 @@ permission; everything else still goes out.
 from __future__ import annotations
 
 import copy
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.api_core import exceptions as core
 from google.iam.v1 import policy_pb2
-from google.rpc import code_pb2
 
-from .causes import TRANSIENT, Cause, Failure
+from .audit_entries import Change, change_of, denial_facts, pick_policy_denied, policy_facts
+from .causes import ALLOWED_MODELS, TRANSIENT, Cause, Failure, constraint_of
 from .clients import Clients
 from .config import Config
+from .filters import SAFE_VALUE, VERTEX, activity_filter, denial_filter, member
 from .probe import Outcome
 from .recorder import Deadline, Recorder
 
@@ -42,54 +42,15 @@ OWN_PERMISSIONS = (
     "resourcemanager.projects.getIamPolicy",
     "monitoring.timeSeries.create",
 )
-VERTEX = "aiplatform.googleapis.com"
 # A denied GenerateContent is a DATA_READ permission check (docs/google-behaviour.md, "Cloud Audit Logs"); the
 # number comes from the generated enum of google/iam/v1/policy.proto, never typed by hand.
 DATA_READ = policy_pb2.AuditLogConfig.LogType.DATA_READ
 MAX_ANCESTOR_CALLS = 6  # GetProject + folders (GetFolder, GetIamPolicy) + the organization's GetIamPolicy
-# Service Usage writes DisableService under the API version the caller used (docs/google-behaviour.md).
-DISABLE_SERVICE_METHODS = (
-    "google.api.serviceusage.v1.ServiceUsage.DisableService",
-    "google.api.serviceusage.v1beta1.ServiceUsage.DisableService",
-)
-# Organization-policy changes: v2 (orgpolicy.googleapis.com) and v1 (cloudresourcemanager.googleapis.com).
-ORG_POLICY_V1_METHODS = ("SetOrgPolicy", "ClearOrgPolicy")
-ALLOWED_MODELS = "vertexai.allowedModels"
-RESTRICT_SERVICE_USAGE = "gcp.restrictServiceUsage"
-_CONSTRAINT = re.compile(r"constraints/([A-Za-z][A-Za-z0-9_.]{0,100})")
-# The constraint each organization-policy ErrorInfo reason stands for (google/api/error_reason.proto comments).
-_CONSTRAINT_BY_REASON = {
-    "RESOURCE_USAGE_RESTRICTION_VIOLATED": RESTRICT_SERVICE_USAGE,
-    "ENDPOINT_USAGE_RESTRICTION_VIOLATED": "gcp.restrictEndpointUsage",
-    "LOCATION_ORG_POLICY_VIOLATED": "gcp.resourceLocations",
-    "TLS_ORG_POLICY_VIOLATED": "gcp.restrictTLSVersion",
-}
-# Predefined roles that hold aiplatform.endpoints.predict, from Google's role definitions (docs/google-behaviour.md,
-# "IAM"; the service-agent roles Google grants to its own agents are left out). A custom role may hold it too; its
-# removal is then not named.
-PREDICT_ROLES = frozenset(
-    {
-        "roles/aiplatform.user",
-        "roles/aiplatform.admin",
-        "roles/aiplatform.editor",
-        "roles/aiplatform.expressUser",
-        "roles/aiplatform.expressAdmin",
-        "roles/aiplatform.serviceAgent",
-        "roles/iam.dataScientist",
-        "roles/iam.mlEngineer",
-        "roles/iam.supportUser",
-        "roles/owner",
-        "roles/editor",
-        "roles/viewer",
-    }
-)
 MAX_LIST_CALLS = 3
 # Cloud Logging allows 60 entries.list a minute per project, shared with the project's people and tools: one
 # instance makes at most this many in any 60 s, whatever the number of runs (overlapping runs share one gathering).
 LIST_CALLS_PER_MINUTE = 6
 _MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
-# \Z, not $: "$" also matches before a trailing newline, which would then sit inside a filter literal
-_SAFE_VALUE = re.compile(r"^[A-Za-z0-9@._:/%+\-]{1,512}\Z")
 
 
 @dataclass
@@ -109,20 +70,6 @@ class Item:
         if self.data:
             doc["data"] = self.data
         return doc
-
-
-@dataclass
-class Change:
-    """An Admin Activity entry that explains a failure: who did what, when."""
-
-    kind: str  # role_removed | deny_policy | service_disabled | billing_changed | org_policy_changed
-    actor: str
-    at: str
-    detail: str
-    role: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 @dataclass
@@ -252,90 +199,6 @@ class EvidenceShare:
                 if self._gatherings.get(key) is mine:
                     del self._gatherings[key]
                 self._last[key] = mine
-
-
-# Filter building: every value is validated, then quoted with escapes -----------------------------------
-
-
-def quote(value: str) -> str:
-    """A Logging query string literal. Values are validated first; quoting is the second line of defence."""
-    if not _SAFE_VALUE.match(value):
-        raise ValueError(f"refusing to put {value!r} into a Logging filter")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def since(at: datetime) -> str:
-    return f"timestamp>={quote(at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%SZ'))}"
-
-
-def denial_filter(
-    project: str, principal: str | None, uids: Iterable[str], want_data_access: bool, start: datetime
-) -> str | None:
-    """One filter for both denial records: the data_access entry and the VPC-SC Policy Denied entry."""
-    parts = []
-    if want_data_access:
-        clause = (
-            f"logName={quote(f'projects/{project}/logs/cloudaudit.googleapis.com%2Fdata_access')} "
-            f"AND protoPayload.serviceName={quote(VERTEX)} AND protoPayload.status.code={code_pb2.PERMISSION_DENIED}"
-        )
-        if principal:
-            clause += f" AND protoPayload.authenticationInfo.principalEmail={quote(principal)}"
-        parts.append(f"({clause})")
-    uid_list = sorted(set(uids))
-    if uid_list:
-        who = " OR ".join(f"protoPayload.metadata.vpcServiceControlsUniqueId={quote(u)}" for u in uid_list)
-        if principal:
-            who += f" OR protoPayload.authenticationInfo.principalEmail={quote(principal)}"
-        # a dry-run violation was not enforced: it must not stand in for the denial (docs/google-behaviour.md)
-        parts.append(
-            f'(LOG_ID("cloudaudit.googleapis.com/policy") AND NOT protoPayload.metadata.dryRun=true AND ({who}))'
-        )
-    if not parts:
-        return None
-    return f"{since(start)} AND ({' OR '.join(parts)})"
-
-
-def constraint_of(failure: Failure) -> str:
-    """The organization-policy constraint an org_policy failure names: the message's `constraints/…`, else the one
-    RESOURCE_USAGE_RESTRICTION_VIOLATED means (google/api/error_reason.proto: gcp.restrictServiceUsage), else the
-    model allowlist."""
-    match = _CONSTRAINT.search(failure.message)
-    if match:
-        return match.group(1).rstrip(".")
-    return _CONSTRAINT_BY_REASON.get(failure.reason or "", ALLOWED_MODELS)
-
-
-def activity_filter(
-    project: str, principal: str | None, causes: set[Cause], start: datetime, constraints: Iterable[str] = ()
-) -> str | None:
-    """The Admin Activity entries that would explain the failures seen."""
-    parts = []
-    if Cause.IAM_PERMISSION_DENIED in causes:
-        if principal:
-            member = ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
-            parts.append(
-                f'(protoPayload.methodName="SetIamPolicy" AND '
-                f"protoPayload.serviceData.policyDelta.bindingDeltas.member={quote(member)})"
-            )
-        # a deny-policy change explains the denial whoever the principal is, known or not
-        parts.append('(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")')
-    if Cause.API_DISABLED in causes:
-        methods = " OR ".join(f"protoPayload.methodName={quote(m)}" for m in DISABLE_SERVICE_METHODS)
-        parts.append(f"(({methods}) AND protoPayload.resourceName:{quote(VERTEX)})")
-    if Cause.BILLING_DISABLED in causes:
-        parts.append('(protoPayload.serviceName="cloudbilling.googleapis.com")')
-    if Cause.ORG_POLICY in causes:
-        names = sorted(set(constraints) or {ALLOWED_MODELS})
-        which = " OR ".join(f"protoPayload.resourceName:{quote(n)}" for n in names)
-        v1 = " OR ".join(f"protoPayload.methodName={quote(m)}" for m in ORG_POLICY_V1_METHODS)
-        parts.append(
-            f'((protoPayload.serviceName="orgpolicy.googleapis.com" AND ({which})) OR '
-            f'(protoPayload.serviceName="cloudresourcemanager.googleapis.com" AND ({v1})))'
-        )
-    if not parts:
-        return None
-    log = quote(f"projects/{project}/logs/cloudaudit.googleapis.com%2Factivity")
-    return f"logName={log} AND {since(start)} AND ({' OR '.join(parts)})"
 
 
 # Gathering --------------------------------------------------------------------------------------------
@@ -474,15 +337,15 @@ def _audit_config(ctx: _Context, evidence: Evidence) -> None:
     except Exception as error:  # noqa: BLE001 - evidence must never sink the run
         evidence.items.append(_unavailable("audit_config", error, permission))
         return
-    member = _member(ctx.principal)
-    evidence.roles_held = sorted({b.role for b in policy.bindings if member and member in b.members})
+    who = member(ctx.principal) if ctx.principal else None
+    evidence.roles_held = sorted({b.role for b in policy.bindings if who and who in b.members})
     where = f"projects/{ctx.project}"
-    if data_read_on(policy, member):
+    if data_read_on(policy, who):
         evidence.data_read_on, evidence.data_read_where = True, where
     else:
         # Google unions the audit configs of the project's folders and organization with its own: "off" in the
         # project proves nothing until every ancestor has been read (docs/google-behaviour.md, "Cloud Audit Logs").
-        _ancestors_audit_config(ctx, evidence, member)
+        _ancestors_audit_config(ctx, evidence, who)
     on = evidence.data_read_on
     if on:
         summary = f"Data Access audit logs (DATA_READ) for {VERTEX} are on (set on {evidence.data_read_where})"
@@ -497,7 +360,7 @@ def _audit_config(ctx: _Context, evidence: Evidence) -> None:
             f"a folder or the organization ({evidence.unreadable_ancestor or 'an ancestor'} could not be read"
             f"{': ' + evidence.unreadable_reason if evidence.unreadable_reason else ''})"
         )
-    if evidence.roles_held is not None and member:
+    if evidence.roles_held is not None and who:
         summary += f"; {ctx.principal} holds {', '.join(evidence.roles_held) or 'no roles'} on the project"
     data = {"data_read": on, "where": evidence.data_read_where, "roles_held": evidence.roles_held}
     if evidence.unreadable_ancestor:
@@ -555,12 +418,6 @@ def _ancestors_audit_config(ctx: _Context, evidence: Evidence, member: str | Non
         evidence.ancestor_failed = not isinstance(error, core.PermissionDenied | core.Forbidden)
 
 
-def _member(principal: str | None) -> str | None:
-    if not principal:
-        return None
-    return ("serviceAccount:" if principal.endswith(".gserviceaccount.com") else "user:") + principal
-
-
 def _list(ctx: _Context, name: str, query: str, page_size: int) -> list[Any]:
     ctx.list_calls += 1
     response = ctx.recorder.call(
@@ -580,23 +437,6 @@ def _list(ctx: _Context, name: str, query: str, page_size: int) -> list[Any]:
     return list(next(iter(response.pages)).entries)
 
 
-def _payload(entry: Any) -> dict[str, Any]:
-    """protoPayload of a LogEntry as a JSON-shaped dict (AuditLog unpacked)."""
-    from google.cloud.audit import audit_log_pb2  # failure path only: keeps it off the healthy cold start
-    from google.protobuf import json_format
-
-    raw = type(entry).pb(entry) if hasattr(type(entry), "pb") else entry
-    audit = audit_log_pb2.AuditLog()
-    if raw.proto_payload.Unpack(audit):
-        return json_format.MessageToDict(audit)
-    return {}
-
-
-def _when(entry: Any) -> str:
-    stamp = entry.timestamp
-    return stamp.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if stamp else ""
-
-
 def _denials(
     ctx: _Context,
     evidence: Evidence,
@@ -606,7 +446,7 @@ def _denials(
     sleep: Callable[[float], None],
 ) -> None:
     uids = [f.metadata["uid"] for f in failures if f.cause == Cause.VPC_SC and f.metadata.get("uid")]
-    uids = [u for u in uids if _SAFE_VALUE.match(u)]
+    uids = [u for u in uids if SAFE_VALUE.match(u)]
     want_data = "data_access" in ctx.config.evidence and Cause.IAM_PERMISSION_DENIED in causes
     want_policy = "policy_denied" in ctx.config.evidence and bool(uids)
     # The data_access query runs whatever the audit config looked like (one ListLogEntries is cheap, and a config
@@ -669,14 +509,6 @@ class _Look:
     why_not: str | None = None
 
 
-def pick_policy_denied(entries: list[Any], uids: list[str]) -> Any | None:
-    """The Policy Denied entry to cite: this run's own (its unique id) first, even when another is newer; else the
-    newest of the principal's earlier ones (entries come newest first)."""
-    policies = [e for e in entries if e.log_name.endswith("%2Fpolicy")]
-    own = [e for e in policies if _policy_facts(e)["unique_id"] in uids]
-    return next(iter(own or policies), None)
-
-
 def _read_denials(
     ctx: _Context, evidence: Evidence, look: _Look, want_data: bool, want_policy: bool, uids: list[str]
 ) -> None:
@@ -730,7 +562,7 @@ def _read_denials(
                 )
             )
         elif step == "data_access":
-            evidence.denial = _denial_facts(entry)
+            evidence.denial = denial_facts(entry)
             d = evidence.denial
             evidence.items.append(
                 Item(
@@ -742,7 +574,7 @@ def _read_denials(
                 )
             )
         else:
-            evidence.policy_denial = _policy_facts(entry)
+            evidence.policy_denial = policy_facts(entry)
             p = evidence.policy_denial
             evidence.items.append(
                 Item(
@@ -754,33 +586,8 @@ def _read_denials(
             )
 
 
-def _denial_facts(entry: Any) -> dict[str, Any]:
-    payload = _payload(entry)
-    info = (payload.get("authorizationInfo") or [{}])[0]
-    return {
-        "timestamp": _when(entry),
-        "principal": payload.get("authenticationInfo", {}).get("principalEmail", "(redacted)"),
-        "permission": info.get("permission", ""),
-        "resource": info.get("resource", payload.get("resourceName", "")),
-        "method": payload.get("methodName", ""),
-        "status": payload.get("status", {}).get("code", 0),
-        "insert_id": entry.insert_id,
-    }
-
-
-def _policy_facts(entry: Any) -> dict[str, Any]:
-    metadata = _payload(entry).get("metadata", {})
-    return {
-        "timestamp": _when(entry),
-        "unique_id": metadata.get("vpcServiceControlsUniqueId", ""),
-        "violation_reason": metadata.get("violationReason", ""),
-        "perimeter": metadata.get("securityPolicyInfo", {}).get("servicePerimeterName", ""),
-        "insert_id": entry.insert_id,
-    }
-
-
 def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: datetime, constraints: set[str]) -> None:
-    constraints = {c for c in constraints if _SAFE_VALUE.match(c)}
+    constraints = {c for c in constraints if SAFE_VALUE.match(c)}
     query = activity_filter(ctx.project, ctx.principal, causes, start, constraints)
     if query is None:
         return
@@ -798,7 +605,7 @@ def _activity(ctx: _Context, evidence: Evidence, causes: set[Cause], start: date
     except Exception as error:  # noqa: BLE001 - evidence must never sink the run
         evidence.items.append(_unavailable("admin_activity", error, "logging.logEntries.list"))
         return
-    change = next((c for c in (_change(e, ctx.principal) for e in entries) if c is not None), None)
+    change = next((c for c in (change_of(e, ctx.principal) for e in entries) if c is not None), None)
     if change is None:
         evidence.items.append(
             Item(
@@ -826,37 +633,3 @@ def _where_else(causes: set[Cause], constraints: set[str]) -> str:
     if Cause.BILLING_DISABLED in causes:
         return ": billing changes are also logged on the billing account, which the project's log may not show"
     return " (it may be older, or made on a folder or the organization, whose changes are logged there)"
-
-
-def _change(entry: Any, principal: str | None) -> Change | None:
-    payload = _payload(entry)
-    actor = payload.get("authenticationInfo", {}).get("principalEmail", "(unknown)")
-    method = payload.get("methodName", "")
-    at = _when(entry)
-    if method == "SetIamPolicy":
-        member = _member(principal)
-        for delta in payload.get("serviceData", {}).get("policyDelta", {}).get("bindingDeltas", []):
-            role = delta.get("role", "")
-            # Only a role that grants aiplatform.endpoints.predict explains the denial; another removal doesn't.
-            removed = delta.get("action") == policy_pb2.BindingDelta.Action.Name(policy_pb2.BindingDelta.Action.REMOVE)
-            if removed and delta.get("member") == member and role in PREDICT_ROLES:
-                return Change("role_removed", actor, at, f"{role} removed from {member}", role=role)
-        return None
-    if method in DISABLE_SERVICE_METHODS:
-        return Change("service_disabled", actor, at, f"{VERTEX} disabled")
-    if payload.get("serviceName") == "orgpolicy.googleapis.com" or method in ORG_POLICY_V1_METHODS:
-        resource = str(payload.get("resourceName", ""))
-        constraint = resource.rsplit("/policies/", 1)[-1] if "/policies/" in resource else ""
-        if not constraint:  # v1 names the constraint in the request's policy
-            constraint = str(payload.get("request", {}).get("policy", {}).get("constraint", "")).split("/")[-1]
-        return Change(
-            "org_policy_changed",
-            actor,
-            at,
-            f"organization policy {constraint or '(constraint not recorded)'} changed ({method.rsplit('.', 1)[-1]})",
-        )
-    if payload.get("serviceName") == "cloudbilling.googleapis.com":
-        return Change("billing_changed", actor, at, f"the project's billing changed ({method.rsplit('.', 1)[-1]})")
-    if payload.get("serviceName") == "iam.googleapis.com":
-        return Change("deny_policy", actor, at, "an IAM deny policy changed")
-    return None

@@ -14,8 +14,9 @@ from typing import Any
 from urllib.parse import quote
 
 from . import sanitize
-from .causes import Cause, Failure
-from .evidence import ALLOWED_MODELS, PREDICT, RESTRICT_SERVICE_USAGE, VERTEX, Evidence, constraint_of
+from .causes import ALLOWED_MODELS, RESTRICT_SERVICE_USAGE, Cause, Failure, constraint_of
+from .evidence import PREDICT, Evidence
+from .filters import VERTEX, member
 from .probe import Outcome
 
 LEAST_PRIVILEGE_ROLE = "roles/aiplatform.user"
@@ -31,11 +32,6 @@ class Remedy:
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in (("title", self.title), ("command", self.command), ("url", self.url)) if v}
-
-
-def member(principal: str) -> str:
-    service_account = principal.endswith(".gserviceaccount.com") or principal == UNKNOWN_PRINCIPAL
-    return ("serviceAccount:" if service_account else "user:") + principal
 
 
 def logs_explorer(project: str, query: str) -> str:

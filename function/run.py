@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from .causes import Cause, classify
+from .causes import Cause, classify, constraint_of
 from .clients import METADATA_TIMEOUT_S, Clients, ProjectUnknown
 from .config import Config, Target
-from .evidence import Evidence, EvidenceShare, constraint_of, gather
+from .evidence import Evidence, EvidenceShare, gather
 from .metrics import MetricsReport, MetricsWriter, TargetSignal
 from .probe import Outcome, probe
 from .recorder import Deadline, Recorder

@@ -16,7 +16,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from deploy import __main__ as cli
@@ -194,6 +194,7 @@ def test_any_value_is_accepted_or_one_line(flag: str, value: str) -> None:
 
 
 @settings(max_examples=200, deadline=None)
+@example(fields=["--"])  # Python 3.11's argparse reads --schedule=-- as an empty list
 @given(
     st.lists(
         st.one_of(
@@ -250,3 +251,12 @@ def test_help_still_works() -> None:
     code, out, _, _ = run(["--help"])
     assert code == 0
     assert "--service-account" in out
+
+
+@pytest.mark.parametrize("flag", [*REQUIRED, "--schedule", "--targets", "--time-zone", "--notify-email"])
+def test_a_double_dash_value_is_refused_on_one_line(flag: str) -> None:
+    """`--flag=--`: Python 3.11's argparse hands an empty list on where one value belongs."""
+    code, out, err, reached = run(argv_with(flag, "--", inline=True))
+    assert reached == []
+    assert_refused(flag, code, out, err)
+    assert err == f"deploy: {flag}: expected one argument\n"

@@ -10,10 +10,11 @@ from google.cloud.logging_v2 import types as lt
 from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 
-from function.causes import Cause, Failure
+from function.audit_entries import change_of
+from function.causes import Cause, Failure, constraint_of
 from function.clients import Clients
 from function.config import EVIDENCE_STEPS, Config, Target
-from function.evidence import LIST_CALLS_PER_MINUTE, Item, _change, constraint_of, data_read_on, gather
+from function.evidence import LIST_CALLS_PER_MINUTE, Item, data_read_on, gather
 from function.probe import Outcome
 from function.recorder import Deadline, Recorder
 from tests.shared import WORKLOAD, WORKLOAD_MEMBER
@@ -42,7 +43,7 @@ def entry(role: str, action: str = "REMOVE", member: str = f"serviceAccount:{SA}
 
 @pytest.mark.parametrize("role", ["roles/aiplatform.user", "roles/editor", "roles/owner", "roles/aiplatform.admin"])
 def test_removing_a_predict_role_explains_it(role: str) -> None:
-    change = _change(entry(role), SA)
+    change = change_of(entry(role), SA)
     assert change is not None
     assert (change.kind, change.actor, change.role, change.at) == (
         "role_removed",
@@ -62,7 +63,7 @@ def test_removing_a_predict_role_explains_it(role: str) -> None:
     ids=["unrelated-role", "an-addition", "another-principal"],
 )
 def test_other_changes_do_not(role: str, action: str, member: str) -> None:
-    assert _change(entry(role, action, member), SA) is None
+    assert change_of(entry(role, action, member), SA) is None
 
 
 # Audit configs read as google/iam/v1/policy.proto defines them ---------------------------------------------------
@@ -162,7 +163,7 @@ def activity(payload: dict[str, Any]) -> lt.LogEntry:
     ],
 )
 def test_admin_changes_google_records(payload: dict[str, Any], kind: str, detail: str) -> None:
-    change = _change(activity(payload), SA)
+    change = change_of(activity(payload), SA)
     assert change is not None
     assert (change.kind, change.detail, change.actor) == (kind, detail, "bob@example.com")
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from emulator.services.logging.filter import compile_filter
 from function.causes import Cause
-from function.evidence import activity_filter, denial_filter, quote, since
+from function.filters import activity_filter, denial_filter, quote, since
 
 P = "demo-proj"
 N = "123456789012"

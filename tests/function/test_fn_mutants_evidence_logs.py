@@ -23,26 +23,12 @@ from google.protobuf import json_format
 from devkit.emulated import admin
 from emulator.server import Emulator
 from function import evidence as evidence_module
-from function.causes import Cause, Failure
+from function.audit_entries import change_of, denial_facts, policy_facts, when
+from function.causes import Cause, Failure, constraint_of
 from function.clients import Clients
 from function.config import Config
-from function.evidence import (
-    Evidence,
-    Item,
-    _change,
-    _Context,
-    _denial_facts,
-    _denials,
-    _Look,
-    _member,
-    _policy_facts,
-    _read_denials,
-    _when,
-    activity_filter,
-    constraint_of,
-    gather,
-    since,
-)
+from function.evidence import Evidence, Item, _Context, _denials, _Look, _read_denials, gather
+from function.filters import activity_filter, member, since
 from function.probe import Outcome, probe
 from function.recorder import Deadline, Recorder
 
@@ -69,7 +55,7 @@ def activity(payload: dict[str, Any], timestamp: str | None = AT) -> lt.LogEntry
 
 
 def change_json(payload: dict[str, Any]) -> dict[str, Any] | None:
-    change = _change(activity(payload), SA)
+    change = change_of(activity(payload), SA)
     return None if change is None else change.to_json()
 
 
@@ -95,7 +81,7 @@ def test_an_actor_google_left_out_is_unknown() -> None:
     no_email = log_entry("activity", {"serviceName": "iam.googleapis.com", "authenticationInfo": {}})
     no_info = log_entry("activity", {"serviceName": "iam.googleapis.com"})
     for entry in (no_email, no_info):
-        change = _change(entry, SA)
+        change = change_of(entry, SA)
         assert change is not None
         assert (change.kind, change.actor) == ("deny_policy", "(unknown)")
 
@@ -223,17 +209,16 @@ def test_a_users_role_removal_is_matched_as_a_user_member() -> None:
             },
         }
     )
-    change = _change(entry, alice)
+    change = change_of(entry, alice)
     assert change is not None
     assert change.detail == "roles/aiplatform.user removed from user:alice@example.com"
-    assert _change(entry, SA) is None
+    assert change_of(entry, SA) is None
 
 
 def test_member_prefixes() -> None:
-    assert _member("alice@example.com") == "user:alice@example.com"
-    assert _member(SA) == f"serviceAccount:{SA}"
-    assert _member(None) is None
-    assert _member("") is None
+    assert member("alice@example.com") == "user:alice@example.com"
+    assert member(SA) == f"serviceAccount:{SA}"
+    assert member("SERVICE_ACCOUNT_EMAIL") == "serviceAccount:SERVICE_ACCOUNT_EMAIL"  # the remedies' placeholder
 
 
 def test_a_constraint_ending_in_x_keeps_its_last_letter() -> None:
@@ -257,18 +242,18 @@ def far_time_zone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.mark.usefixtures("far_time_zone")
 def test_an_entrys_time_is_utc_whatever_the_hosts_time_zone() -> None:
     assert datetime(2026, 1, 1, tzinfo=UTC).astimezone().utcoffset() != UTC.utcoffset(None)  # the zone took
-    assert _when(activity({}, timestamp="2026-11-26T09:10:00.123456Z")) == "2026-11-26T09:10:00Z"
+    assert when(activity({}, timestamp="2026-11-26T09:10:00.123456Z")) == "2026-11-26T09:10:00Z"
 
 
 def test_an_entry_without_a_time_has_an_empty_one() -> None:
-    assert _when(activity({}, timestamp=None)) == ""
+    assert when(activity({}, timestamp=None)) == ""
 
 
 # --- the facts of a denial and of a Policy Denied entry ----------------------------------------------------------
 
 
 def test_the_facts_of_a_data_access_entry_google_left_bare() -> None:
-    assert _denial_facts(log_entry("data_access", {}, timestamp=None)) == {
+    assert denial_facts(log_entry("data_access", {}, timestamp=None)) == {
         "timestamp": "",
         "principal": "(redacted)",
         "permission": "",
@@ -290,7 +275,7 @@ def test_a_redacted_caller_and_a_resource_named_only_on_the_payload() -> None:
             "status": {"code": 7},
         },
     )
-    assert _denial_facts(entry) == {
+    assert denial_facts(entry) == {
         "timestamp": AT,
         "principal": "(redacted)",
         "permission": "aiplatform.endpoints.predict",
@@ -306,14 +291,14 @@ def test_the_authorization_resource_comes_before_the_payloads() -> None:
         "data_access",
         {"resourceName": "projects/demo-proj", "authorizationInfo": [{"resource": "projects/demo-proj/x"}]},
     )
-    assert _denial_facts(entry)["resource"] == "projects/demo-proj/x"
+    assert denial_facts(entry)["resource"] == "projects/demo-proj/x"
 
 
 def test_the_facts_of_a_policy_denied_entry_google_left_bare() -> None:
     expected = {"timestamp": AT, "unique_id": "", "violation_reason": "", "perimeter": "", "insert_id": "i-1"}
-    assert _policy_facts(log_entry("policy", {})) == expected
+    assert policy_facts(log_entry("policy", {})) == expected
     metadata = {"@type": "type.googleapis.com/google.cloud.audit.VpcServiceControlAuditMetadata"}
-    assert _policy_facts(log_entry("policy", {"metadata": metadata})) == expected
+    assert policy_facts(log_entry("policy", {"metadata": metadata})) == expected
 
 
 # --- what each denial step says --------------------------------------------------------------------------------
@@ -694,10 +679,10 @@ ACTIVITY_LOG = f'logName="projects/{P}/logs/cloudaudit.googleapis.com%2Factivity
 def test_the_role_removal_clause_names_the_member_as_iam_writes_it() -> None:
     # google/iam/v1/policy.proto: members are `user:{email}` and `serviceAccount:{email}`
     deny = '(protoPayload.serviceName="iam.googleapis.com" AND protoPayload.methodName:"Policies")'
-    for principal, member in (("alice@example.com", "user:alice@example.com"), (SA, f"serviceAccount:{SA}")):
+    for principal, written in (("alice@example.com", "user:alice@example.com"), (SA, f"serviceAccount:{SA}")):
         assert activity_filter(P, principal, {Cause.IAM_PERMISSION_DENIED}, START) == (
             f'{ACTIVITY_LOG} AND ((protoPayload.methodName="SetIamPolicy" AND '
-            f'protoPayload.serviceData.policyDelta.bindingDeltas.member="{member}") OR {deny})'
+            f'protoPayload.serviceData.policyDelta.bindingDeltas.member="{written}") OR {deny})'
         )
 
 

@@ -606,7 +606,12 @@ class Works:
         return found
 
 
-KEY = ("demo-proj", SA, frozenset({Cause.IAM_PERMISSION_DENIED}), frozenset())
+KEY: tuple[str, str, frozenset[Cause], frozenset[str]] = (
+    "demo-proj",
+    SA,
+    frozenset({Cause.IAM_PERMISSION_DENIED}),
+    frozenset(),
+)
 
 
 def test_six_list_calls_a_minute_per_instance(clock: ShareClock) -> None:

@@ -28,10 +28,11 @@ from google.cloud.aiplatform_v1.types import prediction_service as ps
 from emulator.server import Emulator
 from function import probe as probe_module
 from function import report
+from function.audit_entries import Change
 from function.causes import Cause, Failure
 from function.clients import Clients
 from function.config import Config, Target
-from function.evidence import Change, Evidence, Item
+from function.evidence import Evidence, Item
 from function.metrics import MetricsReport
 from function.probe import Outcome, probe
 from function.recorder import Deadline, Recorder

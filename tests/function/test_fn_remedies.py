@@ -12,9 +12,11 @@ from urllib.parse import unquote
 
 import pytest
 
+from function.audit_entries import Change
 from function.causes import Cause, Failure
 from function.config import Target
-from function.evidence import Change, Evidence, denial_filter
+from function.evidence import Evidence
+from function.filters import denial_filter
 from function.probe import Outcome
 from function.remedies import Remedy, enable_data_access_logs, remedies
 from tests.prerequisites import need

@@ -12,9 +12,10 @@ from google.api_core import exceptions as core
 from google.auth import exceptions as auth
 
 from function import report, sanitize
+from function.audit_entries import Change
 from function.causes import LINK_WITHHELD, Cause, Failure, classify
 from function.config import Config, Target
-from function.evidence import Change, Evidence, Item
+from function.evidence import Evidence, Item
 from function.probe import Outcome
 from function.remedies import remedies
 from function.run import Result, Trigger
