@@ -764,3 +764,34 @@ def test_an_overlapping_run_without_a_second_to_spare_gathers_alone() -> None:
     finally:
         release.set()
         first.join(10.0)
+
+
+# --- The look-back window ---------------------------------------------------------------------------------------
+
+# 01:30 on the night US Eastern time falls back (2026-11-01): the second 01:30, in EST.
+FALL_BACK = datetime(2026, 11, 1, 6, 30, tzinfo=UTC)
+
+
+class FallBackNow(datetime):
+    """datetime with now() fixed at FALL_BACK, as datetime.now gives it (naive local time without a zone)."""
+
+    @classmethod
+    def now(cls, tz: Any = None) -> Any:
+        return datetime.fromtimestamp(FALL_BACK.timestamp(), tz)
+
+
+def test_the_look_back_is_counted_in_utc_whatever_the_hosts_zone(
+    world: Callable[..., Emulator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An hour back from the second 01:30 of a fall-back night is 00:30 EST (05:30 UTC), not 00:30 EDT."""
+    emulator = world("iam_denied")
+    monkeypatch.setattr(evidence_module, "datetime", FallBackNow)
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")  # POSIX form: no time zone database needed
+    time.tzset()
+    try:
+        result = run(emulator, {"data_access"})
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert result.evidence.logs_query is not None
+    assert result.evidence.logs_query.startswith('timestamp>="2026-11-01T05:30:00Z" AND (')
