@@ -50,6 +50,7 @@ def test_a_reason_key_is_resolved(tmp_path: Path) -> None:
     [
         ("[[equivalent]\n", "not TOML"),
         ('[reason]\nk = "x"\n', "unknown table 'reason'"),
+        ('[[explained]]\nmutant = "function.causes.x_f__mutmut_1"\nline = "x"\n', "explained #1: needs exactly"),
         ('[[equivalent]]\nmutant = "function.causes.x_f__mutmut_1"\nline = "x"\n', "needs exactly mutant, line"),
         ('[[equivalent]]\nmutant = "function.causes.x_f__mutmut_1"\nline = ""\nwhy = "w"\n', "non-empty"),
         ('[[equivalent]]\nmutant = "function.report.x_f__mutmut_1"\nline = "x"\nwhy = "w"\n', "not a mutant of"),
@@ -64,3 +65,13 @@ def test_a_malformed_file_is_refused_by_name(tmp_path: Path, text: str, message:
         mutation.equivalents(_write(tmp_path, text))
     assert "function.causes.toml" in str(refused.value)
     assert message in str(refused.value)
+
+
+def test_an_explained_survivor_is_told_from_an_equivalent(tmp_path: Path) -> None:
+    folder = _write(
+        tmp_path,
+        '[[equivalent]]\nmutant = "function.causes.x_f__mutmut_1"\nline = "a"\nwhy = "same"\n\n'
+        '[[explained]]\nmutant = "function.causes.x_f__mutmut_2"\nline = "b"\nwhy = "timing only"\n',
+    )
+    found = mutation.equivalents(folder)
+    assert [(e.kind, e.why) for e in found.values()] == [("equivalent", "same"), ("explained", "timing only")]

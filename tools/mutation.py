@@ -49,8 +49,11 @@ IAM_FUNCTIONS = {
     "xǁProjectǁ_with_policy_file", "xǁProjectǁ_service_policy", "xǁProjectǁ_invoker_binding",
     "xǁProjectǁ_save_manifest", "xǁProjectǁteardown",
 }  # fmt: skip
-HEADER = "| {} | mutants | killed | timeout | survived | equivalent | no tests | other | score | unreviewed |"
-RULE = "|---|---|---|---|---|---|---|---|---|---|"
+HEADER = (
+    "| {} | mutants | killed | timeout | survived | equivalent | explained | no tests | other | score | unreviewed |"
+)
+RULE = "|---|---|---|---|---|---|---|---|---|---|---|"
+KINDS = ("equivalent", "explained")  # the tables of tools/equivalents/*.toml, and the status each gives
 EQUIVALENTS = Path("tools/equivalents")
 NOT_KILLED = ("survived", "no tests", "suspicious")
 DETECTED = ("killed", "timeout", "caught by type check", "segfault")
@@ -109,11 +112,12 @@ def survivors(patterns: list[str]) -> list[str]:
 
 
 class Equivalent:
-    """One surviving mutant written down as equivalent: its name, the mutated line as `mutmut show` prints it
-    (stripped), and why no input can tell it from the original."""
+    """One surviving mutant written down: its name, the mutated line as `mutmut show` prints it (stripped), and why.
+    `kind` "equivalent": no input can tell it from the original (left out of the score); "explained": reviewed and
+    left alive on purpose, with the reason no test kills it (it still counts against the score)."""
 
-    def __init__(self, source: Path, mutant: str, line: str, why: str) -> None:
-        self.source, self.mutant, self.line, self.why = source, mutant, line, why
+    def __init__(self, source: Path, mutant: str, line: str, why: str, kind: str = "equivalent") -> None:
+        self.source, self.mutant, self.line, self.why, self.kind = source, mutant, line, why, kind
 
 
 def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
@@ -126,12 +130,12 @@ def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
             doc = tomllib.loads(source.read_text(encoding="utf-8"))
         except tomllib.TOMLDecodeError as exc:
             raise SystemExit(f"{source}: not TOML: {exc}") from None
-        unknown = set(doc) - {"reasons", "equivalent"}
+        unknown = set(doc) - {"reasons", *KINDS}
         if unknown:
-            raise SystemExit(f"{source}: unknown table {sorted(unknown)[0]!r}; allowed: reasons, equivalent")
+            raise SystemExit(f"{source}: unknown table {sorted(unknown)[0]!r}; allowed: reasons, {', '.join(KINDS)}")
         reasons = doc.get("reasons", {})
-        for index, entry in enumerate(doc.get("equivalent", []), 1):
-            where = f"{source}: equivalent #{index}"
+        for kind, index, entry in [(k, i, e) for k in KINDS for i, e in enumerate(doc.get(k, []), 1)]:
+            where = f"{source}: {kind} #{index}"
             if set(entry) != {"mutant", "line", "why"} or not all(isinstance(v, str) and v for v in entry.values()):
                 raise SystemExit(f"{where}: needs exactly mutant, line and why, each a non-empty string")
             module = source.stem.split("+", 1)[0]  # function.evidence+logs.toml: a second file for one module
@@ -140,7 +144,7 @@ def equivalents(folder: Path = EQUIVALENTS) -> dict[str, Equivalent]:
             if entry["mutant"] in found:
                 raise SystemExit(f"{where}: {entry['mutant']} is written down twice")
             why = reasons.get(entry["why"], entry["why"])
-            found[entry["mutant"]] = Equivalent(source, entry["mutant"], entry["line"].strip(), why)
+            found[entry["mutant"]] = Equivalent(source, entry["mutant"], entry["line"].strip(), why, kind)
     return found
 
 
@@ -173,7 +177,7 @@ def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | 
             entry = known.get(name)
             if entry is not None and status in NOT_KILLED:
                 if _mutated_line(diff) == entry.line:
-                    status = "equivalent"
+                    status = entry.kind
                 else:
                     now = _mutated_line(diff)
                     stale.append(f"`{name}` ({entry.source}): written down for `{entry.line}`, now `{now}`")
@@ -181,7 +185,7 @@ def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | 
                 stale.append(f"`{name}` ({entry.source}): written down as equivalent, yet {status}")
             counts[status] += 1
             by_scope.setdefault(_scope(path, name), Counter())[status] += 1
-            if status in NOT_KILLED or status == "equivalent":
+            if status in NOT_KILLED or status in KINDS:
                 survivors.append((path, name, status, diff))
     run_modules = {name.split(".x", 1)[0] for name in seen}
     stale += [
@@ -215,14 +219,15 @@ def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | 
     out += [
         "",
         "score = (killed + timeout + caught by type check) / (all − skipped − not checked − equivalent); "
-        "unreviewed = survived or reached by no test, and not written down as equivalent in tools/equivalents/",
+        "explained = reviewed and left alive, with why (counted as survived in the score); "
+        "unreviewed = survived or reached by no test, and not written down in tools/equivalents/",
         "",
     ]
     if stale:
         out += ["## Stale equivalents (the source changed: review them again)", "", *(f"- {s}" for s in stale), ""]
     out += ["## Survivors", ""]
     for _path, name, status, diff in survivors:
-        why = f": {known[name].why}" if status == "equivalent" else ""
+        why = f": {known[name].why}" if status in KINDS else ""
         out.append(f"- `{name}` ({status}{why})")
         out += [f"  `{line.strip()}`" for line in diff]
     return "\n".join(out) + "\n", scores
@@ -238,7 +243,7 @@ def _percent(score: float | None) -> str:
 
 
 def _row(name: str, counts: Counter[str]) -> str:
-    known = ("killed", "timeout", "survived", "equivalent", "no tests")
+    known = ("killed", "timeout", "survived", "equivalent", "explained", "no tests")
     other = sum(n for status, n in counts.items() if status not in known)
     unreviewed = sum(counts[s] for s in NOT_KILLED)
     cells = [str(sum(counts.values())), *(str(counts[s]) for s in known), str(other), _percent(_score(counts))]
