@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -148,3 +149,76 @@ def test_gcloud_is_pointed_here_for_exactly_the_registered_overrides() -> None:
 
 if __name__ == "__main__":
     print(registry_table())
+
+
+NEW_API = '''
+"""Example API v1: one REST-only method, as the emulator README's recipe writes a new API."""
+
+from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
+from emulator.services.kit import admit, text
+from emulator.core.status import caller_denied
+
+API = "example.googleapis.com"
+PROTO = "google.example.v1.Examples"
+
+
+def get_thing(call: Call, request: Doc) -> Doc:
+    name = text(request, "name")
+    project = admit(call, name.split("/")[1], API, "example.things.get", caller_denied)
+    return {"name": name, "project": project.number}
+
+
+METHODS: list[JsonMethod] = [json_method(PROTO, "GetThing", get_thing, API, {"name": None})]
+RULES = [HttpRule("GET", "/v1/{name=projects/*/things/*}", f"{PROTO}.GetThing")]
+SERVICE = Service(apis=(Api(API, "Example API", gcloud="EXAMPLE"),), methods=(*METHODS,), rules=(*RULES,))
+'''
+
+
+def test_a_new_rest_only_api_is_one_module_and_one_registry_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's recipe, followed: the module above and one more entry in MODULES. Routes, the gcloud override,
+    SERVICE_DISABLED's title and the admin API's fault targets all follow; nothing else is edited."""
+    import importlib.util
+    import json
+    import urllib.error
+    import urllib.request
+
+    from devkit.emulated import admin, token_for
+    from emulator.server import Emulator
+
+    source = tmp_path / "example.py"
+    source.write_text(NEW_API, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location("emulator.services.example", source)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(services, "MODULES", (*services.MODULES, module))  # the one registry line
+    monkeypatch.setattr(services, "REGISTRY", tuple(m.SERVICE for m in services.MODULES))
+
+    def get(emu: Emulator, path: str) -> tuple[int, dict[str, Any]]:
+        request = urllib.request.Request(
+            f"{emu.rest_url}{path}", headers={"Authorization": f"Bearer {token_for(emu, 'alice@example.com')}"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    with Emulator("healthy") as emu:
+        assert "CLOUDSDK_API_ENDPOINT_OVERRIDES_EXAMPLE" in emu.gcloud_env(tmp_path / "home", "alice@example.com")
+        status, body = get(emu, "/v1/projects/demo-proj/things/t1")
+        assert (status, body["error"]["details"][0]["reason"]) == (403, "SERVICE_DISABLED")
+        assert body["error"]["details"][0]["metadata"]["serviceTitle"] == "Example API"
+        code, _ = admin(emu, "PATCH", "world", {"projects": {"demo-proj": {"services": ["example.googleapis.com"]}}})
+        assert code == 200
+        code, fault = admin(emu, "POST", "faults", {"method": "google.example.v1.Examples.GetThing", "count": 1,
+                                                    "status": {"code": 14, "message": "down"}})  # fmt: skip
+        assert code == 201, fault
+        assert get(emu, "/v1/projects/demo-proj/things/t1")[0] == 503
+        assert get(emu, "/v1/projects/demo-proj/things/t1") == (
+            200,
+            {"name": "projects/demo-proj/things/t1", "project": emu.world.projects["demo-proj"].number},
+        )
