@@ -2,7 +2,8 @@
 
 google.auth reads GCE_METADATA_HOST when it is first imported, so each test process reserves one metadata port
 up front and every emulator it starts serves its metadata server there (one emulator at a time per process). The
-port is held open for the whole process (httpbase.reserve_port), so no other process can take it between emulators.
+port is held open for the whole process (emulator.frontends.httpserver.reserve_port), so no other process can take
+it between emulators.
 """
 
 from __future__ import annotations

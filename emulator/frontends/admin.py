@@ -15,7 +15,7 @@
     GET    /_emulator/logs             every log entry, visible yet or not, with the time it becomes visible
 
 Bad input is answered 400 with a message that names the field, and leaves the world unchanged. Bodies are read by
-`httpbase.parse_json` (no NaN/Infinity, no duplicate keys, nesting at most 100 deep), and every number must fit what
+`core.http.parse_json` (no NaN/Infinity, no duplicate keys, nesting at most 100 deep), and every number must fit what
 it sets: durations at most `MAX_SECONDS` (100 years), the clock never past `LATEST` (so that adding any duration stays
 within what a datetime holds), counts whole numbers up to `MAX_COUNT`, HTTP statuses 400-599.
 """
@@ -41,7 +41,7 @@ METADATA_METHODS = (
     "metadata.project",
     "metadata.service_account",
     "metadata.other",
-    # one path each (metadata_server._selector): a fault on one of them leaves the rest of its bucket served
+    # one path each (frontends/metadata.py, `_selector`): a fault on one of them leaves the rest of its bucket served
     "metadata.ping",
     "metadata.project_id",
     "metadata.email",

@@ -133,7 +133,7 @@ def _set(doc: Doc, path: str, value: Any) -> None:
 
 
 def _parse_body(body: bytes) -> Any:
-    """The body as JSON, or Google's "Invalid JSON payload received." 400 (`httpbase.parse_json` says what is wrong).
+    """The body as JSON, or Google's "Invalid JSON payload received." 400 (`core.http.parse_json` says what is wrong).
 
     Unlike the admin API, a key given twice is not refused here: the last value wins.
     """

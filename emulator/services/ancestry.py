@@ -1,7 +1,7 @@
 """What `gcloud beta projects get-ancestors-iam-policy P --include-deny` calls, over REST (docs/google-behaviour.md,
 "IAM" and "Resource hierarchy"): Resource Manager v1 `projects.getAncestry`, and IAM v2 (v2beta, v2alpha) deny
 policies listed and read per attachment point. The folder and organization getIamPolicy it also calls are the gRPC
-handlers of services/resourcemanager.py, bound to their v1/v2/v3 URLs in rest_server.py.
+handlers of services/resourcemanager.py, bound to their v1/v2/v3 URLs by the HTTP rules beside them.
 
 Deny rules are kept one per (principal, permission) with an attachment point (emulator/core/iam.py, DenyRule); here the
 rules of one attachment point form one deny policy, `…/denypolicies/emulator`, written in the v2 API's own forms:
