@@ -224,7 +224,8 @@ def report(seconds: float | None, command: str) -> tuple[str, dict[str, float | 
         "",
     ]
     if stale:
-        out += ["## Stale equivalents (the source changed: review them again)", "", *(f"- {s}" for s in stale), ""]
+        title = "## Stale entries (the source changed under them, or a test failed by chance: review them)"
+        out += [title, "", *(f"- {s}" for s in stale), ""]
     out += ["## Survivors", ""]
     for _path, name, status, diff in survivors:
         why = f": {known[name].why}" if status in KINDS else ""
