@@ -248,7 +248,7 @@ def _unknown(c: _Case) -> list[Remedy]:
     return [Remedy("Ask Policy Troubleshooter", url=troubleshooter(c.project, c.who))]
 
 
-# The remedies of each cause; a cause not listed gets `_unknown`'s (tests/function/test_fn_remedies.py checks the
+# The remedies of each cause; a cause not listed gets `_unknown`'s (tests/function/test_remedies.py checks the
 # table against the Cause enum).
 _BY_CAUSE: dict[Cause, Callable[[_Case], list[Remedy]]] = {
     Cause.IAM_PERMISSION_DENIED: _iam,

@@ -3,7 +3,7 @@ audit logs are on in the project, its folders and its organization (every level 
 budget), the ListLogEntries calls and their per-run and per-instance limits, and how overlapping runs of one
 instance share one gathering (EvidenceShare).
 
-gather() runs in process with the real GAPIC clients against the emulator, as in test_fn_mutants.py; worlds with a
+gather() runs in process with the real GAPIC clients against the emulator, as in test_mutants.py; worlds with a
 hierarchy the shipped scenarios lack are small scenario files extending them. The run's deadline and the share's
 clock are the canary's own seams and are set by hand, so no test sleeps or depends on how fast the machine is.
 """

@@ -2,7 +2,7 @@
 
 trigger.py: the body's size and time bounds (a real socket pair stands in for the client's connection; the time
 limit is made tiny so the cut-off fires at once, never slept for), and the exact words of its refusals. run.py: one
-run in process against the emulator (as in test_fn_mutants.py) where the metadata server fails, several targets are
+run in process against the emulator (as in test_mutants.py) where the metadata server fails, several targets are
 probed, a probe outlives the run, or evidence is shared between runs of one instance.
 """
 
