@@ -13,6 +13,7 @@ from emulator.core import scenario
 from emulator.core.clock import Clock
 from emulator.core.handlers import JsonMethod
 from emulator.core.http import Request, Response
+from emulator.core.ticker import Ticker
 from emulator.core.world import World
 from emulator.frontends import admin, rest
 from emulator.frontends.grpc import GrpcServer
@@ -50,7 +51,8 @@ class Emulator:
         typed = [m for m in methods if not isinstance(m, JsonMethod)]  # JSON-only methods have no gRPC form
         self.grpc = GrpcServer(self.world, typed, host, grpc_port)
         self.metadata = HttpServer(metadata_app(self.world), host, metadata_port)
-        admin_handler = admin.make_app(self.world, self.reset, {m.full_name for m in methods})
+        self.ticker = Ticker(self.world, [service.tick for service in services.REGISTRY if service.tick is not None])
+        admin_handler = admin.make_app(self.world, self.reset, {m.full_name for m in methods}, self.ticker.run_once)
         raw = [service.http for service in services.REGISTRY if service.http is not None]
         rest_handler = rest.make_app(self.world, methods, rules, raw)
 
@@ -68,9 +70,11 @@ class Emulator:
         self.grpc.start()
         self.metadata.start()
         self.http.start()
+        self.ticker.start()
         return self
 
     def stop(self) -> None:
+        self.ticker.stop()
         self.http.stop()
         self.metadata.stop()
         self.grpc.stop()

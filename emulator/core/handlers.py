@@ -20,6 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from google.protobuf import json_format
@@ -226,3 +227,6 @@ class Service:
     # Plain HTTP beside the API (Cloud Functions' signed upload URL): (world, request) → a response, or None when
     # the request is not its own. The REST front end asks each service's before it matches the rules.
     http: Callable[[World, Any], Any] | None = None
+    # What the service does on the clock by itself (Scheduler firing, alert evaluation): `tick(world, now)`, called
+    # by the emulator's ticker (core/ticker.py) without the world's lock held.
+    tick: Callable[[World, datetime], None] | None = None

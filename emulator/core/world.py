@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 from emulator.core import iam
 from emulator.core.clock import Clock
 from emulator.core.iam import DenyRule, Policy
+from emulator.core.network import Network
+from emulator.core.tokens import Signer
 
 VERTEX = "aiplatform.googleapis.com"
 
@@ -165,6 +167,8 @@ class World:
         self.event_runner: Callable[[World, TimelineEvent], None] | None = None
         self.organization_id = "123456789012"
         self.nodes: dict[str, Node] = {}  # folders and the organization, by resource name
+        self.signer = Signer()  # signs ID tokens (core/tokens.py)
+        self.network = Network()  # the requests Google's side sends: Scheduler, push, webhooks (core/network.py)
 
     # Hierarchy ----------------------------------------------------------------------------------
 

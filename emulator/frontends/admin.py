@@ -313,7 +313,14 @@ ROUTES: dict[tuple[str, str], Callable[[_Admin, Any], Response]] = {
 }
 
 
-def make_app(world: World, rebuild: Callable[[], None], known_methods: set[str]) -> Callable[[Request], Response]:
+def make_app(
+    world: World,
+    rebuild: Callable[[], None],
+    known_methods: set[str],
+    clock_moved: Callable[[], None] = lambda: None,
+) -> Callable[[Request], Response]:
+    """The admin routes. `clock_moved` runs after the clock was moved (outside the world's lock), so whatever came
+    due in the time skipped (Scheduler runs, alert evaluations) has happened when the answer arrives."""
     admin = _Admin(world, rebuild, known_methods)
 
     def handle(request: Request) -> Response:
@@ -329,8 +336,11 @@ def make_app(world: World, rebuild: Callable[[], None], known_methods: set[str])
             return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)
         try:
             with world.lock:
-                return handler(admin, body)
+                answer = handler(admin, body)
         except AdminError as err:
             return Response.json({"error": str(err)}, 400)
+        if route == "clock":
+            clock_moved()
+        return answer
 
     return handle
