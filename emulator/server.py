@@ -52,7 +52,10 @@ class Emulator:
         self.grpc = GrpcServer(self.world, typed, host, grpc_port)
         self.metadata = HttpServer(metadata_app(self.world), host, metadata_port)
         self.ticker = Ticker(self.world, [service.tick for service in services.REGISTRY if service.tick is not None])
-        admin_handler = admin.make_app(self.world, self.reset, {m.full_name for m in methods}, self.ticker.run_once)
+        extra = {key: route for service in services.REGISTRY for key, route in service.admin.items()}
+        admin_handler = admin.make_app(
+            self.world, self.reset, {m.full_name for m in methods}, self.ticker.run_once, extra
+        )
         raw = [service.http for service in services.REGISTRY if service.http is not None]
         rest_handler = rest.make_app(self.world, methods, rules, raw)
 

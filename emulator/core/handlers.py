@@ -230,3 +230,6 @@ class Service:
     # What the service does on the clock by itself (Scheduler firing, alert evaluation): `tick(world, now)`, called
     # by the emulator's ticker (core/ticker.py) without the world's lock held.
     tick: Callable[[World, datetime], None] | None = None
+    # Controls beside Google's paths, served under /_emulator/ (e.g. the incidents Monitoring opened): (path, verb)
+    # → handler(world, body) returning JSON, called under the world's lock; a ValueError answers 400 with its text.
+    admin: Mapping[tuple[str, str], Callable[[World, Any], Any]] = field(default_factory=dict)

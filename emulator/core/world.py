@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 from emulator.core import iam
@@ -168,6 +169,7 @@ class World:
         self.organization_id = "123456789012"
         self.nodes: dict[str, Node] = {}  # folders and the organization, by resource name
         self.signer = Signer()  # signs ID tokens (core/tokens.py)
+        self.outbox: Path | None = None  # where email notification channels' messages are written, one file each
         self.network = Network()  # the requests Google's side sends: Scheduler, push, webhooks (core/network.py)
 
     # Hierarchy ----------------------------------------------------------------------------------

@@ -313,15 +313,32 @@ ROUTES: dict[tuple[str, str], Callable[[_Admin, Any], Response]] = {
 }
 
 
+def _service_route(served: Callable[[World, Any], Any]) -> Callable[[_Admin, Any], Response]:
+    def handle(admin: _Admin, body: Any) -> Response:
+        try:
+            return Response.json(served(admin.world, body))
+        except ValueError as err:
+            raise AdminError(str(err)) from err
+
+    return handle
+
+
 def make_app(
     world: World,
     rebuild: Callable[[], None],
     known_methods: set[str],
     clock_moved: Callable[[], None] = lambda: None,
+    extra: Mapping[tuple[str, str], Callable[[World, Any], Any]] | None = None,
 ) -> Callable[[Request], Response]:
-    """The admin routes. `clock_moved` runs after the clock was moved (outside the world's lock), so whatever came
-    due in the time skipped (Scheduler runs, alert evaluations) has happened when the answer arrives."""
+    """The admin routes, plus the services' own (`extra`: (path, verb) → handler(world, body) → JSON; a ValueError
+    is the caller's mistake, 400). `clock_moved` runs after the clock was moved (outside the world's lock), so
+    whatever came due in the time skipped (Scheduler runs, alert evaluations) has happened when the answer arrives."""
     admin = _Admin(world, rebuild, known_methods)
+    routes = dict(ROUTES)
+    for key, served in (extra or {}).items():
+        if key in routes:
+            raise ValueError(f"admin route {key} is served twice")
+        routes[key] = _service_route(served)
 
     def handle(request: Request) -> Response:
         route = request.path[len(ADMIN_PREFIX) :].rstrip("/")
@@ -329,9 +346,9 @@ def make_app(
             body = request.json() if request.method in ("POST", "PATCH", "PUT") else None
         except ValueError as err:
             return Response.json({"error": str(err)}, 400)
-        handler = ROUTES.get((route, request.method))
+        handler = routes.get((route, request.method))
         if handler is None:
-            if any(path == route for path, _ in ROUTES):
+            if any(path == route for path, _ in routes):
                 return Response.json({"error": f"method {request.method} not allowed on /_emulator/{route}"}, 405)
             return Response.json({"error": f"unknown admin path /_emulator/{route}"}, 404)
         try:

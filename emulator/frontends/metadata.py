@@ -2,15 +2,14 @@
 
 `google.auth.default()` finds it through GCE_METADATA_HOST / GCE_METADATA_IP and then runs its production path:
 ping, project id, the default service account, an access token. Every request must carry
-`Metadata-Flavor: Google`; every answer carries it back.
+`Metadata-Flavor: Google`; every answer carries it back. Identity tokens are signed by the world's signer
+(core/tokens.py), so the emulator's Cloud Run ingress and google.oauth2.id_token verify them.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import secrets
-import time
+from dataclasses import dataclass
 from typing import Any
 
 from emulator.core.handlers import hang
@@ -19,37 +18,6 @@ from emulator.core.world import World
 
 PREFIX = "/computeMetadata/v1/"
 _FLAVOR = {"Metadata-Flavor": "Google"}
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def identity_token(email: str, audience: str) -> str:
-    """A JWT shaped like Google's ID tokens. Unsigned for real use: the signature is random bytes.
-
-    `iat`/`exp` use wall time even under a virtual clock, because the client library checks them against
-    its own clock.
-    """
-    now = int(time.time())
-    header = {"alg": "RS256", "kid": "emulator", "typ": "JWT"}
-    sub = str(int.from_bytes(email.encode()[:8].ljust(8, b"\0"), "big"))
-    payload = {
-        "aud": audience,
-        "azp": sub,
-        "email": email,
-        "email_verified": True,
-        "exp": now + 3600,
-        "iat": now,
-        "iss": "https://accounts.google.com",
-        "sub": sub,
-    }
-    parts = [
-        _b64(json.dumps(header).encode()),
-        _b64(json.dumps(payload).encode()),
-        _b64(secrets.token_bytes(64)),
-    ]
-    return ".".join(parts)
 
 
 def _text(value: str, status: int = 200) -> Response:
@@ -92,7 +60,26 @@ def _selector(path: str) -> str | None:
     return None
 
 
-def make_app(world: World) -> Any:
+@dataclass(frozen=True)
+class Identity:
+    """Who the metadata server says the workload is: its service account, project and region. The emulator's own
+    metadata server answers for the scenario's workload; each served function gets a server of its own that
+    answers for its runtime service account (emulator/runtime)."""
+
+    email: str
+    project_id: str
+    region: str
+    instance_id: str
+
+
+def default_identity(world: World) -> Identity:
+    return Identity(world.workload, world.default_project, world.region, world.instance_id)
+
+
+def make_app(world: World, identity: Identity | None = None) -> Any:
+    """The metadata server's app, answering for `identity` (default: the world's workload, read at each request so
+    that a scenario change is seen)."""
+
     def app(request: Request) -> Response:
         kind = _kind(request.path)
         selector = _selector(request.path)
@@ -124,30 +111,30 @@ def make_app(world: World) -> Any:
         if request.path in ("/", ""):
             return _text("computeMetadata/\n")
         with world.lock:
-            return _route(world, request)
+            return _route(world, request, identity or default_identity(world))
 
     return app
 
 
-def _route(world: World, request: Request) -> Response:
+def _route(world: World, request: Request, who: Identity) -> Response:
     path = request.path[len(PREFIX) :] if request.path.startswith(PREFIX) else None
     if path is None:
         return _text("Not Found", 404)
     # The runtime's project; a scenario may name one the world doesn't have (a misconfigured deployment).
-    project = world.project(world.default_project)
+    project = world.project(who.project_id)
     number = project.number if project else "999999999999"
-    email = world.workload
+    email = who.email
     accounts = ("instance/service-accounts/default/", f"instance/service-accounts/{email}/")
     if path == "project/project-id":
-        return _text(world.default_project)
+        return _text(who.project_id)
     if path == "project/numeric-project-id":
         return _text(number)
     if path == "instance/region":
-        return _text(f"projects/{number}/regions/{world.region}")
+        return _text(f"projects/{number}/regions/{who.region}")
     if path == "instance/zone":
-        return _text(f"projects/{number}/zones/{world.region}-1")
+        return _text(f"projects/{number}/zones/{who.region}-1")
     if path == "instance/id":
-        return _text(world.instance_id)
+        return _text(who.instance_id)
     if path == "instance/service-accounts/":
         return _text(f"default/\n{email}/\n")
     for prefix in accounts:
@@ -179,5 +166,5 @@ def _account(world: World, leaf: str, request: Request, email: str) -> Response:
         audience = request.param("audience") or ""
         if not audience:
             return _text("non-empty audience parameter required", 400)
-        return _text(identity_token(email, audience))
+        return _text(world.signer.id_token(email, audience))
     return _text("Not Found", 404)
