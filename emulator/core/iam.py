@@ -178,6 +178,22 @@ ROLES: dict[str, frozenset[str]] = {
     "roles/iam.serviceAccountUser": frozenset(
         {"iam.serviceAccounts.actAs", "iam.serviceAccounts.get", "iam.serviceAccounts.list"}
     ),
+    # Google's predefined-role reference (cloud.google.com/iam/docs/roles-permissions/iam): Token Creator mints
+    # every kind of short-lived credential of an account; the OpenID Connect Identity Token Creator only ID tokens.
+    "roles/iam.serviceAccountTokenCreator": frozenset(
+        {
+            "iam.serviceAccounts.get",
+            "iam.serviceAccounts.getAccessToken",
+            "iam.serviceAccounts.getOpenIdToken",
+            "iam.serviceAccounts.implicitDelegation",
+            "iam.serviceAccounts.list",
+            "iam.serviceAccounts.signBlob",
+            "iam.serviceAccounts.signJwt",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.list",
+        }
+    ),
+    "roles/iam.serviceAccountOpenIdTokenCreator": frozenset({"iam.serviceAccounts.getOpenIdToken"}),
     "roles/iam.serviceAccountAdmin": frozenset(
         {
             "iam.serviceAccounts.create",

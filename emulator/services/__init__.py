@@ -11,6 +11,7 @@ from emulator.services import (
     cloudbuild,
     functions,
     iamadmin,
+    iamcredentials,
     locations,
     pubsub,
     resourcemanager,
@@ -39,6 +40,7 @@ MODULES = (
     pubsub,
     cloudbuild,
     locations,
+    iamcredentials,
 )
 REGISTRY: tuple[Service, ...] = tuple(module.SERVICE for module in MODULES)
 

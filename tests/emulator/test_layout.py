@@ -21,6 +21,8 @@ CROSS_SERVICE = {
     ("emulator.services.functions", "emulator.services.iamadmin"),
     ("emulator.services.functions", "emulator.services.run"),
     ("emulator.services.scheduler", "emulator.services.iamadmin"),
+    # Impersonation looks the target account (and each delegate) up, with its own allow policy, in IAM Admin.
+    ("emulator.services.iamcredentials", "emulator.services.iamadmin"),
 }
 
 
