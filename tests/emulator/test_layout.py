@@ -23,6 +23,10 @@ CROSS_SERVICE = {
     ("emulator.services.scheduler", "emulator.services.iamadmin"),
     # Impersonation looks the target account (and each delegate) up, with its own allow policy, in IAM Admin.
     ("emulator.services.iamcredentials", "emulator.services.iamadmin"),
+    # A log-match alert condition is a Logging query over the project's entries; a Pub/Sub notification channel
+    # publishes the incident to a topic.
+    ("emulator.services.monitoring.alerting", "emulator.services.logging"),
+    ("emulator.services.monitoring.notify", "emulator.services.pubsub"),
 }
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +28,7 @@ from emulator.core.status import RpcError, invalid_argument, monitoring_denied, 
 from emulator.core.world import Project
 from emulator.services.kit import allowed, page_of, require_enabled
 from emulator.services.monitoring import aggregation as agg
+from emulator.services.monitoring import notify
 from emulator.services.monitoring.filter import (
     MonFilterError,
     SeriesView,
@@ -36,6 +36,7 @@ from emulator.services.monitoring.filter import (
     require_resource_type_restriction,
     require_single_metric_type,
 )
+from emulator.services.monitoring.store import MonitoringStore
 
 API = "monitoring.googleapis.com"
 MAX_SERIES = 200
@@ -63,17 +64,6 @@ CUSTOM_PREFIXES = ("custom.googleapis.com/", "workload.googleapis.com/", "extern
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], ...]]
-
-
-@dataclass
-class MonitoringStore:
-    """Cloud Monitoring in one project: metric descriptors and time series (keyed by type and by series identity), alert
-    policies and notification channels (by resource name)."""
-
-    metric_descriptors: dict[Any, Any] = field(default_factory=dict)
-    time_series: dict[Any, Any] = field(default_factory=dict)
-    alert_policies: dict[Any, Any] = field(default_factory=dict)
-    notification_channels: dict[Any, Any] = field(default_factory=dict)
 
 
 def _project(call: Call, name: str, permission: str) -> Project:
@@ -807,4 +797,7 @@ SERVICE = Service(
     apis=(Api(API, "Cloud Monitoring API", gcloud="MONITORING"),),
     methods=(*_methods(),),
     rules=(*RULES,),
+    # Alert policies are evaluated on the clock and notify their channels (alerting.py, notify.py).
+    tick=notify.tick,
+    admin=notify.ADMIN,
 )
