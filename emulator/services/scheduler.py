@@ -11,7 +11,24 @@ Assumption: English-like schedules ("every 5 minutes") are refused; only unix-cr
 Assumption: validation texts other than "Schedule or time zone is invalid." and "Job not found." are this
 emulator's own; denials use the text Google's newer APIs (Cloud Tasks, Scheduler) give: "The principal (user or
 service account) lacks IAM permission "P" for the resource "R" (or the resource may not exist)."
-Assumption: running a job (`:run`) records lastAttemptTime but calls nothing; jobs never fire on their own.
+Firing (`tick`, on the emulator's clock; docs/google-behaviour.md, "Cloud Scheduler attempts"): an ENABLED job is
+attempted at each time its schedule names, in its time zone. An HTTP target gets the job's method, URI, headers and
+body plus what Cloud Scheduler adds (X-CloudScheduler, X-CloudScheduler-JobName, X-CloudScheduler-ScheduleTime, a
+Content-Type for a body, the OIDC or OAuth bearer token), with the attempt deadline as its timeout; 2xx is success.
+A Pub/Sub target publishes its data and attributes to its topic. A failed attempt is retried per retryConfig with
+Cloud Scheduler's documented backoff; the job records lastAttemptTime, status and the next scheduleTime, and each
+attempt writes AttemptStarted / AttemptFinished entries to the cloudscheduler.googleapis.com/executions log.
+Never two attempts of one job at once; a paused job does not fire; RunJob queues an attempt for now.
+
+Assumption: after the clock jumps, every run that came due is attempted in order, each stamped with its own due time
+(as if the emulator had been running all along); at most 500 attempts are made per ticker round, the rest the next.
+Assumption: a RunJob attempt is one attempt (no retries) and leaves the schedule as it was; a paused job can be run.
+Assumption: when retries run past scheduled times, those runs are skipped; the next run is the first one after the
+last attempt.
+Assumption: the Pub/Sub target publishes as the Cloud Scheduler service agent, whose role grants
+pubsub.topics.publish; the emulator does not check that grant. The message carries no attributes of Scheduler's own.
+Assumption: AttemptFinished's debugInfo for an unreachable URL or a timeout, and the status codes for them
+(UNAVAILABLE, DEADLINE_EXCEEDED), are this emulator's; the texts for answered requests follow published entries.
 """
 
 from __future__ import annotations
@@ -20,6 +37,8 @@ import base64
 import binascii
 import copy
 import re
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,11 +47,12 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from google.rpc import code_pb2
 
-from emulator.core.clock import rfc3339
+from emulator.core.clock import parse_rfc3339, rfc3339
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
+from emulator.core.network import Outbound, Unreachable
 from emulator.core.status import RpcError, invalid_argument, not_found
-from emulator.core.world import Project
-from emulator.services import iamadmin
+from emulator.core.world import Project, World
+from emulator.services import iamadmin, pubsub
 from emulator.services.kit import admit, apply_mask, duration_seconds, integer, listed, mask_paths, message, now, text
 
 API = "cloudscheduler.googleapis.com"
@@ -85,10 +105,23 @@ OUTPUT_ONLY = ("state", "status", "scheduleTime", "lastAttemptTime", "userUpdate
 
 
 @dataclass
+class Execution:
+    """Where one job stands on the clock, beside its document: the scheduled time of the execution under way, how
+    many attempts it has had, when its first attempt was, whether an attempt is out now, and queued forced runs."""
+
+    schedule_time: datetime | None = None
+    attempts: int = 0
+    first_attempt: datetime | None = None
+    busy: bool = False
+    forced: list[datetime] = field(default_factory=list)
+
+
+@dataclass
 class SchedulerStore:
-    """Cloud Scheduler jobs in one project, by resource name."""
+    """Cloud Scheduler jobs in one project, by resource name, and where each stands on the clock."""
 
     scheduler_jobs: dict[Any, Any] = field(default_factory=dict)
+    executions: dict[str, Execution] = field(default_factory=dict)
 
 
 def denied(permission: str, resource: str) -> RpcError:
@@ -318,6 +351,7 @@ def create_job(call: Call, request: Doc) -> Doc:
     validate(call, project, job)
     stored = normalized(call, {**job, "name": key})
     project.store(SchedulerStore).scheduler_jobs[key] = stored
+    project.store(SchedulerStore).executions[key] = Execution()
     return copy.deepcopy(stored)
 
 
@@ -367,25 +401,29 @@ def update_job(call: Call, request: Doc) -> Doc:
     validate(call, project, merged)
     stored = normalized(call, {k: v for k, v in merged.items() if k not in ("scheduleTime", "userUpdateTime")})
     project.store(SchedulerStore).scheduler_jobs[job["name"]] = stored
+    _restart(project, job["name"])
     return copy.deepcopy(stored)
 
 
 def delete_job(call: Call, request: Doc) -> Doc:
     project, job = _job(call, text(request, "name"), "cloudscheduler.jobs.delete")
     del project.store(SchedulerStore).scheduler_jobs[job["name"]]
+    project.store(SchedulerStore).executions.pop(job["name"], None)
     return {}
 
 
 def run_job(call: Call, request: Doc) -> Doc:
-    _, job = _job(call, text(request, "name"), "cloudscheduler.jobs.run")
-    job["lastAttemptTime"] = now(call)
+    """Queue an attempt for now; the ticker makes it (outside the lock), after any attempt already out."""
+    project, job = _job(call, text(request, "name"), "cloudscheduler.jobs.run")
+    _execution(project, job["name"]).forced.append(call.world.clock.now())
     return copy.deepcopy(job)
 
 
 def _set_state(call: Call, request: Doc, permission: str, state: str) -> Doc:
-    _, job = _job(call, text(request, "name"), permission)
+    project, job = _job(call, text(request, "name"), permission)
     job["state"] = state
     job["userUpdateTime"] = now(call)
+    _restart(project, job["name"])  # runs missed while paused are not made up, and a pause ends retries
     if state == "ENABLED":
         job["scheduleTime"] = rfc3339(next_run(job["schedule"], job["timeZone"], call.world.clock.now()))
     return copy.deepcopy(job)
@@ -397,6 +435,303 @@ def pause_job(call: Call, request: Doc) -> Doc:
 
 def resume_job(call: Call, request: Doc) -> Doc:
     return _set_state(call, request, "cloudscheduler.jobs.enable", "ENABLED")
+
+
+# Firing on the clock ---------------------------------------------------------------------------------------------
+
+MAX_ATTEMPTS_PER_ROUND = 500  # attempts one ticker round makes before leaving the rest to the next
+USER_AGENT = "Google-Cloud-Scheduler"  # HttpTarget.headers: Cloud Scheduler's default User-Agent
+# google/rpc/code.proto gives each canonical code its HTTP status; an attempt's answer is read back through it
+# (500 also stands for UNKNOWN and DATA_LOSS there; published AttemptFinished entries show INTERNAL for a 500).
+_CODE_OF_HTTP = {
+    400: code_pb2.INVALID_ARGUMENT,
+    401: code_pb2.UNAUTHENTICATED,
+    403: code_pb2.PERMISSION_DENIED,
+    404: code_pb2.NOT_FOUND,
+    409: code_pb2.ABORTED,
+    429: code_pb2.RESOURCE_EXHAUSTED,
+    499: code_pb2.CANCELLED,
+    500: code_pb2.INTERNAL,
+    501: code_pb2.UNIMPLEMENTED,
+    503: code_pb2.UNAVAILABLE,
+    504: code_pb2.DEADLINE_EXCEEDED,
+}
+EXECUTIONS_LOG = "cloudscheduler.googleapis.com%2Fexecutions"  # the log's id, URL-encoded in logName
+LOGGING_TYPE = "type.googleapis.com/google.cloud.scheduler.logging."  # + AttemptStarted / AttemptFinished
+
+
+def code_of_http(status: int) -> int:
+    """The google.rpc code an HTTP answer stands for (0 for 2xx); an unlisted 4xx is FAILED_PRECONDITION and an
+    unlisted 5xx UNKNOWN."""
+    if 200 <= status < 300:
+        return code_pb2.OK
+    default = code_pb2.FAILED_PRECONDITION if 400 <= status < 500 else code_pb2.UNKNOWN
+    return _CODE_OF_HTTP.get(status, default)
+
+
+def _debug_info(status: int) -> str:
+    """AttemptFinished's debugInfo for an answered request, in the categories published entries show."""
+    if 200 <= status < 300:
+        kind = "URL_CRAWLED"
+    elif status == 401:
+        kind = "URL_ERROR-ERROR_AUTHENTICATION"
+    elif status == 404:
+        kind = "URL_ERROR-ERROR_NOT_FOUND"
+    elif status >= 500:
+        kind = "URL_UNREACHABLE-UNREACHABLE_5xx"
+    else:
+        kind = "URL_ERROR-ERROR_OTHER"
+    return f"{kind}. Original HTTP response code number = {status}"
+
+
+def backoff(retry: Doc, retries_done: int) -> float:
+    """Seconds before retry number `retries_done + 1`: min_backoff doubled max_doublings times, then growing by the
+    last doubling's step, capped at max_backoff (RetryConfig.max_doublings: 10s, 20s, 40s, 80s, 160s, 240s, 300s)."""
+    low = duration_seconds(retry.get("minBackoffDuration", "5s"), "min_backoff_duration")
+    high = duration_seconds(retry.get("maxBackoffDuration", "3600s"), "max_backoff_duration")
+    doublings = int(retry.get("maxDoublings", 5))
+    if retries_done <= doublings:
+        delay = low * 2**retries_done
+    else:
+        delay = low * 2**doublings * (1 + retries_done - doublings)
+    return float(min(delay, high))
+
+
+@dataclass
+class Attempt:
+    """One attempt, prepared under the lock and made outside it."""
+
+    project_id: str
+    job_name: str
+    at: datetime
+    schedule_time: datetime
+    forced: bool
+    target: str  # "HTTP" | "PUB_SUB"
+    url: str = ""
+    request: Outbound | None = None
+    topic: str = ""
+    data: bytes = b""
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    code: int
+    http_status: int = 0
+    debug_info: str = ""
+    seconds: float = 0.0  # how long the attempt took (wall time): AttemptFinished is stamped that much later
+
+
+def _execution(project: Project, name: str) -> Execution:
+    return project.store(SchedulerStore).executions.setdefault(name, Execution())
+
+
+def _restart(project: Project, name: str) -> None:
+    """The job's schedule or state changed: the execution under way ends (forced runs stay queued)."""
+    current = _execution(project, name)
+    project.store(SchedulerStore).executions[name] = Execution(busy=current.busy, forced=current.forced)
+
+
+def _due(job: Doc, execution: Execution, now_: datetime) -> tuple[datetime, bool] | None:
+    """When this job's next attempt is due (and whether it is a forced run), if that is not after `now_`."""
+    if execution.busy:
+        return None
+    if execution.forced and execution.forced[0] <= now_:
+        return execution.forced[0], True
+    if job.get("state") != "ENABLED" or not job.get("scheduleTime"):
+        return None
+    due = parse_rfc3339(job["scheduleTime"])
+    return (due, False) if due <= now_ else None
+
+
+def _headers(job: Doc, target: Doc, schedule_time: datetime, body: bytes) -> dict[str, str]:
+    """The job's headers plus Cloud Scheduler's own (HttpTarget.headers: X-CloudScheduler "true", the job name, the
+    schedule time in RFC 3339 UTC, application/octet-stream for a body without a Content-Type)."""
+    headers = {k: str(v) for k, v in (target.get("headers") or {}).items()}
+    headers.setdefault("User-Agent", USER_AGENT)
+    headers["X-CloudScheduler"] = "true"
+    headers["X-CloudScheduler-JobName"] = job["name"].rsplit("/", 1)[-1]
+    headers["X-CloudScheduler-ScheduleTime"] = rfc3339(schedule_time)
+    if body and not any(k.lower() == "content-type" for k in headers):
+        headers["Content-Type"] = "application/octet-stream"
+    return headers
+
+
+def _prepare(world: World, project: Project, job: Doc, at: datetime, forced: bool) -> Attempt:
+    execution = _execution(project, job["name"])
+    if not forced and execution.attempts == 0:
+        execution.schedule_time = at
+    schedule_time = at if forced else execution.schedule_time or at
+    attempt = Attempt(project.project_id, job["name"], at, schedule_time, forced, "HTTP")
+    if job.get("pubsubTarget"):
+        target = job["pubsubTarget"]
+        attempt.target = "PUB_SUB"
+        attempt.topic = str(target.get("topicName", ""))
+        attempt.data = base64.b64decode(str(target.get("data", "")))
+        attempt.attributes = {str(k): str(v) for k, v in (target.get("attributes") or {}).items()}
+        return attempt
+    target = job.get("httpTarget") or {}
+    body = base64.b64decode(str(target.get("body", ""))) if target.get("body") else b""
+    headers = _headers(job, target, schedule_time, body)
+    oidc, oauth = target.get("oidcToken"), target.get("oauthToken")
+    if oidc:
+        audience = oidc.get("audience") or target["uri"]
+        headers["Authorization"] = f"Bearer {world.signer.id_token(oidc['serviceAccountEmail'], audience)}"
+    elif oauth:
+        token, _ = world.mint_token(oauth["serviceAccountEmail"])
+        headers["Authorization"] = f"Bearer {token}"
+    deadline = duration_seconds(job.get("attemptDeadline", "180s"), "attempt_deadline")
+    attempt.url = target["uri"]
+    attempt.request = Outbound(target.get("httpMethod", "POST"), target["uri"], headers, body, deadline)
+    return attempt
+
+
+def _resource(project: Project, name: str) -> Doc:
+    location, job_id = name.split("/")[3], name.split("/")[5]
+    return {
+        "type": "cloud_scheduler_job",
+        "labels": {"project_id": project.project_id, "job_id": job_id, "location": location},
+    }
+
+
+def _log(
+    world: World,
+    project: Project,
+    attempt: Attempt,
+    at: datetime,
+    severity: str,
+    payload: Doc,
+    extra: Doc | None = None,
+) -> None:
+    entry: Doc = {
+        **(extra or {}),
+        "insertId": secrets.token_hex(7),
+        "logName": f"projects/{project.project_id}/logs/{EXECUTIONS_LOG}",
+        "resource": _resource(project, attempt.job_name),
+        "timestamp": rfc3339(at),
+        "receiveTimestamp": rfc3339(at + world.ingestion_lag),
+        "severity": severity,
+        "jsonPayload": payload,
+    }
+    world.append_log(entry, at)
+
+
+def _target_fields(attempt: Attempt) -> Doc:
+    if attempt.target == "PUB_SUB":
+        return {"targetType": "PUB_SUB", "topicName": attempt.topic}
+    return {"targetType": "HTTP", "url": attempt.url}
+
+
+def _started(world: World, project: Project, attempt: Attempt) -> None:
+    payload = {
+        "@type": LOGGING_TYPE + "AttemptStarted",
+        "jobName": attempt.job_name,
+        "scheduledTime": rfc3339(attempt.schedule_time),
+        **_target_fields(attempt),
+    }
+    _log(world, project, attempt, attempt.at, "INFO", payload)
+
+
+def _finished(world: World, project: Project, attempt: Attempt, outcome: Outcome) -> None:
+    payload: Doc = {"@type": LOGGING_TYPE + "AttemptFinished", "jobName": attempt.job_name, **_target_fields(attempt)}
+    if outcome.debug_info:
+        payload["debugInfo"] = outcome.debug_info
+    if outcome.code != code_pb2.OK:
+        payload["status"] = code_pb2.Code.Name(outcome.code)
+    at = attempt.at + timedelta(seconds=max(outcome.seconds, 1e-6))
+    extra = {"httpRequest": {"status": outcome.http_status}} if outcome.http_status else {}
+    _log(world, project, attempt, at, "INFO" if outcome.code == code_pb2.OK else "ERROR", payload, extra)
+
+
+def deliver(world: World, attempt: Attempt) -> Outcome:
+    """Make the attempt (outside the lock): the HTTP request, or the publish."""
+    if attempt.request is None:
+        try:
+            pubsub.publish(world, attempt.topic, attempt.data, attempt.attributes)
+        except RpcError as err:
+            return Outcome(err.code, debug_info=err.message)
+        return Outcome(code_pb2.OK)
+    try:
+        reply = world.network.send(attempt.request)
+    except Unreachable as err:
+        if err.reason == "timeout":
+            return Outcome(code_pb2.DEADLINE_EXCEEDED, debug_info="URL_TIMEOUT. No answer within the attempt deadline")
+        return Outcome(code_pb2.UNAVAILABLE, debug_info=f"URL_UNREACHABLE-UNREACHABLE_NO_RESPONSE. {err}")
+    return Outcome(code_of_http(reply.status), reply.status, _debug_info(reply.status))
+
+
+def _next_attempt(world: World, now_: datetime) -> Attempt | None:
+    """The earliest due attempt across every project's jobs, marked as out (under the lock)."""
+    best: tuple[datetime, bool, Project, Doc] | None = None
+    for project in world.projects.values():
+        store = project.store(SchedulerStore)
+        for name, job in store.scheduler_jobs.items():
+            due = _due(job, _execution(project, name), now_)
+            if due is not None and (best is None or due[0] < best[0]):
+                best = (due[0], due[1], project, job)
+    if best is None:
+        return None
+    at, forced, project, job = best
+    execution = _execution(project, job["name"])
+    if forced:
+        execution.forced.pop(0)
+    attempt = _prepare(world, project, job, at, forced)
+    execution.busy = True
+    job["lastAttemptTime"] = rfc3339(at)
+    _started(world, project, attempt)
+    return attempt
+
+
+def _record(world: World, attempt: Attempt, outcome: Outcome) -> None:
+    """The attempt's outcome on the job (under the lock): status, the log entry, the next attempt's time."""
+    project = world.project(attempt.project_id)
+    job = project.store(SchedulerStore).scheduler_jobs.get(attempt.job_name) if project else None
+    if project is None or job is None:
+        return  # deleted while the attempt was out
+    execution = _execution(project, attempt.job_name)
+    execution.busy = False
+    job["status"] = {} if outcome.code == code_pb2.OK else {"code": outcome.code}
+    _finished(world, project, attempt, outcome)
+    if attempt.forced:
+        return
+    retry = message(job, "retryConfig")
+    execution.first_attempt = execution.first_attempt or attempt.at
+    execution.attempts += 1
+    if outcome.code != code_pb2.OK and _may_retry(retry, execution, attempt.at):
+        job["scheduleTime"] = rfc3339(attempt.at + timedelta(seconds=backoff(retry, execution.attempts - 1)))
+        return
+    project.store(SchedulerStore).executions[attempt.job_name] = Execution(forced=execution.forced)
+    if job.get("state") == "ENABLED":
+        job["scheduleTime"] = rfc3339(next_run(job["schedule"], job.get("timeZone", "Etc/UTC"), attempt.at))
+
+
+def _may_retry(retry: Doc, execution: Execution, at: datetime) -> bool:
+    """RetryConfig: retry_count retries, and, when max_retry_duration is set, until that long after the first
+    attempt too (both limits must be reached); neither set means no retry."""
+    count = int(retry.get("retryCount", 0))
+    limit = duration_seconds(retry.get("maxRetryDuration", "0s"), "max_retry_duration")
+    retries_done = execution.attempts - 1
+    first = execution.first_attempt or at
+    within_count = retries_done < count
+    within_time = limit > 0 and (at - first).total_seconds() < limit
+    return within_count or within_time
+
+
+def tick(world: World, now_: datetime) -> None:
+    """Make every attempt that has come due by `now_`, earliest first, each outside the lock."""
+    for _ in range(MAX_ATTEMPTS_PER_ROUND):
+        with world.lock:
+            attempt = _next_attempt(world, now_)
+        if attempt is None:
+            return
+        started = time.monotonic()
+        try:
+            outcome = deliver(world, attempt)
+        except Exception as err:  # noqa: BLE001 - a broken attempt must not leave the job marked busy forever
+            outcome = Outcome(code_pb2.INTERNAL, debug_info=f"emulator: {type(err).__name__}")
+        outcome.seconds = time.monotonic() - started
+        with world.lock:
+            _record(world, attempt, outcome)
 
 
 _JOB_NAME = "projects/*/locations/*/jobs/*"
@@ -430,4 +765,5 @@ SERVICE = Service(
     apis=(Api(API, "Cloud Scheduler API", gcloud="CLOUDSCHEDULER"),),
     methods=(*METHODS,),
     rules=(*RULES,),
+    tick=tick,
 )

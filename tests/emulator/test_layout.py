@@ -59,6 +59,16 @@ def _allowed(module: str, imported: str) -> bool:
         return imported == "emulator" or imported.startswith("emulator.core")
     if module.startswith("emulator.frontends"):
         return imported.startswith(("emulator.core", "emulator.frontends")) or imported == "emulator"
+    if module.startswith("emulator.runtime"):
+        return imported in ("emulator", "emulator.services") or imported.startswith(
+            (
+                "emulator.core",
+                "emulator.runtime",
+                "emulator.frontends.httpserver",
+                "emulator.frontends.metadata",
+                "emulator.services.functions",
+            )
+        )
     if module == "emulator.services":  # the registry
         return True
     if module.startswith("emulator.services"):
