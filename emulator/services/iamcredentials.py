@@ -26,6 +26,8 @@ Assumption: `organizationNumberIncluded` is accepted and ignored (the token carr
 claim); signBlob and signJwt are not served (gcloud's impersonation does not call them).
 Assumption: no Data Access audit entries are written for these calls (Google writes them only when the project's
 audit config asks for DATA_READ on iamcredentials).
+Assumption (unverified): the basic roles grant the token permissions as this emulator's catalogue has them grant
+everything (owner) or everything but setIamPolicy (editor); Google's own basic-role lists were not checked for them.
 Assumption: the certs documents are served with `Cache-Control: public, max-age=19800, must-revalidate,
 no-transform` as Google's are seen to be; google.auth does not read the header.
 """
