@@ -277,6 +277,7 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     "roles/pubsub.admin": frozenset(
         {
+            "pubsub.topics.attachSubscription",
             "pubsub.topics.create",
             "pubsub.topics.delete",
             "pubsub.topics.get",
