@@ -7,10 +7,6 @@ count of 0-5, an attempt deadline of 15 s-30 min for HTTP targets. The answer ca
 userUpdateTime, the next scheduleTime, the default retryConfig and attemptDeadline, and the
 `User-Agent: Google-Cloud-Scheduler` header.
 
-Assumption: English-like schedules ("every 5 minutes") are refused; only unix-cron is accepted here.
-Assumption: validation texts other than "Schedule or time zone is invalid." and "Job not found." are this
-emulator's own; denials use the text Google's newer APIs (Cloud Tasks, Scheduler) give: "The principal (user or
-service account) lacks IAM permission "P" for the resource "R" (or the resource may not exist)."
 Firing (`tick`, on the emulator's clock; docs/google-behaviour.md, "Cloud Scheduler attempts"): an ENABLED job is
 attempted at each time its schedule names, in its time zone. An HTTP target gets the job's method, URI, headers and
 body plus what Cloud Scheduler adds (X-CloudScheduler, X-CloudScheduler-JobName, X-CloudScheduler-ScheduleTime, a
@@ -20,6 +16,11 @@ Cloud Scheduler's documented backoff; the job records lastAttemptTime, status an
 attempt writes AttemptStarted / AttemptFinished entries to the cloudscheduler.googleapis.com/executions log.
 Never two attempts of one job at once; a paused job does not fire; RunJob queues an attempt for now.
 
+Assumption: English-like schedules ("every 5 minutes") are refused; only unix-cron is accepted here.
+Assumption: validation texts other than "Schedule or time zone is invalid." and "Job not found." are this
+emulator's own; denials use the text Google's newer APIs (Cloud Tasks, Scheduler) give: "The principal (user or
+service account) lacks IAM permission "P" for the resource "R" (or the resource may not exist)."
+
 Assumption: after the clock jumps, every run that came due is attempted in order, each stamped with its own due time
 (as if the emulator had been running all along); at most 500 attempts are made per ticker round, the rest the next.
 Assumption: a RunJob attempt is one attempt (no retries) and leaves the schedule as it was; a paused job can be run.
@@ -27,6 +28,9 @@ Assumption: when retries run past scheduled times, those runs are skipped; the n
 last attempt.
 Assumption: the Pub/Sub target publishes as the Cloud Scheduler service agent, whose role grants
 pubsub.topics.publish; the emulator does not check that grant. The message carries no attributes of Scheduler's own.
+Assumption: daylight saving time, which Google documents only as "may cause anomalies": a wall time a spring-forward
+skips runs at the same instant the old offset gives it (an hour later on the new wall clock); a wall time that occurs
+twice runs once, at its first occurrence.
 Assumption: AttemptFinished's debugInfo for an unreachable URL or a timeout, and the status codes for them
 (UNAVAILABLE, DEADLINE_EXCEEDED), are this emulator's; the texts for answered requests follow published entries.
 """

@@ -13,7 +13,7 @@ from google.logging.type import log_severity_pb2
 from devkit.emulated import admin, clients
 from emulator.core.clock import parse_rfc3339
 from emulator.server import Emulator
-from emulator.services.scheduler import backoff
+from emulator.services.scheduler import backoff, next_run
 from tests.emulator.receiver import Receiver, receiving
 from tests.emulator.rest_support import LOC, rest, scheduler_job
 from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
@@ -182,3 +182,15 @@ def test_each_attempt_writes_execution_log_entries_the_logging_client_reads(
     assert finished.http_request.status == 404
     assert started.timestamp == datetime(2026, 11, 26, 9, 5, tzinfo=UTC)
     assert finished.timestamp.timestamp() > started.timestamp.timestamp()  # type: ignore[attr-defined]
+
+
+def test_daylight_saving_skipped_and_repeated_wall_times() -> None:
+    zone = "America/New_York"
+    # 2027-03-14: 02:30 does not exist (02:00 EST → 03:00 EDT); it runs at the instant EST gives it, 03:30 EDT.
+    skipped = next_run("30 2 * * *", zone, datetime(2027, 3, 14, 5, 0, tzinfo=UTC))
+    assert skipped.astimezone(UTC) == datetime(2027, 3, 14, 7, 30, tzinfo=UTC)
+    # 2027-11-07: 01:30 happens twice (EDT, then EST); it runs once, at the first.
+    first = next_run("30 1 * * *", zone, datetime(2027, 11, 7, 4, 0, tzinfo=UTC))
+    assert first.astimezone(UTC) == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
+    again = next_run("30 1 * * *", zone, first)
+    assert again.astimezone(UTC) == datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
