@@ -4,8 +4,11 @@ entries the real logging client reads."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from google.logging.type import log_severity_pb2
@@ -17,6 +20,7 @@ from emulator.services.scheduler import backoff, next_run
 from tests.emulator.receiver import Receiver, receiving
 from tests.emulator.rest_support import LOC, rest, scheduler_job
 from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
+from tests.prerequisites import need
 from tests.shared import WORKLOAD
 
 JOB = f"{LOC}/jobs/gemini-canary"
@@ -194,3 +198,37 @@ def test_daylight_saving_skipped_and_repeated_wall_times() -> None:
     assert first.astimezone(UTC) == datetime(2027, 11, 7, 5, 30, tzinfo=UTC)
     again = next_run("30 1 * * *", zone, first)
     assert again.astimezone(UTC) == datetime(2027, 11, 8, 6, 30, tzinfo=UTC)
+
+
+def test_a_job_gcloud_creates_fires_with_its_oidc_token(
+    start_emulator: Callable[[str], Emulator], receiver: Receiver, tmp_path: Path
+) -> None:
+    binary = need("gcloud")
+    emu = start_emulator("deploy_ready")
+    create = [
+        binary,
+        "scheduler",
+        "jobs",
+        "create",
+        "http",
+        "gemini-canary",
+        "--location=us-central1",
+        "--schedule=*/10 * * * *",
+        "--time-zone=Europe/Berlin",
+        f"--uri={receiver.url}/run",
+        "--http-method=POST",
+        "--message-body={}",
+        f"--oidc-service-account-email={WORKLOAD}",
+        "--format=json",
+    ]
+    done = subprocess.run(
+        create, capture_output=True, text=True, env=emu.gcloud_env(tmp_path, DEPLOYER), timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["scheduleTime"] == "2026-11-26T09:10:00Z"
+    advance(emu, 600)
+    [got] = receiver.taken()
+    token = got.headers["authorization"].removeprefix("Bearer ")
+    assert emu.world.signer.verify(token, {f"{receiver.url}/run"})["email"] == WORKLOAD  # audience: the URI
+    assert got.headers["x-cloudscheduler-scheduletime"] == "2026-11-26T09:10:00Z"
+    assert got.headers["content-type"] == "application/octet-stream"  # a body and no Content-Type given
