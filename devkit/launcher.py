@@ -4,49 +4,18 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Self
 
+from emulator.runtime.process import FUNCTIONS_FRAMEWORK_ENV, bound_port, functions_framework_argv
+
 ROOT = Path(__file__).resolve().parents[1]
-# gunicorn says where it listens (`Listening at: http://127.0.0.1:PORT (PID)`) at log level info; functions-framework
-# sets error unless GUNICORN_LOG_LEVEL says otherwise.
-FUNCTIONS_FRAMEWORK_ENV = {"GUNICORN_LOG_LEVEL": "info"}
-_LISTENING = re.compile(rb"Listening at: http://127\.0\.0\.1:([0-9]+) ")
-
-
-def functions_framework_argv(source: str, target: str, *extra: str) -> list[str]:
-    """`python -m functions_framework` on loopback port 0: gunicorn binds a port the kernel picks and says which, so
-    no port number is chosen beforehand (a port bound, closed and handed over can be taken by anyone in between)."""
-    return [
-        *(sys.executable, "-m", "functions_framework", "--source", source, "--target", target),
-        *("--host", "127.0.0.1", "--port", "0", *extra),
-    ]
-
-
-def bound_port(process: subprocess.Popen[bytes], output: Callable[[], bytes], limit_s: float) -> int:
-    """The port a functions_framework_argv process listens on, once its gunicorn master has bound it (read from its
-    output); RuntimeError with the output's tail if it exits first or says nothing within `limit_s`."""
-    end = time.monotonic() + limit_s
-    while True:
-        text = output()
-        found = _LISTENING.search(text)
-        if found:
-            return int(found.group(1))
-        if process.poll() is not None:
-            tail = output().decode(errors="replace")[-2000:]
-            raise RuntimeError(f"functions-framework exited with {process.returncode}: {tail}")
-        if time.monotonic() > end:
-            tail = text.decode(errors="replace")[-2000:]
-            raise RuntimeError(f"functions-framework did not listen within {limit_s:g} s: {tail}")
-        time.sleep(0.005)  # polling the log for the line; the loop ends on the condition, not on the time
 
 
 class FunctionProcess:

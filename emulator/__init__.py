@@ -10,6 +10,9 @@ Layout, and what each part may import (a test checks it):
   `services/__init__.py` is the one list of them. Imports `emulator.core` and `emulator.services.kit`.
 - `frontends/`: gRPC, REST (+ transcoding), the metadata server, the admin API, the HTTP server; imports
   `emulator.core` and the registry, never a service module.
+- `runtime/`: what runs deployed code: a gen2 function's revision served from its uploaded source by the real
+  functions-framework as its own service account, its output as log entries, Cloud Run's ingress in front of it.
+  Imports `emulator.core`, the metadata front end and HTTP server, and the services whose resources it serves.
 - `server.py` assembles them (ports + the registry); `__main__.py` is the command line; `scenarios/` the shipped
   worlds. Nothing here imports `function/`, `deploy/` or `devkit/`.
 """

@@ -5,22 +5,34 @@ from __future__ import annotations
 
 import ipaddress
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from emulator import services
 from emulator.core import scenario
 from emulator.core.clock import Clock
 from emulator.core.handlers import JsonMethod
 from emulator.core.http import Request, Response
+from emulator.core.network import Outbound, Reply
 from emulator.core.ticker import Ticker
 from emulator.core.world import World
 from emulator.frontends import admin, rest
 from emulator.frontends.grpc import GrpcServer
 from emulator.frontends.httpserver import HttpServer
 from emulator.frontends.metadata import make_app as metadata_app
+from emulator.runtime.serving import Runtime
 
 LOOPBACK = "127.0.0.1"
+
+
+def ingress_response(served: Callable[[Outbound], Reply], request: Request) -> Response:
+    """A request for a served function's URL that came to the HTTP port (as a proxy, or with its Host header)."""
+    query = urlencode([(k, v) for k, values in request.query.items() for v in values])
+    url = f"https://{request.host}{request.path}" + (f"?{query}" if query else "")
+    reply = served(Outbound(request.method, url, dict(request.headers), request.body, timeout_s=3600))
+    return Response(reply.status, reply.body, {k: v for k, v in reply.headers.items() if k != "content-length"})
 
 
 def gcloud_apis() -> list[str]:
@@ -40,6 +52,8 @@ class Emulator:
         http_port: int = 0,
         metadata_port: int = 0,
         clock_mode: str | None = None,
+        serve_functions: bool = False,
+        outbox: Path | None = None,
     ) -> None:
         if not ipaddress.ip_address(host).is_loopback:
             raise ValueError(f"the emulator listens on loopback only, not on {host}")
@@ -51,7 +65,12 @@ class Emulator:
         typed = [m for m in methods if not isinstance(m, JsonMethod)]  # JSON-only methods have no gRPC form
         self.grpc = GrpcServer(self.world, typed, host, grpc_port)
         self.metadata = HttpServer(metadata_app(self.world), host, metadata_port)
-        self.ticker = Ticker(self.world, [service.tick for service in services.REGISTRY if service.tick is not None])
+        self.world.serving = serve_functions
+        self.world.outbox = outbox
+        # Deployed functions run only when asked: each costs a process (emulator/runtime).
+        self.runtime = Runtime({"CANARY_EMULATOR_GRPC": self.grpc.address}) if serve_functions else None
+        ticks = [service.tick for service in services.REGISTRY if service.tick is not None]
+        self.ticker = Ticker(self.world, [*ticks, *([self.runtime.tick] if self.runtime else [])])
         extra = {key: route for service in services.REGISTRY for key, route in service.admin.items()}
         admin_handler = admin.make_app(
             self.world, self.reset, {m.full_name for m in methods}, self.ticker.run_once, extra
@@ -60,6 +79,9 @@ class Emulator:
         rest_handler = rest.make_app(self.world, methods, rules, raw)
 
         def http(request: Request) -> Response:
+            served = self.world.network.handler(request.host) if request.host else None
+            if served is not None:  # a served function's URL, reached through this port as a proxy
+                return ingress_response(served, request)
             if request.path.startswith(admin.ADMIN_PREFIX):
                 return admin_handler(request)
             return rest_handler(request)
@@ -78,6 +100,8 @@ class Emulator:
 
     def stop(self) -> None:
         self.ticker.stop()
+        if self.runtime is not None:
+            self.runtime.stop(self.world)
         self.http.stop()
         self.metadata.stop()
         self.grpc.stop()

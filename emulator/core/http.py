@@ -93,6 +93,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-case keys
     body: bytes
+    host: str = ""  # lower-case, no port: from an absolute request URI (a proxy request), else the Host header
 
     def json(self) -> Any:
         """The body as JSON; raises ValueError with a clear message when it isn't (see `parse_json`)."""

@@ -169,6 +169,7 @@ class World:
         self.organization_id = "123456789012"
         self.nodes: dict[str, Node] = {}  # folders and the organization, by resource name
         self.signer = Signer()  # signs ID tokens (core/tokens.py)
+        self.serving = False  # deployed functions run (emulator/runtime); off, a deploy only records them
         self.outbox: Path | None = None  # where email notification channels' messages are written, one file each
         self.network = Network()  # the requests Google's side sends: Scheduler, push, webhooks (core/network.py)
 

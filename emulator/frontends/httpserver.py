@@ -145,12 +145,14 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                 self._send(refused.response, close=True)
                 return
             split = urlsplit(self.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
             request = Request(
                 method=self.command,
                 path=split.path,
                 query=parse_qs(split.query, keep_blank_values=True),
-                headers={k.lower(): v for k, v in self.headers.items()},
+                headers=headers,
                 body=body,
+                host=_host(split.hostname, headers.get("host", "")),
             )
             try:
                 response = app(request)
@@ -208,6 +210,17 @@ class _QuietServer(ThreadingHTTPServer):
 _RESERVED: dict[tuple[str, int], socket.socket] = {}  # reserve_port(): listening sockets kept for this process
 _IN_USE: set[tuple[str, int]] = set()
 _RESERVED_LOCK = threading.Lock()
+
+
+def _host(absolute: str | None, header: str) -> str:
+    """The host a request names: its absolute URI's (a proxy request) or its Host header's, lower-case, no port;
+    "" when neither names one that parses."""
+    if absolute:
+        return absolute.lower()
+    try:
+        return (urlsplit("//" + header[:300]).hostname or "").lower()
+    except ValueError:  # a malformed Host header (an unclosed "[", a bad port) names no host
+        return ""
 
 
 def reserve_port(host: str = "127.0.0.1") -> int:

@@ -4,7 +4,9 @@ function IAM policy, and the source upload URL (a signed-URL PUT of a zip, serve
 `gcloud functions deploy --gen2` asks, in order: GET the function (404 when new), list runtimes, generateUploadUrl,
 PUT the zip to the URL, POST the function (or PATCH it with an updateMask), GET the operation until done, then GET the
 function. A function owns a Cloud Run service of the same name (services/run.py) whose policy holds the invokers.
-Only the zip's size and file list are kept, never its bytes. The upload PUT is Cloud Storage's, not an API method of
+The zip is kept with the function: when the emulator serves functions (`world.serving`, emulator/runtime), the
+deploy's operation stays running until the new revision listens (or fails to), and the function reads DEPLOYING
+meanwhile; otherwise the operation finishes at once. The upload PUT is Cloud Storage's, not an API method of
 this service: it is not counted and takes no faults; a URL this emulator did not sign gets Cloud Storage's 403.
 
 Checks, in order: credentials → project (unknown: the denial) → API enabled → IAM on the project or the function
@@ -35,6 +37,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import importlib.metadata
 import io
 import re
 import secrets
@@ -45,8 +48,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from google.rpc import code_pb2
+from packaging.requirements import InvalidRequirement, Requirement
 
 from emulator.core import iam
+from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, RestCall, Service, json_method
 from emulator.core.http import Request, Response
 from emulator.core.status import RpcError, invalid_argument, not_found
@@ -206,12 +211,34 @@ class FunctionStore:
     uploads: dict[Any, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Wanted:
+    """One revision the runtime should serve: everything it needs, copied out of the store."""
+
+    function: str  # projects/P/locations/R/functions/F
+    project_id: str
+    region: str
+    function_id: str
+    revision: str
+    source: bytes
+    source_file: str  # GOOGLE_FUNCTION_SOURCE, else main.py
+    entry_point: str
+    signature_type: str  # http | cloudevent
+    service_account: str
+    environment: dict[str, str]
+    hosts: tuple[str, ...]  # the service URL's host, the function URL's host
+    operation: str  # the deploy's operation, "" once it has ended
+
+
 @dataclass
 class FunctionRecord:
     resource: Doc  # the Function as the API returns it
     source_size: int = 0
     source_files: list[str] = field(default_factory=list)
     policy: iam.Policy = field(default_factory=iam.Policy)
+    source: bytes = b""
+    deploying: Wanted | None = None  # the revision being started (serving on)
+    live: Wanted | None = None  # the revision serving
 
 
 @dataclass
@@ -220,6 +247,7 @@ class Upload:
     expires: datetime
     size: int | None = None  # set once the zip has arrived
     files: list[str] | None = None
+    data: bytes = b""
 
 
 # Names, errors and checks --------------------------------------------------------------------------------------
@@ -314,6 +342,71 @@ def build_error(call: Call, project: Project, build: Doc) -> RpcError | None:
     if all(call.world.allows(project, who, p) for p in BUILD_PERMISSIONS):
         return None
     return RpcError(code_pb2.INVALID_ARGUMENT, BUILD_FAILED)
+
+
+def source_file(build: Doc) -> str:
+    """The file the Python buildpack serves: GOOGLE_FUNCTION_SOURCE from the build environment, else main.py."""
+    given = message(build, "environmentVariables").get("GOOGLE_FUNCTION_SOURCE")
+    return given if isinstance(given, str) and given else "main.py"
+
+
+def buildpack_error(build: Doc, files: list[str], data: bytes) -> str | None:
+    """What the Python buildpack stops on, in its words (docs/google-behaviour.md, "Function builds"): the source
+    file missing, or a requirements.txt line this environment cannot satisfy (pip's words). None when it builds."""
+    given = message(build, "environmentVariables").get("GOOGLE_FUNCTION_SOURCE")
+    if given:
+        if given not in files:
+            return f'GOOGLE_FUNCTION_SOURCE specified file "{given}" but it does not exist'
+    elif "main.py" not in files:
+        return (
+            "missing main.py and GOOGLE_FUNCTION_SOURCE not specified. Either create the function in main.py or "
+            "specify GOOGLE_FUNCTION_SOURCE to point to the file that contains the function"
+        )
+    if "requirements.txt" not in files or not data:
+        return None
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        text_ = archive.read("requirements.txt")[: 1 << 20].decode("utf-8", errors="replace")
+    return unsatisfied(text_)
+
+
+def unsatisfied(requirements: str) -> str | None:
+    """pip's error for the first requirement the installed environment does not satisfy, None when all are.
+
+    Assumption: the function's environment is the emulator's own Python environment; a requirement is met when an
+    installed distribution's version is in its specifier (markers evaluated), as the buildpack's pip install would
+    find nothing newer to install. Options (-r, --index-url, …) and URLs are not followed.
+    """
+    for raw in requirements.splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement:
+            return f"ERROR: Invalid requirement: {line[:200]!r}"
+        if requirement.url or (requirement.marker is not None and not requirement.marker.evaluate()):
+            continue
+        try:
+            installed = importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or not requirement.specifier.contains(installed, prereleases=True):
+            shown = line[:200]
+            return (
+                f"ERROR: Could not find a version that satisfies the requirement {shown} (from versions: "
+                f"{installed or 'none'})\nERROR: No matching distribution found for {shown}"
+            )
+    return None
+
+
+def _build_failed(project: Project, region: str, build: Doc, detail: str) -> RpcError:
+    """The operation error of a failed build: Google's form, seen in users' reports of `gcloud functions deploy`."""
+    build_id = text(build, "build").rsplit("/", 1)[-1]
+    return RpcError(
+        code_pb2.INVALID_ARGUMENT,
+        f"Build failed with status: FAILURE and message: {detail}. For more details see the logs at "
+        f"https://console.cloud.google.com/cloud-build/builds;region={region}/{build_id}?project={project.number}.",
+    )
 
 
 def _validate(project: Project, function: Doc) -> None:
@@ -416,6 +509,7 @@ def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
     record = project.store(FunctionStore).functions.get(name) or FunctionRecord(resource)
     record.resource = resource
     record.source_size, record.source_files = upload.size or 0, list(upload.files or [])
+    record.source = upload.data
     project.store(FunctionStore).functions[name] = record
     service_name = resource["serviceConfig"]["service"]
     service = project.store(RunStore).run_services.get(service_name)
@@ -429,6 +523,155 @@ def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
         service.service_account, service.update_time = account, now(call)
         service.generation += 1
     return record
+
+
+def _buildpack(project: Project, resource: Doc) -> RpcError | None:
+    record_files = _source(project, resource["buildConfig"])[1]
+    detail = buildpack_error(resource["buildConfig"], list(record_files.files or []), record_files.data)
+    region = resource["name"].split("/")[3]
+    return None if detail is None else _build_failed(project, region, resource["buildConfig"], detail)
+
+
+def _deployed(call: Call, project: Project, record: FunctionRecord, verb: str) -> Doc:
+    """The deploy's operation: finished at once, or (serving on) running until the runtime starts the revision."""
+    resource = record.resource
+    operation = _operation(call, project, resource["name"], verb, resource)
+    if not call.world.serving:
+        return operation
+    operation["done"] = False
+    operation.pop("response", None)
+    operation["metadata"]["endTime"] = None
+    operation["metadata"].pop("endTime")
+    for stage in operation["metadata"]["stages"]:
+        stage["state"] = "COMPLETE" if stage["name"] == "BUILD" else "IN_PROGRESS"
+    resource["state"] = "DEPLOYING"
+    record.deploying = _wanted(project, record, operation["name"])
+    return copy.deepcopy(operation)
+
+
+def _wanted(project: Project, record: FunctionRecord, operation: str) -> Wanted:
+    resource = record.resource
+    build, service = resource["buildConfig"], resource["serviceConfig"]
+    _, region, function_id = resource["name"].split("/")[1::2]
+    return Wanted(
+        function=resource["name"],
+        project_id=project.project_id,
+        region=region,
+        function_id=function_id,
+        revision=service["revision"],
+        source=record.source,
+        source_file=source_file(build),
+        entry_point=text(build, "entryPoint") or function_id,
+        signature_type="cloudevent" if "eventTrigger" in resource else "http",
+        service_account=service["serviceAccountEmail"],
+        environment={str(k): str(v) for k, v in message(service, "environmentVariables").items()},
+        hosts=(_host(service["uri"]), _host(resource["url"])),
+        operation=operation,
+    )
+
+
+def _host(url: str) -> str:
+    return url.split("://", 1)[-1].split("/", 1)[0].lower()
+
+
+# What the runtime (emulator/runtime) reads and reports, under the world's lock ---------------------------------
+
+
+def _records(world: World) -> list[tuple[Project, FunctionRecord]]:
+    return [(p, r) for p in world.projects.values() for r in p.store(FunctionStore).functions.values()]
+
+
+def wanted_revisions(world: World) -> dict[str, Wanted]:
+    """The revision each function should serve: the one being deployed, else the one serving."""
+    found: dict[str, Wanted] = {}
+    for _, record in _records(world):
+        want = record.deploying or record.live
+        if want is not None:
+            found[want.function] = want
+    return found
+
+
+def _finish(world: World, want: Wanted, error: RpcError | None) -> FunctionRecord | None:
+    for project, record in _records(world):
+        if record.resource["name"] != want.function or record.deploying is not want:
+            continue
+        record.deploying = None
+        operation = project.store(OperationStore).operations.get(want.operation)
+        if operation is not None:
+            operation["done"] = True
+            operation["metadata"]["endTime"] = rfc3339(world.clock.now())
+            for stage in operation["metadata"]["stages"]:
+                stage["state"] = "COMPLETE"
+            if error is None:
+                operation["response"] = {"@type": FUNCTION_TYPE, **copy.deepcopy(record.resource)}
+            else:
+                operation["error"] = {"code": error.code, "message": error.message}
+        return record
+    return None
+
+
+def revision_ready(world: World, want: Wanted) -> None:
+    record = _finish(world, want, None)
+    if record is not None:
+        record.live = want
+        record.resource["state"] = "ACTIVE"
+        record.resource.pop("stateMessages", None)
+        if want.operation:
+            op = _finished_operation(world, want)
+            if op is not None:
+                op["response"]["state"] = "ACTIVE"
+
+
+def _finished_operation(world: World, want: Wanted) -> Doc | None:
+    project = world.project(want.project_id)
+    return None if project is None else project.store(OperationStore).operations.get(want.operation)
+
+
+def revision_failed(world: World, want: Wanted, detail: str) -> None:
+    """The revision did not start: Cloud Run's health-check failure (users' reports of gen2 deploys); a function
+    that was serving keeps its last revision."""
+    error = RpcError(
+        code_pb2.INVALID_ARGUMENT,
+        f"Could not create or update Cloud Run service {want.function_id}, Container Healthcheck failed. Revision "
+        f"'{want.revision}' is not ready and cannot serve traffic. The user-provided container failed to start and "
+        "listen on the port defined provided by the PORT=8080 environment variable within the allocated timeout. "
+        "This can happen when the container port is misconfigured or if the timeout is too short. The health check "
+        "timeout can be extended. Logs for this revision might contain more information.",
+    )
+    del detail  # in the revision's own logs, as on Google
+    record = _finish(world, want, error)
+    if record is not None:
+        record.resource["state"] = "FAILED"
+        record.resource["stateMessages"] = [
+            {"severity": "ERROR", "type": "CloudRunServiceFailed", "message": error.message}
+        ]
+
+
+def invocation_target(world: World, function: str) -> tuple[Project, list[iam.Policy], set[str]] | None:
+    """What Cloud Run's ingress checks a call to the function against: its project, the Cloud Run service's policy,
+    and the audiences an ID token may name (the service URL and the function URL, with or without a final /)."""
+    for project, record in _records(world):
+        if record.resource["name"] == function:
+            service = project.store(RunStore).run_services.get(record.resource["serviceConfig"]["service"])
+            policies = [service.policy] if service is not None else []
+            urls = {record.resource["serviceConfig"]["uri"], record.resource["url"]}
+            return project, policies, urls | {u + "/" for u in urls}
+    return None
+
+
+def timeout_s(world: World, function: str) -> float:
+    for _, record in _records(world):
+        if record.resource["name"] == function:
+            return float(integer(record.resource["serviceConfig"], "timeoutSeconds", 60))
+    return 60.0
+
+
+def revision_of(world: World, function: str) -> tuple[str, str, str, str] | None:
+    """(project id, region, service, revision serving) for the request log."""
+    for project, record in _records(world):
+        if record.resource["name"] == function and record.live is not None:
+            return project.project_id, record.live.region, record.live.function_id, record.live.revision
+    return None
 
 
 def _failed(call: Call, project: Project, resource: Doc, verb: str, error: RpcError) -> Doc:
@@ -504,11 +747,11 @@ def create_function(call: Call, request: Doc) -> Doc:
     _check_act_as(call, function_id, _runtime_account(project, message(given, "serviceConfig")))
     _check_build_act_as(call, project, message(given, "buildConfig"), None)
     resource = _assemble(call, project, region, function_id, given, now(call))
-    failed = build_error(call, project, resource["buildConfig"])
+    failed = build_error(call, project, resource["buildConfig"]) or _buildpack(project, resource)
     if failed is not None:
         return _failed(call, project, resource, "create", failed)
-    _store(call, project, resource)
-    return _operation(call, project, resource["name"], "create", resource)
+    record = _store(call, project, resource)
+    return _deployed(call, project, record, "create")
 
 
 def update_function(call: Call, request: Doc) -> Doc:
@@ -529,11 +772,11 @@ def update_function(call: Call, request: Doc) -> Doc:
     _check_build_act_as(call, project, message(merged, "buildConfig"), record.resource.get("buildConfig"))
     region = name.split("/")[3]
     resource = _assemble(call, project, region, function_id, merged, record.resource["createTime"])
-    failed = build_error(call, project, resource["buildConfig"])
+    failed = build_error(call, project, resource["buildConfig"]) or _buildpack(project, resource)
     if failed is not None:
         return _failed(call, project, resource, "update", failed)
-    _store(call, project, resource)
-    return _operation(call, project, resource["name"], "update", resource)
+    record = _store(call, project, resource)
+    return _deployed(call, project, record, "update")
 
 
 def delete_function(call: Call, request: Doc) -> Doc:
@@ -615,6 +858,7 @@ def receive_upload(world: World, request: Request) -> Response | None:
             )
             return Response(403, body.encode(), {"Content-Type": "application/xml; charset=UTF-8"})
         upload.size = len(request.body)
+        upload.data = request.body
         try:
             with zipfile.ZipFile(io.BytesIO(request.body)) as archive:
                 upload.files = sorted(archive.namelist())

@@ -13,7 +13,6 @@ Assumption: actAs is granted by the account's project policy or the account's ow
 from __future__ import annotations
 
 import base64
-import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +22,7 @@ from google.rpc import code_pb2
 from emulator.core import iam
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, iam_denied, invalid_argument, not_found
+from emulator.core.tokens import unique_id
 from emulator.core.world import Project, World
 from emulator.services.kit import (
     allowed_on,
@@ -72,7 +72,7 @@ class ServiceAccount:
 
 
 def _resource(project: Project, email: str, display_name: str = "", description: str = "") -> Doc:
-    unique = str(int(hashlib.sha256(email.encode()).hexdigest(), 16))[:21]
+    unique = unique_id(email)  # the same number the account's ID tokens carry as `sub`
     doc: Doc = {
         "name": f"projects/{project.project_id}/serviceAccounts/{email}",
         "projectId": project.project_id,

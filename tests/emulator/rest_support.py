@@ -39,14 +39,18 @@ def builder_ready(emu: Emulator) -> None:
     grant(emu, f"serviceAccount:{number}-compute@developer.gserviceaccount.com", "roles/cloudbuild.builds.builder")
 
 
-def upload_source(emu: Emulator, email: str = DEPLOYER) -> dict[str, str]:
-    """generateUploadUrl, then the PUT of a zip gcloud makes; the storageSource to deploy from."""
+SOURCE = {"main.py": "def canary(request):\n    return 'ok'\n", "requirements.txt": "functions-framework\n"}
+
+
+def upload_source(emu: Emulator, email: str = DEPLOYER, files: dict[str, str] | None = None) -> dict[str, str]:
+    """generateUploadUrl, then the PUT of a zip gcloud makes (of `files`, default SOURCE); the storageSource to
+    deploy from."""
     status, answer = rest(emu, "POST", f"/v2/{LOC}/functions:generateUploadUrl", {}, email)
     assert status == 200, answer
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
-        zf.writestr("main.py", "def canary(request):\n    return 'ok'\n")
-        zf.writestr("requirements.txt", "functions-framework\n")
+        for name, content in (SOURCE if files is None else files).items():
+            zf.writestr(name, content)
     status, _ = raw_http(answer["uploadUrl"], "PUT", archive.getvalue(), {"Content-Type": "application/zip"})
     assert status == 200
     return dict(answer["storageSource"])

@@ -67,6 +67,7 @@ def _allowed(module: str, imported: str) -> bool:
                 "emulator.frontends.httpserver",
                 "emulator.frontends.metadata",
                 "emulator.services.functions",
+                "emulator.services.iamadmin",
             )
         )
     if module == "emulator.services":  # the registry
