@@ -56,7 +56,7 @@ from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod,
 from emulator.core.http import Request, Response
 from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project, World
-from emulator.services import iamadmin
+from emulator.services import iamadmin, pubsub
 from emulator.services.kit import (
     OperationStore,
     allowed_on,
@@ -239,6 +239,7 @@ class FunctionRecord:
     source: bytes = b""
     deploying: Wanted | None = None  # the revision being started (serving on)
     live: Wanted | None = None  # the revision serving
+    subscription: str = ""  # the Eventarc trigger's push subscription on its topic
 
 
 @dataclass
@@ -510,6 +511,7 @@ def _store(call: Call, project: Project, resource: Doc) -> FunctionRecord:
     record.resource = resource
     record.source_size, record.source_files = upload.size or 0, list(upload.files or [])
     record.source = upload.data
+    _event_trigger(call, project, record)
     project.store(FunctionStore).functions[name] = record
     service_name = resource["serviceConfig"]["service"]
     service = project.store(RunStore).run_services.get(service_name)
@@ -674,6 +676,37 @@ def revision_of(world: World, function: str) -> tuple[str, str, str, str] | None
     return None
 
 
+def _event_trigger(call: Call, project: Project, record: FunctionRecord) -> None:
+    """A function with an eventTrigger on a topic gets what Eventarc makes for it: a trigger and a push
+    subscription on the topic delivering each message to the function's URL as a CloudEvent, with an ID token of
+    the trigger's service account (default: the Compute Engine default account). A redeploy replaces it."""
+    if record.subscription:
+        pubsub.unsubscribe(call.world, project.project_id, record.subscription)
+        record.subscription = ""
+    trigger = record.resource.get("eventTrigger")
+    if not isinstance(trigger, dict) or not trigger.get("pubsubTopic"):
+        return
+    _, region, function_id = record.resource["name"].split("/")[1::2]
+    uri = record.resource["serviceConfig"]["uri"]
+    account = text(trigger, "serviceAccountEmail") or f"{project.number}-compute@developer.gserviceaccount.com"
+    suffix = f"{secrets.randbelow(1000):03d}-sub-{secrets.randbelow(1000):03d}"
+    record.subscription = pubsub.subscribe_push(
+        call.world,
+        project.project_id,
+        trigger["pubsubTopic"],
+        f"eventarc-{region}-{function_id}-{suffix}",
+        uri,
+        account,
+        uri,
+        cloudevent=True,
+    )
+    trigger.setdefault(
+        "trigger", f"projects/{project.project_id}/locations/{region}/triggers/{function_id}-{secrets.token_hex(3)}"
+    )
+    trigger.setdefault("eventType", "google.cloud.pubsub.topic.v1.messagePublished")
+    trigger.setdefault("serviceAccountEmail", account)
+
+
 def _failed(call: Call, project: Project, resource: Doc, verb: str, error: RpcError) -> Doc:
     """A build that failed: the operation ends with the error; a new function is kept in state FAILED, an existing
     one keeps serving its last revision and reads FAILED."""
@@ -782,6 +815,8 @@ def update_function(call: Call, request: Doc) -> Doc:
 def delete_function(call: Call, request: Doc) -> Doc:
     project, record = _function(call, text(request, "name"), "cloudfunctions.functions.delete")
     del project.store(FunctionStore).functions[record.resource["name"]]
+    if record.subscription:
+        pubsub.unsubscribe(call.world, project.project_id, record.subscription)
     project.store(RunStore).run_services.pop(record.resource["serviceConfig"]["service"], None)
     return _operation(call, project, record.resource["name"], "delete", None)
 

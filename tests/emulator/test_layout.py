@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # Services that use another service's resource the way Google's services do: a gen2 function is a Cloud Run
 # service, and a function's or a job's identity is an IAM service account (actAs).
 CROSS_SERVICE = {
+    # a gen2 function's event trigger is an Eventarc push subscription on its Pub/Sub topic
+    ("emulator.services.functions", "emulator.services.pubsub"),
     ("emulator.services.functions", "emulator.services.iamadmin"),
     ("emulator.services.functions", "emulator.services.run"),
     ("emulator.services.scheduler", "emulator.services.iamadmin"),

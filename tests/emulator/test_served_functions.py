@@ -226,3 +226,42 @@ def test_a_missing_entry_point_fails_the_health_check_and_the_trace_is_logged(em
     assert "Container Healthcheck failed" in operation["error"]["message"]
     assert rest(emu, "GET", f"/v2/{NAME}")[1]["state"] == "FAILED"
     assert _entries(emu, lambda e: "nowhere" in e.get("textPayload", ""))
+
+
+EVENT_APP = """import base64, json
+import functions_framework
+
+@functions_framework.cloud_event
+def on_message(event):
+    data = base64.b64decode(event.data["message"]["data"]).decode()
+    print(json.dumps({"severity": "INFO", "message": "got " + data, "type": event["type"]}), flush=True)
+"""
+
+
+def test_an_event_triggered_function_gets_each_message_on_its_topic_as_a_cloudevent(emu: Emulator) -> None:
+    status, topic = rest(emu, "PUT", f"/v1/projects/{PROJECT}/topics/canary-topic", {})
+    assert status == 200, topic
+    trigger_account = WORKLOAD
+    grant(emu, f"serviceAccount:{trigger_account}", "roles/run.invoker")
+    body = function_body(upload_source(emu, files={"main.py": EVENT_APP, "requirements.txt": ""}))
+    body["buildConfig"]["entryPoint"] = "on_message"
+    body["eventTrigger"] = {
+        "eventType": "google.cloud.pubsub.topic.v1.messagePublished",
+        "pubsubTopic": topic["name"],
+        "serviceAccountEmail": trigger_account,
+    }
+    status, operation = rest(emu, "POST", f"/v2/{LOC}/functions?functionId=served", body)
+    assert status == 200, operation
+    assert "error" not in _finished(emu, operation)
+    function = rest(emu, "GET", f"/v2/{NAME}")[1]
+    assert function["eventTrigger"]["trigger"].startswith(f"projects/{PROJECT}/locations/us-central1/triggers/served-")
+    status, published = rest(emu, "POST", f"/v1/{topic['name']}:publish", {"messages": [{"data": "aGVsbG8="}]})
+    assert status == 200, published
+    emu.ticker.run_once()  # push delivery happens on the clock
+    got = _entries(emu, lambda e: e.get("jsonPayload", {}).get("message") == "got hello")
+    assert got[0]["jsonPayload"]["type"] == "google.cloud.pubsub.topic.v1.messagePublished"
+    status, _ = rest(emu, "DELETE", f"/v2/{NAME}")
+    assert status == 200
+    status, subscriptions = rest(emu, "GET", f"/v1/projects/{PROJECT}/subscriptions")
+    assert status == 200
+    assert subscriptions.get("subscriptions", []) == []
