@@ -214,11 +214,13 @@ def admin_activity(
     metadata: dict[str, Any] | None = None,
     caller_ip: str = "127.0.0.1",
     log_parent: str = "",
+    operation: dict[str, Any] | None = None,
 ) -> None:
     """An Admin Activity entry: who changed what, when. Always written; cannot be turned off.
 
     A change to a folder or the organization is written to that resource's own audit log (`log_parent`, e.g.
     folders/N), which a query on the project does not see (docs/google-behaviour.md, "Cloud Audit Logs").
+    `operation` is the LogEntry's operation field (id, producer, first / last) of a long-running operation's entries.
     """
     payload: dict[str, Any] = {
         "authenticationInfo": _principal(email),
@@ -241,7 +243,9 @@ def admin_activity(
         if value is not None:
             payload[key] = value
     resource_block = resource_type or _audited_resource(project, service, method)
-    world.append_log(
-        _entry(world, project, "cloudaudit.googleapis.com/activity", at, "NOTICE", resource_block, payload, log_parent),
-        at,
+    entry = _entry(
+        world, project, "cloudaudit.googleapis.com/activity", at, "NOTICE", resource_block, payload, log_parent
     )
+    if operation is not None:
+        entry["operation"] = operation
+    world.append_log(entry, at)

@@ -61,6 +61,7 @@ from emulator.services.kit import (
     OperationStore,
     allowed_on,
     apply_mask,
+    audited,
     iam_policy_methods,
     integer,
     listed,
@@ -68,6 +69,7 @@ from emulator.services.kit import (
     message,
     new_operation,
     now,
+    operation_ended,
     operation_id,
     require_enabled,
     text,
@@ -608,6 +610,7 @@ def _finish(world: World, want: Wanted, error: RpcError | None) -> FunctionRecor
                 operation["response"] = {"@type": FUNCTION_TYPE, **copy.deepcopy(record.resource)}
             else:
                 operation["error"] = {"code": error.code, "message": error.message}
+        operation_ended(world, project, want.operation, _logged_function(record.resource) if error is None else None)
         return record
     return None
 
@@ -747,6 +750,42 @@ def _operation(call: Call, project: Project, name: str, verb: str, response: Doc
     return new_operation(project, op_name, metadata, typed)
 
 
+def cloud_function(name: str) -> Doc:
+    """The monitored resource of a function's audit entries: cloud_function, labelled by name, region and project
+    (Cloud Functions' monitored-resource type; docs/google-behaviour.md, "Admin Activity entries")."""
+    _, project_id, _, region, _, function_id = name.split("/")
+    return {
+        "type": "cloud_function",
+        "labels": {"function_name": function_id, "region": region, "project_id": project_id},
+    }
+
+
+def _logged_function(resource: Doc) -> Doc:
+    return {"@type": FUNCTION_TYPE, **copy.deepcopy(resource)}
+
+
+def _audit(call: Call, project: Project, request: Doc, verb: str, operation: Doc) -> Doc:
+    """The Admin Activity entries of a create, update or delete: long-running (Cloud Functions' audit page marks
+    them LRO), so a first entry with the request now and a last one when the operation ends."""
+    metadata = operation["metadata"]
+    name = metadata["target"]
+    permission = f"cloudfunctions.functions.{verb}"
+    request_type = f"type.googleapis.com/google.cloud.functions.v2.{verb.capitalize()}FunctionRequest"
+    response = operation.get("response") if verb != "delete" else None
+    audited(
+        call,
+        project,
+        resource=name,
+        permission=permission,
+        resource_type=cloud_function(name),
+        request={"@type": request_type, **copy.deepcopy(request)},
+        response=copy.deepcopy(response) if response else None,
+        operation=operation["name"],
+        done=bool(operation["done"]),
+    )
+    return operation
+
+
 # Handlers ------------------------------------------------------------------------------------------------------
 
 
@@ -782,9 +821,9 @@ def create_function(call: Call, request: Doc) -> Doc:
     resource = _assemble(call, project, region, function_id, given, now(call))
     failed = build_error(call, project, resource["buildConfig"]) or _buildpack(project, resource)
     if failed is not None:
-        return _failed(call, project, resource, "create", failed)
+        return _audit(call, project, request, "create", _failed(call, project, resource, "create", failed))
     record = _store(call, project, resource)
-    return _deployed(call, project, record, "create")
+    return _audit(call, project, request, "create", _deployed(call, project, record, "create"))
 
 
 def update_function(call: Call, request: Doc) -> Doc:
@@ -807,9 +846,9 @@ def update_function(call: Call, request: Doc) -> Doc:
     resource = _assemble(call, project, region, function_id, merged, record.resource["createTime"])
     failed = build_error(call, project, resource["buildConfig"]) or _buildpack(project, resource)
     if failed is not None:
-        return _failed(call, project, resource, "update", failed)
+        return _audit(call, project, request, "update", _failed(call, project, resource, "update", failed))
     record = _store(call, project, resource)
-    return _deployed(call, project, record, "update")
+    return _audit(call, project, request, "update", _deployed(call, project, record, "update"))
 
 
 def delete_function(call: Call, request: Doc) -> Doc:
@@ -818,7 +857,7 @@ def delete_function(call: Call, request: Doc) -> Doc:
     if record.subscription:
         pubsub.unsubscribe(call.world, project.project_id, record.subscription)
     project.store(RunStore).run_services.pop(record.resource["serviceConfig"]["service"], None)
-    return _operation(call, project, record.resource["name"], "delete", None)
+    return _audit(call, project, request, "delete", _operation(call, project, record.resource["name"], "delete", None))
 
 
 def list_gen1_functions(call: Call, request: Doc) -> Doc:
@@ -926,7 +965,13 @@ METHODS: list[JsonMethod] = [
         {"parent": None, "kmsKeyName": None, "environment": None},
     ),
     json_method(PROTO, "ListRuntimes", list_runtimes, API, {"parent": None, "filter": None}),
-    *iam_policy_methods(PROTO, API, "cloudfunctions.functions", _function),
+    *iam_policy_methods(
+        PROTO,
+        API,
+        "cloudfunctions.functions",
+        _function,
+        audit_target=lambda project, record, name: (name, cloud_function(name)),
+    ),
     json_method(OPERATIONS, "GetOperation", get_operation, API, {"name": None}),
     json_method(
         "google.cloud.functions.v1.CloudFunctionsService",

@@ -26,6 +26,7 @@ from emulator.core.tokens import unique_id
 from emulator.core.world import Project, World
 from emulator.services.kit import (
     allowed_on,
+    audited,
     iam_policy_methods,
     listed,
     mask_paths,
@@ -125,6 +126,38 @@ def can_act_as(call: Call, email: str) -> bool:
 # Handlers ----------------------------------------------------------------------------------------------------
 
 
+# Admin Activity: IAM logs its service-account methods as google.iam.admin.v1.<Method> (no service name between) and
+# SetIamPolicy as google.iam.admin.v1.SetIAMPolicy (IAM audit logging page, "Methods by permission type"; its
+# service-account examples page), on the service_account monitored resource.
+_AUDIT = "google.iam.admin.v1."
+
+
+def _logged(project: Project, account: ServiceAccount) -> tuple[str, Doc]:
+    """An account as its entries name it: projects/-/serviceAccounts/UNIQUE_ID on service_account."""
+    labels = {
+        "email_id": account.email,
+        "project_id": project.project_id,
+        "unique_id": account.resource["uniqueId"],
+    }
+    return f"projects/-/serviceAccounts/{account.resource['uniqueId']}", {"type": "service_account", "labels": labels}
+
+
+def _audit(call: Call, project: Project, account: ServiceAccount, verb: str, request: Doc, response: Doc) -> None:
+    name, resource_type = _logged(project, account)
+    if verb == "Create":  # made in the project, which the entry names (IAM's published CreateServiceAccount entries)
+        name = f"projects/{project.project_id}"
+    audited(
+        call,
+        project,
+        method=f"{_AUDIT}{verb}ServiceAccount",
+        resource=name,
+        permission=f"iam.serviceAccounts.{'update' if verb in ('Patch', 'Update') else verb.lower()}",
+        resource_type=resource_type,
+        request={"@type": f"type.googleapis.com/google.iam.admin.v1.{verb}ServiceAccountRequest", **request},
+        response={"@type": "type.googleapis.com/google.iam.admin.v1.ServiceAccount", **response} if response else None,
+    )
+
+
 def _project(call: Call, ref: str, permission: str) -> Project:
     call.authenticate()
     project = call.world.project(ref)
@@ -189,6 +222,7 @@ def create_account(call: Call, request: Doc) -> Doc:
     account = ServiceAccount(_resource(project, email, text(body, "displayName"), text(body, "description")))
     project.store(IamStore).service_accounts[email] = account
     call.world.principals[email] = "serviceAccount"
+    _audit(call, project, account, "Create", request, account.resource)
     return dict(account.resource)
 
 
@@ -220,23 +254,28 @@ def _apply(account: ServiceAccount, changes: Doc, paths: list[str]) -> Doc:
 
 def patch_account(call: Call, request: Doc) -> Doc:
     body = message(request, "serviceAccount")
-    _, account = _account(call, text(body, "name"), "iam.serviceAccounts.update")
+    project, account = _account(call, text(body, "name"), "iam.serviceAccounts.update")
     paths = mask_paths(request)
     if not paths:
         raise invalid_argument("update_mask: at least one field to update is required.")
-    return _apply(account, body, paths)
+    updated = _apply(account, body, paths)
+    _audit(call, project, account, "Patch", request, updated)
+    return updated
 
 
 def update_account(call: Call, request: Doc) -> Doc:
     """The older PUT form: displayName and description as given (description left alone when absent)."""
-    _, account = _account(call, text(request, "name"), "iam.serviceAccounts.update")
+    project, account = _account(call, text(request, "name"), "iam.serviceAccounts.update")
     paths = ["displayName", *(["description"] if "description" in request else [])]
-    return _apply(account, request, paths)
+    updated = _apply(account, request, paths)
+    _audit(call, project, account, "Update", request, updated)
+    return updated
 
 
 def delete_account(call: Call, request: Doc) -> Doc:
-    _, account = _account(call, text(request, "name"), "iam.serviceAccounts.delete")
+    project, account = _account(call, text(request, "name"), "iam.serviceAccounts.delete")
     account.deleted = True
+    _audit(call, project, account, "Delete", request, {})
     return {}
 
 
@@ -254,7 +293,14 @@ METHODS: list[JsonMethod] = [
     json_method(PROTO, "PatchServiceAccount", patch_account, API, {"serviceAccount": ACCOUNT, "updateMask": None}),
     json_method(PROTO, "UpdateServiceAccount", update_account, API, ACCOUNT),
     json_method(PROTO, "DeleteServiceAccount", delete_account, API, {"name": None}),
-    *iam_policy_methods(PROTO, API, "iam.serviceAccounts", _account),
+    *iam_policy_methods(
+        PROTO,
+        API,
+        "iam.serviceAccounts",
+        _account,
+        audit_method=f"{_AUDIT}SetIAMPolicy",
+        audit_target=lambda project, account, _: _logged(project, account),
+    ),
 ]
 
 RULES: list[HttpRule] = [

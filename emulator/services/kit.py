@@ -1,6 +1,14 @@
 """What the emulated services share: admission (the consumer project's API state and the caller's IAM, in the order
-Google checks them), reading proto3-JSON request values, paging, long-running operations, and resource-level IAM
-policies (the get/set/test methods and the policy's wire form)."""
+Google checks them), reading proto3-JSON request values, paging, long-running operations, resource-level IAM
+policies (the get/set/test methods and the policy's wire form), and the Admin Activity audit entry every change
+writes (`audited`; docs/google-behaviour.md, "Admin Activity entries of the emulated APIs").
+
+Assumption: an API change's entry carries the caller's e-mail, one authorizationInfo (the permission the handler
+checked, on the resource named, granted), the request and response where docs/google-behaviour.md's table says the
+API's entries carry them, and the resource type the table names (audited_resource where Google's own is not known).
+Assumption: a long-running operation that ends at once still writes two entries (operation.first, then
+operation.last), at the same clock time; one that ends later writes its last entry then, without a request.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +26,12 @@ from google.iam.v1 import policy_pb2
 from google.protobuf import json_format
 from google.rpc import code_pb2
 
-from emulator.core import iam
+from emulator.core import audit, iam
 from emulator.core.clock import rfc3339
 from emulator.core.handlers import Call, Doc, Fields, JsonMethod, camel, json_method, snake
 from emulator.core.policy_wire import policy_from_pb, policy_json
 from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized
-from emulator.core.world import Project
+from emulator.core.world import Project, World
 
 
 @dataclass
@@ -247,6 +255,98 @@ def operation_id() -> str:
     return f"operation-{stamp}-{secrets.token_hex(7)[:13]}-{secrets.token_hex(4)}-{secrets.token_hex(4)}"
 
 
+# Admin Activity audit entries ------------------------------------------------------------------------------
+
+AUDIT_DATA = "type.googleapis.com/google.iam.v1.logging.AuditData"  # serviceData of SetIamPolicy (audit_data.proto)
+
+
+@dataclass
+class PendingAudits:
+    """The last Admin Activity entry of each long-running operation still running, by operation name."""
+
+    entries: dict[Any, Any] = field(default_factory=dict)
+
+
+def audited(
+    call: Call,
+    project: Project,
+    *,
+    resource: str,
+    permission: str,
+    resource_type: Doc | None = None,
+    request: Doc | None = None,
+    response: Doc | None = None,
+    service_data: Doc | None = None,
+    method: str = "",
+    operation: str = "",
+    done: bool = True,
+) -> None:
+    """The Admin Activity entry of a change just made through an API, in `project`'s log at the clock's time: the
+    caller, the API (`call.method.api`), the method as Google logs it (default: the gRPC name of the method called),
+    the resource, the permission checked (granted), the request and response as given, the monitored resource
+    (`resource_type`, default audited_resource). Call it only after the change succeeded.
+
+    With `operation` (a long-running operation's name) the first entry carries operation.first; the last entry
+    (operation.last, the response) follows now when `done`, else when `operation_ended` is called for it."""
+    email = call.authenticate()
+    common: dict[str, Any] = {
+        "email": email,
+        "service": call.method.api,
+        "method": method or call.method.full_name,
+        "resource": resource,
+        "permission": permission,
+        "resource_type": resource_type,
+        "caller_ip": call.caller_ip,
+    }
+    if not operation:
+        audit.admin_activity(
+            call.world,
+            project,
+            at=at(call),
+            service_data=service_data,
+            request=request,
+            response=response,
+            **common,
+        )
+        return
+    mark = {"id": operation, "producer": call.method.api}
+    audit.admin_activity(
+        call.world,
+        project,
+        at=at(call),
+        service_data=service_data,
+        request=request,
+        operation={**mark, "first": True},
+        **common,
+    )
+    last = {**common, "operation": {**mark, "last": True}}
+    if done:
+        audit.admin_activity(call.world, project, at=at(call), response=response, **last)
+    else:
+        project.store(PendingAudits).entries[operation] = last
+
+
+def operation_ended(world: World, project: Project, operation: str, response: Doc | None) -> None:
+    """Write the last Admin Activity entry of a long-running operation `audited` left running (none if unknown)."""
+    last = project.store(PendingAudits).entries.pop(operation, None)
+    if last is not None:
+        audit.admin_activity(world, project, at=world.clock.now(), response=response, **last)
+
+
+def policy_delta(old: iam.Policy, new: iam.Policy) -> Doc:
+    """SetIamPolicy's serviceData: an AuditData whose policyDelta lists the bindings added and removed."""
+    deltas = iam.binding_deltas(old, new)
+    return {"@type": AUDIT_DATA, "policyDelta": {"bindingDeltas": deltas} if deltas else {}}
+
+
+def set_policy_request(resource: str, policy: Doc) -> Doc:
+    return {"@type": "type.googleapis.com/google.iam.v1.SetIamPolicyRequest", "resource": resource, "policy": policy}
+
+
+def policy_response(policy: iam.Policy) -> Doc:
+    return {"@type": "type.googleapis.com/google.iam.v1.Policy", **policy_json(policy)}
+
+
 # Resource-level IAM policies -------------------------------------------------------------------------------
 
 POLICY: Fields = {
@@ -298,20 +398,45 @@ class _HasPolicy(Protocol):
 
 
 def iam_policy_methods(
-    proto: str, api: str, permission_prefix: str, find: Callable[[Call, str, str | None], tuple[Project, _HasPolicy]]
+    proto: str,
+    api: str,
+    permission_prefix: str,
+    find: Callable[[Call, str, str | None], tuple[Project, _HasPolicy]],
+    *,
+    audit_method: str = "",
+    audit_target: Callable[[Project, Any, str], tuple[str, Doc | None]] | None = None,
 ) -> list[JsonMethod]:
     """GetIamPolicy, SetIamPolicy and TestIamPermissions of a resource with an allow policy of its own (a function,
     a Cloud Run service, a service account). `find(call, resource name, permission or None)` returns the resource's
     project and the resource after checking the caller's permission (`<permission_prefix>.getIamPolicy` /
-    `.setIamPolicy`; none for TestIamPermissions, which any caller may ask for itself)."""
+    `.setIamPolicy`; none for TestIamPermissions, which any caller may ask for itself).
+
+    SetIamPolicy writes an Admin Activity entry with the binding deltas: methodName `audit_method` (default the gRPC
+    name), resourceName and monitored resource from `audit_target(project, resource, name asked)` (default: the name
+    asked, audited_resource)."""
 
     def get_policy(call: Call, request: Doc) -> Doc:
         _, resource = find(call, text(request, "resource"), f"{permission_prefix}.getIamPolicy")
         return policy_json(resource.policy)
 
     def set_policy(call: Call, request: Doc) -> Doc:
-        _, resource = find(call, text(request, "resource"), f"{permission_prefix}.setIamPolicy")
-        return policy_json(replace_policy(resource.policy, request))
+        name = text(request, "resource")
+        project, resource = find(call, name, f"{permission_prefix}.setIamPolicy")
+        old = copy.deepcopy(resource.policy)
+        new = replace_policy(resource.policy, request)
+        logged, resource_type = audit_target(project, resource, name) if audit_target else (name, None)
+        audited(
+            call,
+            project,
+            method=audit_method,
+            resource=logged,
+            permission=f"{permission_prefix}.setIamPolicy",
+            resource_type=resource_type,
+            service_data=policy_delta(old, new),
+            request=set_policy_request(name, message(request, "policy")),
+            response=policy_response(new),
+        )
+        return policy_json(new)
 
     def test_permissions(call: Call, request: Doc) -> Doc:
         project, resource = find(call, text(request, "resource"), None)

@@ -114,6 +114,20 @@ def service_json(project: Project, service: RunService) -> Doc:
     }
 
 
+def audit_target(project: Project, service: RunService, name: str) -> tuple[str, Doc]:
+    """What a SetIamPolicy entry names: the service, under Cloud Run's monitored resource cloud_run_revision with
+    the service and location labels and no revision (published SetIamPolicy entries; docs/google-behaviour.md)."""
+    _, _, region, _, service_id = service.name.split("/")[1:]
+    labels = {
+        "service_name": service_id,
+        "location": region,
+        "project_id": project.project_id,
+        "configuration_name": "",
+        "revision_name": "",
+    }
+    return service.name, {"type": "cloud_run_revision", "labels": labels}
+
+
 def get_service(call: Call, request: Doc) -> Doc:
     project, service = find(call, text(request, "name"), "run.services.get")
     return service_json(project, service)
@@ -122,7 +136,11 @@ def get_service(call: Call, request: Doc) -> Doc:
 _SVC = "projects/*/locations/*/services/*"
 METHODS: list[JsonMethod] = [
     json_method(V2, "GetService", get_service, API, {"name": None}),
-    *[method for svc in (V2, V1) for method in iam_policy_methods(svc, API, "run.services", find)],
+    *[
+        method
+        for svc in (V2, V1)
+        for method in iam_policy_methods(svc, API, "run.services", find, audit_target=audit_target)
+    ],
 ]
 
 RULES: list[HttpRule] = [

@@ -1,0 +1,202 @@
+"""Every change made through an emulated API writes the Admin Activity entry Google writes: driven through REST or
+the real clients as a principal, read back with the real logging client by methodName, naming the caller, the
+method, the resource, the permission and (SetIamPolicy) the binding deltas; a refused call writes none."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from google.cloud.logging_v2.types import LogEntry
+from google.protobuf import json_format
+
+from devkit.emulated import clients
+from emulator.server import Emulator
+from tests.emulator.rest_support import (
+    LOC,
+    STRANGER,
+    builder_ready,
+    function_body,
+    rest,
+    upload_source,
+)
+from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
+from tests.shared import WORKLOAD
+
+ACTIVITY = f"projects/{PROJECT}/logs/cloudaudit.googleapis.com%2Factivity"
+FUNCTION = f"{LOC}/functions/gemini-canary"
+
+
+def activity(emu: Emulator, method: str) -> list[dict[str, Any]]:
+    """The Admin Activity entries with this methodName, as the real logging client lists them (past the lag)."""
+    advance(emu, 3)
+    reader = clients(emu, email=DEPLOYER).logging
+    query = f'logName="{ACTIVITY}" AND protoPayload.methodName="{method}"'
+    return [json_format.MessageToDict(LogEntry.pb(entry)) for entry in list_entries(reader, query)]
+
+
+def one(emu: Emulator, method: str) -> dict[str, Any]:
+    entries = activity(emu, method)
+    assert len(entries) == 1, entries
+    return entries[0]
+
+
+def assert_entry(entry: dict[str, Any], *, service: str, method: str, resource: str, permission: str) -> None:
+    payload = entry["protoPayload"]
+    assert entry["severity"] == "NOTICE"
+    assert payload["serviceName"] == service
+    assert payload["methodName"] == method
+    assert payload["resourceName"] == resource
+    assert payload["authenticationInfo"]["principalEmail"] == DEPLOYER
+    [authorization] = payload["authorizationInfo"]
+    assert (authorization["permission"], authorization["granted"]) == (permission, True)
+
+
+def deploy(emu: Emulator) -> dict[str, Any]:
+    builder_ready(emu)
+    status, operation = rest(
+        emu, "POST", f"/v2/{LOC}/functions?functionId=gemini-canary", function_body(upload_source(emu))
+    )
+    assert status == 200, operation
+    return dict(operation)
+
+
+# Cloud Functions and Cloud Run --------------------------------------------------------------------------------
+
+
+def test_a_function_create_writes_first_and_last_entries_of_its_operation(
+    start_emulator: Callable[[str], Emulator],
+) -> None:
+    emu = start_emulator("deploy_ready")
+    operation = deploy(emu)
+    method = "google.cloud.functions.v2.FunctionService.CreateFunction"
+    first, last = sorted(activity(emu, method), key=lambda e: not e["operation"].get("first", False))
+    for entry in (first, last):
+        assert_entry(
+            entry,
+            service="cloudfunctions.googleapis.com",
+            method=method,
+            resource=FUNCTION,
+            permission="cloudfunctions.functions.create",
+        )
+        assert entry["resource"] == {
+            "type": "cloud_function",
+            "labels": {"function_name": "gemini-canary", "region": "us-central1", "project_id": PROJECT},
+        }
+        assert entry["operation"]["id"] == operation["name"]
+    assert first["operation"]["first"] is True
+    assert first["protoPayload"]["request"]["functionId"] == "gemini-canary"
+    assert last["operation"]["last"] is True
+    assert last["protoPayload"]["response"]["name"] == FUNCTION
+
+
+def test_a_function_update_and_delete_are_audited(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    deploy(emu)
+    body = {**function_body(upload_source(emu)), "name": FUNCTION, "description": "v2"}
+    assert rest(emu, "PATCH", f"/v2/{FUNCTION}", body)[0] == 200
+    assert rest(emu, "DELETE", f"/v2/{FUNCTION}")[0] == 200
+    for verb in ("Update", "Delete"):
+        entries = activity(emu, f"google.cloud.functions.v2.FunctionService.{verb}Function")
+        assert len(entries) == 2
+        for entry in entries:
+            assert_entry(
+                entry,
+                service="cloudfunctions.googleapis.com",
+                method=f"google.cloud.functions.v2.FunctionService.{verb}Function",
+                resource=FUNCTION,
+                permission=f"cloudfunctions.functions.{verb.lower()}",
+            )
+
+
+def test_a_refused_call_writes_no_admin_activity_entry(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    deploy(emu)
+    assert rest(emu, "DELETE", f"/v2/{FUNCTION}", email=STRANGER)[0] == 403
+    body = {"policy": {"bindings": [{"role": "roles/run.invoker", "members": ["allUsers"]}]}}
+    assert rest(emu, "POST", f"/v1/{LOC}/services/gemini-canary:setIamPolicy", body, STRANGER)[0] == 403
+    assert activity(emu, "google.cloud.functions.v2.FunctionService.DeleteFunction") == []
+    assert activity(emu, "google.cloud.run.v1.Services.SetIamPolicy") == []
+    assert [
+        e["protoPayload"]["methodName"]
+        for e in activity(emu, "google.cloud.functions.v2.FunctionService.CreateFunction")
+    ] == ["google.cloud.functions.v2.FunctionService.CreateFunction"] * 2
+
+
+def test_a_run_service_set_iam_policy_records_the_binding_deltas(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    deploy(emu)
+    resource = f"{LOC}/services/gemini-canary"
+    invoker = {"role": "roles/run.invoker", "members": [f"serviceAccount:{WORKLOAD}"]}
+    assert rest(emu, "POST", f"/v1/{resource}:setIamPolicy", {"policy": {"bindings": [invoker]}})[0] == 200
+    entry = one(emu, "google.cloud.run.v1.Services.SetIamPolicy")
+    assert_entry(
+        entry,
+        service="run.googleapis.com",
+        method="google.cloud.run.v1.Services.SetIamPolicy",
+        resource=resource,
+        permission="run.services.setIamPolicy",
+    )
+    assert entry["resource"]["type"] == "cloud_run_revision"
+    assert entry["resource"]["labels"]["service_name"] == "gemini-canary"
+    assert entry["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"] == [
+        {"action": "ADD", "role": "roles/run.invoker", "member": f"serviceAccount:{WORKLOAD}"}
+    ]
+    assert entry["protoPayload"]["response"]["bindings"] == [invoker]
+
+
+def test_a_function_set_iam_policy_is_audited_under_its_own_method(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    deploy(emu)
+    binding = {"role": "roles/cloudfunctions.invoker", "members": [f"serviceAccount:{WORKLOAD}"]}
+    assert rest(emu, "POST", f"/v2/{FUNCTION}:setIamPolicy", {"policy": {"bindings": [binding]}})[0] == 200
+    entry = one(emu, "google.cloud.functions.v2.FunctionService.SetIamPolicy")
+    assert_entry(
+        entry,
+        service="cloudfunctions.googleapis.com",
+        method="google.cloud.functions.v2.FunctionService.SetIamPolicy",
+        resource=FUNCTION,
+        permission="cloudfunctions.functions.setIamPolicy",
+    )
+    assert [d["action"] for d in entry["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"]] == ["ADD"]
+
+
+# IAM service accounts --------------------------------------------------------------------------------------------
+
+
+def test_service_account_changes_are_audited_as_iam_logs_them(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    body = {"accountId": "gemini-canary-invoker", "serviceAccount": {"displayName": "invoker"}}
+    status, account = rest(emu, "POST", f"/v1/projects/{PROJECT}/serviceAccounts", body)
+    assert status == 200, account
+    created = one(emu, "google.iam.admin.v1.CreateServiceAccount")
+    assert_entry(
+        created,
+        service="iam.googleapis.com",
+        method="google.iam.admin.v1.CreateServiceAccount",
+        resource=f"projects/{PROJECT}",
+        permission="iam.serviceAccounts.create",
+    )
+    assert created["resource"] == {
+        "type": "service_account",
+        "labels": {"email_id": account["email"], "project_id": PROJECT, "unique_id": account["uniqueId"]},
+    }
+    assert created["protoPayload"]["response"]["email"] == account["email"]
+    name = f"projects/-/serviceAccounts/{account['uniqueId']}"
+    grant = {"role": "roles/iam.serviceAccountTokenCreator", "members": [f"user:{STRANGER}"]}
+    path = f"/v1/projects/{PROJECT}/serviceAccounts/{account['email']}"
+    assert rest(emu, "POST", f"{path}:setIamPolicy", {"policy": {"bindings": [grant]}})[0] == 200
+    assert rest(emu, "DELETE", path)[0] == 200
+    policy = one(emu, "google.iam.admin.v1.SetIAMPolicy")
+    assert_entry(
+        policy,
+        service="iam.googleapis.com",
+        method="google.iam.admin.v1.SetIAMPolicy",
+        resource=name,
+        permission="iam.serviceAccounts.setIamPolicy",
+    )
+    assert policy["protoPayload"]["serviceData"]["policyDelta"]["bindingDeltas"] == [
+        {"action": "ADD", "role": "roles/iam.serviceAccountTokenCreator", "member": f"user:{STRANGER}"}
+    ]
+    deleted = one(emu, "google.iam.admin.v1.DeleteServiceAccount")
+    assert deleted["protoPayload"]["resourceName"] == name
