@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from google.cloud import monitoring_v3
 from google.cloud.logging_v2.types import LogEntry
 from google.protobuf import json_format
 
@@ -18,6 +19,7 @@ from tests.emulator.rest_support import (
     builder_ready,
     function_body,
     rest,
+    scheduler_job,
     upload_source,
 )
 from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
@@ -200,3 +202,83 @@ def test_service_account_changes_are_audited_as_iam_logs_them(start_emulator: Ca
     ]
     deleted = one(emu, "google.iam.admin.v1.DeleteServiceAccount")
     assert deleted["protoPayload"]["resourceName"] == name
+
+
+# Cloud Scheduler ------------------------------------------------------------------------------------------------
+
+
+def test_scheduler_job_changes_are_audited(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    job = f"{LOC}/jobs/gemini-canary"
+    assert rest(emu, "POST", f"/v1/{LOC}/jobs", scheduler_job())[0] == 200
+    assert rest(emu, "POST", f"/v1/{job}:pause", {})[0] == 200
+    assert rest(emu, "POST", f"/v1/{job}:resume", {}, STRANGER)[0] == 403
+    assert rest(emu, "DELETE", f"/v1/{job}")[0] == 200
+    for verb, permission in (("CreateJob", "create"), ("PauseJob", "pause"), ("DeleteJob", "delete")):
+        method = f"google.cloud.scheduler.v1.CloudScheduler.{verb}"
+        entry = one(emu, method)
+        assert_entry(
+            entry,
+            service="cloudscheduler.googleapis.com",
+            method=method,
+            resource=job,
+            permission=f"cloudscheduler.jobs.{permission}",
+        )
+        assert entry["resource"] == {
+            "type": "cloud_scheduler_job",
+            "labels": {"job_id": "gemini-canary", "location": "us-central1", "project_id": PROJECT},
+        }
+    assert activity(emu, "google.cloud.scheduler.v1.CloudScheduler.ResumeJob") == []
+
+
+# Cloud Monitoring ---------------------------------------------------------------------------------------------
+
+
+def test_alert_policy_and_channel_changes_are_audited(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    api = clients(emu, email=DEPLOYER)
+    channel = api.channels.create_notification_channel(
+        name=f"projects/{PROJECT}",
+        notification_channel=monitoring_v3.NotificationChannel(type_="email", labels={"email_address": "a@b.c"}),
+        retry=None,
+    )
+    condition = monitoring_v3.AlertPolicy.Condition(
+        display_name="denied",
+        condition_matched_log=monitoring_v3.AlertPolicy.Condition.LogMatch(filter="severity>=ERROR"),
+    )
+    policy = api.alerts.create_alert_policy(
+        name=f"projects/{PROJECT}",
+        alert_policy=monitoring_v3.AlertPolicy(
+            display_name="canary denied",
+            combiner=monitoring_v3.AlertPolicy.ConditionCombinerType.OR,
+            conditions=[condition],
+            notification_channels=[channel.name],
+            alert_strategy=monitoring_v3.AlertPolicy.AlertStrategy(
+                notification_rate_limit=monitoring_v3.AlertPolicy.AlertStrategy.NotificationRateLimit(
+                    period={"seconds": 300}
+                )
+            ),
+        ),
+        retry=None,
+    )
+    api.alerts.delete_alert_policy(name=policy.name, retry=None)
+    created = one(emu, "google.monitoring.v3.AlertPolicyService.CreateAlertPolicy")
+    assert_entry(
+        created,
+        service="monitoring.googleapis.com",
+        method="google.monitoring.v3.AlertPolicyService.CreateAlertPolicy",
+        resource=policy.name,
+        permission="monitoring.alertPolicies.create",
+    )
+    assert created["protoPayload"]["request"]["alertPolicy"]["displayName"] == "canary denied"
+    assert created["resource"]["type"] == "audited_resource"
+    deleted = one(emu, "google.monitoring.v3.AlertPolicyService.DeleteAlertPolicy")
+    assert deleted["protoPayload"]["resourceName"] == policy.name
+    made = one(emu, "google.monitoring.v3.NotificationChannelService.CreateNotificationChannel")
+    assert_entry(
+        made,
+        service="monitoring.googleapis.com",
+        method="google.monitoring.v3.NotificationChannelService.CreateNotificationChannel",
+        resource=channel.name,
+        permission="monitoring.notificationChannels.create",
+    )

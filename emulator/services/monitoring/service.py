@@ -20,13 +20,13 @@ from typing import Any
 
 from google.api import label_pb2, metric_pb2
 from google.cloud.monitoring_v3 import types as mt
-from google.protobuf import empty_pb2
+from google.protobuf import empty_pb2, json_format
 from google.rpc import code_pb2
 
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
 from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
 from emulator.core.world import Project
-from emulator.services.kit import allowed, page_of, require_enabled
+from emulator.services.kit import allowed, audited, page_of, require_enabled
 from emulator.services.monitoring import aggregation as agg
 from emulator.services.monitoring import notify
 from emulator.services.monitoring.filter import (
@@ -391,6 +391,24 @@ def list_time_series(call: Call, request: mt.ListTimeSeriesRequest) -> mt.ListTi
 # Metric descriptors ---------------------------------------------------------------------------------
 
 
+def _audit(call: Call, project: Project, name: str, permission: str, request: Any, response: Any = None) -> None:
+    """The Admin Activity entry of a descriptor, alert policy or channel change: methodName the v3 gRPC name (Cloud
+    Monitoring audit logging, ADMIN_WRITE), on audited_resource; request and response in their proto3 JSON form."""
+
+    def doc(message: Any) -> dict[str, Any]:
+        raw = type(message).pb(message) if hasattr(type(message), "pb") else message
+        return {"@type": f"type.googleapis.com/{raw.DESCRIPTOR.full_name}", **json_format.MessageToDict(raw)}
+
+    audited(
+        call,
+        project,
+        resource=name,
+        permission=permission,
+        request=doc(request),
+        response=doc(response) if response is not None else None,
+    )
+
+
 def _descriptor_pb(doc: dict[str, Any]) -> metric_pb2.MetricDescriptor:
     return metric_pb2.MetricDescriptor(
         name=doc["name"],
@@ -436,6 +454,7 @@ def create_metric_descriptor(call: Call, request: mt.CreateMetricDescriptorReque
         "name": f"projects/{project.project_id}/metricDescriptors/{d.type}",
     }
     project.store(MonitoringStore).metric_descriptors[d.type] = doc
+    _audit(call, project, doc["name"], "monitoring.metricDescriptors.create", request, _descriptor_pb(doc))
     return _descriptor_pb(doc)
 
 
@@ -476,6 +495,7 @@ def delete_metric_descriptor(call: Call, request: mt.DeleteMetricDescriptorReque
         raise not_found(f"Could not find descriptor for metric '{metric_type}'.")
     for key in [k for k in project.store(MonitoringStore).time_series if k[0] == metric_type]:
         del project.store(MonitoringStore).time_series[key]
+    _audit(call, project, request.name, "monitoring.metricDescriptors.delete", request)
     return empty_pb2.Empty()
 
 
@@ -561,6 +581,7 @@ def create_alert_policy(call: Call, request: mt.CreateAlertPolicyRequest) -> mt.
     policy.name = f"projects/{project.project_id}/alertPolicies/{secrets.randbelow(10**19)}"
     _stamped(policy, call, created=True)
     project.store(MonitoringStore).alert_policies[policy.name] = policy
+    _audit(call, project, policy.name, "monitoring.alertPolicies.create", request, policy)
     return policy
 
 
@@ -609,6 +630,7 @@ def update_alert_policy(call: Call, request: mt.UpdateAlertPolicyRequest) -> mt.
     _check_policy(project, incoming)
     _stamped(incoming, call, created=False)
     project.store(MonitoringStore).alert_policies[name] = incoming
+    _audit(call, project, name, "monitoring.alertPolicies.update", request, incoming)
     return incoming
 
 
@@ -616,6 +638,7 @@ def delete_alert_policy(call: Call, request: mt.DeleteAlertPolicyRequest) -> emp
     project, name = _policy_project(call, request.name, "monitoring.alertPolicies.delete")
     if project.store(MonitoringStore).alert_policies.pop(name, None) is None:
         raise not_found(f"Alert policy '{name}' does not exist.")
+    _audit(call, project, name, "monitoring.alertPolicies.delete", request)
     return empty_pb2.Empty()
 
 
@@ -645,6 +668,7 @@ def create_notification_channel(call: Call, request: mt.CreateNotificationChanne
     channel.name = f"projects/{project.project_id}/notificationChannels/{secrets.randbelow(10**19)}"
     channel.verification_status = mt.NotificationChannel.VerificationStatus.VERIFIED  # type: ignore[assignment]
     project.store(MonitoringStore).notification_channels[channel.name] = channel
+    _audit(call, project, channel.name, "monitoring.notificationChannels.create", request, channel)
     return channel
 
 
@@ -681,6 +705,7 @@ def delete_notification_channel(call: Call, request: mt.DeleteNotificationChanne
             f"{', '.join(in_use)}. Set force=true to delete it anyway.",
         )
     del project.store(MonitoringStore).notification_channels[name]
+    _audit(call, project, name, "monitoring.notificationChannels.delete", request)
     return empty_pb2.Empty()
 
 
