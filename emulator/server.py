@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ from emulator.core.handlers import JsonMethod
 from emulator.core.http import Request, Response
 from emulator.core.network import Outbound, Reply
 from emulator.core.ticker import Ticker
+from emulator.core.tls import Authority
 from emulator.core.world import World
 from emulator.frontends import admin, rest
 from emulator.frontends.grpc import GrpcServer
-from emulator.frontends.httpserver import HttpServer
+from emulator.frontends.httpserver import HttpServer, Tunnels
 from emulator.frontends.metadata import make_app as metadata_app
 from emulator.runtime.serving import Runtime
 
@@ -86,7 +89,17 @@ class Emulator:
                 return admin_handler(request)
             return rest_handler(request)
 
-        self.http = HttpServer(http, host, http_port)
+        def tunnelled(request: Request) -> Response:
+            served = self.world.network.handler(request.host)
+            if served is None:  # the function went away after the tunnel was opened
+                return Response.text(f"{request.host} is not served any more\n", 404)
+            return ingress_response(served, request)
+
+        # CONNECT host:443 reaches a served function's URL over TLS, with a certificate from the emulator's own CA.
+        self.authority = Authority()
+        self._ca_folder: Path | None = None
+        tunnels = Tunnels(lambda name: self.world.network.handler(name) is not None, self.authority, tunnelled)
+        self.http = HttpServer(http, host, http_port, tunnels)
 
     def reset(self) -> None:
         scenario.build(self.scenario, self.world, self.clock_mode)
@@ -105,6 +118,9 @@ class Emulator:
         self.http.stop()
         self.metadata.stop()
         self.grpc.stop()
+        if self._ca_folder is not None:
+            shutil.rmtree(self._ca_folder, ignore_errors=True)
+            self._ca_folder = None
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -120,6 +136,17 @@ class Emulator:
     def admin_url(self) -> str:
         return f"{self.rest_url}/_emulator"
 
+    @property
+    def ca_file(self) -> Path:
+        """The PEM file of the CA whose certificates the HTTP port presents inside a CONNECT tunnel (for curl's
+        CURL_CA_BUNDLE); written when first asked for, removed by stop()."""
+        if self._ca_folder is None:
+            self._ca_folder = Path(tempfile.mkdtemp(prefix="emulator-ca-"))
+        path = self._ca_folder / "ca.pem"
+        if not path.exists():
+            self.authority.write_ca(path)
+        return path
+
     def info(self) -> dict[str, Any]:
         """What `python -m emulator` prints: where everything is."""
         return {
@@ -127,6 +154,7 @@ class Emulator:
             "metadata": self.metadata.address,
             "rest": self.rest_url,
             "admin": self.admin_url,
+            "ca_file": str(self.ca_file),
             "project": self.world.default_project,
             "service_account": self.world.workload,
             "scenario": self.scenario,

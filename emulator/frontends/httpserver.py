@@ -13,26 +13,40 @@ with a JSON error and the connection closed (nothing of it can poison the next r
   the connection stays usable, since the whole body was read.
 
 Its requests and responses are `emulator.core.http`'s, which also holds the strict JSON reader both front ends use.
+
+A server given `Tunnels` also answers `CONNECT host:443` (RFC 9110 §9.3.6), as the HTTPS proxy a client such as curl
+is pointed at with `https_proxy`: only from a loopback client, only to port 443 (else 403) of a host `Tunnels.admits`
+(else 502, and nothing is opened). It answers `200 Connection established`, terminates TLS on the tunnel with a
+certificate for that host from `Tunnels.authority` (a handshake not done within `HANDSHAKE_TIMEOUT` seconds closes
+the connection), and serves the requests inside with `Tunnels.app`, each with `Request.host` set to the CONNECT host
+and under the same framing rules and limits as above.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
+import ipaddress
 import re
 import socket
+import ssl
 import sys
 import threading
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from emulator.core.http import Request, Response
+from emulator.core.tls import Authority, valid_hostname
 
 MAX_BODY = 10 * 1024 * 1024
 BODY_TIMEOUT = 30.0  # seconds a client may pause while sending a body
+HANDSHAKE_TIMEOUT = 10.0  # seconds a client has to complete the TLS handshake inside a CONNECT tunnel
+_AUTHORITY_FORM = re.compile(r"([A-Za-z0-9.-]{1,253}):([0-9]{1,5})")  # CONNECT's request target (RFC 9112 §3.2.3)
 _DIGITS = re.compile(r"[0-9]{1,18}")  # 18 digits: far above MAX_BODY, and within what int() reads cheaply
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _MAX_TRAILERS = 100
@@ -62,12 +76,24 @@ class _Refused(Exception):
 App = Callable[[Request], Response]
 
 
-def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
+@dataclass(frozen=True)
+class Tunnels:
+    """What CONNECT reaches: the hosts `admits` accepts (port 443 only), with `authority`'s certificate for the
+    host, their requests served by `app`."""
+
+    admits: Callable[[str], bool]
+    authority: Authority
+    app: App
+
+
+def _handler_class(app: App, tunnels: Tunnels | None) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
         disable_nagle_algorithm = True  # else each keep-alive answer after the first waits ~40 ms for an ACK
         server_version = "emulator"
         sys_version = ""
+        tunnel_host: str | None = None  # inside a CONNECT tunnel: the host it was opened to
+        _tls: ssl.SSLSocket | None = None
 
         def _framing(self) -> int | None:
             """The body's length by Content-Length, None for a chunked body; raises _Refused."""
@@ -152,10 +178,11 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                 query=parse_qs(split.query, keep_blank_values=True),
                 headers=headers,
                 body=body,
-                host=_host(split.hostname, headers.get("host", "")),
+                host=self.tunnel_host or _host(split.hostname, headers.get("host", "")),
             )
+            serve = tunnels.app if tunnels is not None and self.tunnel_host else app
             try:
-                response = app(request)
+                response = serve(request)
             except Exception:  # noqa: BLE001 - an application bug: answer 500, keep the trace, keep serving
                 traceback.print_exc(file=sys.stderr)
                 response = error_body(500, "Internal error encountered.")
@@ -190,6 +217,58 @@ def _handler_class(app: App) -> type[BaseHTTPRequestHandler]:
                     pass
 
         do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+        def do_CONNECT(self) -> None:
+            refusal = self._connect_refusal()
+            if refusal is not None:
+                self._send(refusal, close=True)
+                return
+            assert tunnels is not None
+            host = self.path.rsplit(":", 1)[0].lower()
+            self.send_response(200, "Connection established")
+            self.end_headers()
+            try:
+                context = tunnels.authority.context(host)
+                self.connection.settimeout(HANDSHAKE_TIMEOUT)
+                tls = context.wrap_socket(self.connection, server_side=True)  # takes over the socket
+                tls.settimeout(None)
+            except (OSError, ValueError):  # no handshake in time, or not TLS: nothing was served
+                self.close_connection = True
+                return
+            with contextlib.suppress(OSError, ValueError):
+                self.rfile.close()
+                self.wfile.close()
+            self._tls = tls
+            self.connection = tls
+            self.rfile = tls.makefile("rb")
+            self.wfile = io.BufferedWriter(tls.makefile("wb", buffering=0))  # flushed after each request
+            self.tunnel_host = host
+            self.close_connection = False  # also after an HTTP/1.0 CONNECT: the tunnel carries requests now
+
+        def _connect_refusal(self) -> Response | None:
+            if tunnels is None or self.tunnel_host:
+                return Response.text(
+                    "CONNECT is not supported here\n", 405, {"Allow": "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
+                )
+            if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+                return Response.text("CONNECT is accepted from loopback clients only\n", 403)
+            target = _AUTHORITY_FORM.fullmatch(self.path)
+            if target is None or not valid_hostname(target.group(1).lower()):
+                return Response.text(f"CONNECT needs host:port, got {self.path[:80]!r}\n", 400)
+            host, port = target.group(1).lower(), int(target.group(2))
+            if port != 443:
+                return Response.text(f"CONNECT reaches port 443 only, not {port}\n", 403)
+            if not tunnels.admits(host):
+                return Response.text(f"{host} is not a host the emulator serves\n", 502)
+            return None
+
+        def finish(self) -> None:
+            try:
+                super().finish()
+            finally:
+                if self._tls is not None:
+                    with contextlib.suppress(OSError):
+                        self._tls.close()
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # requests are counted by the world, not printed (they may carry tokens in headers)
@@ -239,8 +318,9 @@ def reserve_port(host: str = "127.0.0.1") -> int:
 
 
 class HttpServer:
-    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Listens on `port` (0: one the kernel picks), or on the socket reserve_port kept for it."""
+    def __init__(self, app: App, host: str = "127.0.0.1", port: int = 0, tunnels: Tunnels | None = None) -> None:
+        """Listens on `port` (0: one the kernel picks), or on the socket reserve_port kept for it; answers CONNECT
+        when given `tunnels`."""
         key = (host, port)
         with _RESERVED_LOCK:
             reserved = _RESERVED.get(key) if port else None
@@ -250,9 +330,9 @@ class HttpServer:
                 _IN_USE.add(key)
         self._reserved = key if reserved is not None else None
         if reserved is None:
-            self._server = _QuietServer((host, port), _handler_class(app))
+            self._server = _QuietServer((host, port), _handler_class(app, tunnels))
         else:
-            self._server = _QuietServer(key, _handler_class(app), bind_and_activate=False)
+            self._server = _QuietServer(key, _handler_class(app, tunnels), bind_and_activate=False)
             self._server.socket.close()
             self._server.socket = reserved
         self._server.daemon_threads = True

@@ -67,7 +67,8 @@ def _ports(info: dict[str, Any]) -> list[int]:
 
 def test_prints_one_json_line_with_the_endpoints(running: tuple[subprocess.Popen[str], dict[str, Any]]) -> None:
     _, info = running
-    assert sorted(info) == ["admin", "grpc", "metadata", "project", "rest", "scenario", "service_account"]
+    assert sorted(info) == ["admin", "ca_file", "grpc", "metadata", "project", "rest", "scenario", "service_account"]
+    assert Path(info["ca_file"]).read_text().startswith("-----BEGIN CERTIFICATE-----")  # CONNECT's CA, for curl
     assert (info["project"], info["service_account"], info["scenario"]) == (PROJECT, WORKLOAD, "healthy")
     assert info["admin"] == info["rest"] + "/_emulator"
     status, body = raw_http(info["admin"] + "/world")
