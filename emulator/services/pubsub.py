@@ -46,7 +46,17 @@ from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod,
 from emulator.core.network import Outbound, Unreachable
 from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project, World
-from emulator.services.kit import admit, allowed_on, duration_seconds, integer, listed, mask_paths, message, text
+from emulator.services.kit import (
+    admit,
+    allowed_on,
+    audited,
+    duration_seconds,
+    integer,
+    listed,
+    mask_paths,
+    message,
+    text,
+)
 
 API = "pubsub.googleapis.com"
 PROTO = "google.pubsub.v1.Publisher"
@@ -106,6 +116,31 @@ def _topic(call: Call, name: str, permission: str) -> tuple[Project, Doc]:
     return project, found
 
 
+def _audit(call: Call, project: Project, name: str, permission: str, request: Doc, response: Doc | None) -> None:
+    """A topic or subscription change's Admin Activity entry: methodName the v1 gRPC name (Pub/Sub audit logging,
+    ADMIN_WRITE), on the pubsub_topic or pubsub_subscription monitored resource."""
+    _, project_id, kind, resource_id = name.split("/")
+    label = "topic_id" if kind == "topics" else "subscription_id"
+    message_type = "Topic" if kind == "topics" else "Subscription"
+    # CreateTopic and CreateSubscription take the Topic / Subscription itself as their request (pubsub.proto).
+    verb = call.method.name
+    request_type = f"{verb}Request" if verb.startswith(("Update", "Delete")) else message_type
+    audited(
+        call,
+        project,
+        resource=name,
+        permission=permission,
+        resource_type={
+            "type": "pubsub_topic" if kind == "topics" else "pubsub_subscription",
+            "labels": {"project_id": project_id, label: resource_id},
+        },
+        request={"@type": f"type.googleapis.com/google.pubsub.v1.{request_type}", **copy.deepcopy(request)},
+        response={"@type": f"type.googleapis.com/google.pubsub.v1.{message_type}", **copy.deepcopy(response)}
+        if response
+        else None,
+    )
+
+
 def create_topic(call: Call, request: Doc) -> Doc:
     ref, topic_id = _topic_name(text(request, "name"))
     project = _project(call, ref, "pubsub.topics.create")
@@ -114,6 +149,7 @@ def create_topic(call: Call, request: Doc) -> Doc:
         raise RpcError(code_pb2.ALREADY_EXISTS, f"Resource already exists in the project (resource={topic_id}).")
     topic = {k: v for k, v in request.items() if k != "state"}
     project.store(TopicStore).topics[name] = {**topic, "name": name}
+    _audit(call, project, name, "pubsub.topics.create", request, project.store(TopicStore).topics[name])
     return copy.deepcopy(project.store(TopicStore).topics[name])
 
 
@@ -130,7 +166,7 @@ def list_topics(call: Call, request: Doc) -> Doc:
 
 def update_topic(call: Call, request: Doc) -> Doc:
     given = message(request, "topic")
-    _, topic = _topic(call, text(given, "name"), "pubsub.topics.update")
+    project, topic = _topic(call, text(given, "name"), "pubsub.topics.update")
     paths = mask_paths(request)
     if not paths:
         raise invalid_argument("The update_mask in the UpdateTopicRequest must be set.")
@@ -141,6 +177,7 @@ def update_topic(call: Call, request: Doc) -> Doc:
             topic[path] = copy.deepcopy(given[path])
         else:
             topic.pop(path, None)
+    _audit(call, project, topic["name"], "pubsub.topics.update", request, topic)
     return copy.deepcopy(topic)
 
 
@@ -151,6 +188,7 @@ def delete_topic(call: Call, request: Doc) -> Doc:
         for sub in other.store(SubscriptionStore).subscriptions.values():
             if sub.get("topic") == topic["name"]:
                 sub["topic"] = DELETED_TOPIC
+    _audit(call, project, topic["name"], "pubsub.topics.delete", request, None)
     return {}
 
 
@@ -352,7 +390,9 @@ def create_subscription(call: Call, request: Doc) -> Doc:
     topic_project = call.world.project(_topic_name(text(request, "topic"))[0])
     if topic_project is not None and not allowed_on(call, topic_project, "pubsub.topics.attachSubscription"):
         raise denied()
-    return _new_subscription(call.world, project, sub_id, request)
+    created = _new_subscription(call.world, project, sub_id, request)
+    _audit(call, project, created["name"], "pubsub.subscriptions.create", request, created)
+    return created
 
 
 def get_subscription(call: Call, request: Doc) -> Doc:
@@ -368,6 +408,7 @@ def list_subscriptions(call: Call, request: Doc) -> Doc:
 def delete_subscription(call: Call, request: Doc) -> Doc:
     project, sub = _subscription(call, text(request, "subscription"), "pubsub.subscriptions.delete")
     _drop_subscription(project, sub["name"])
+    _audit(call, project, sub["name"], "pubsub.subscriptions.delete", request, None)
     return {}
 
 

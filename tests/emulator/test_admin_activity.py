@@ -282,3 +282,37 @@ def test_alert_policy_and_channel_changes_are_audited(start_emulator: Callable[[
         resource=channel.name,
         permission="monitoring.notificationChannels.create",
     )
+
+
+# Pub/Sub and Dashboards ---------------------------------------------------------------------------------------
+
+
+def test_topic_subscription_and_dashboard_changes_are_audited(start_emulator: Callable[[str], Emulator]) -> None:
+    emu = start_emulator("deploy_ready")
+    topic = f"projects/{PROJECT}/topics/gemini-canary"
+    subscription = f"projects/{PROJECT}/subscriptions/gemini-canary-push"
+    assert rest(emu, "PUT", f"/v1/{topic}", {})[0] == 200
+    assert rest(emu, "PUT", f"/v1/{subscription}", {"topic": topic})[0] == 200
+    status, dashboard = rest(emu, "POST", f"/v1/projects/{PROJECT}/dashboards", {"displayName": "canary"})
+    assert status == 200, dashboard
+    assert rest(emu, "DELETE", f"/v1/{topic}", email=STRANGER)[0] == 403
+    assert_entry(
+        topic_entry := one(emu, "google.pubsub.v1.Publisher.CreateTopic"),
+        service="pubsub.googleapis.com",
+        method="google.pubsub.v1.Publisher.CreateTopic",
+        resource=topic,
+        permission="pubsub.topics.create",
+    )
+    assert topic_entry["resource"] == {
+        "type": "pubsub_topic",
+        "labels": {"project_id": PROJECT, "topic_id": "gemini-canary"},
+    }
+    assert one(emu, "google.pubsub.v1.Subscriber.CreateSubscription")["resource"]["type"] == "pubsub_subscription"
+    assert activity(emu, "google.pubsub.v1.Publisher.DeleteTopic") == []
+    assert_entry(
+        one(emu, "google.monitoring.dashboard.v1.DashboardsService.CreateDashboard"),
+        service="monitoring.googleapis.com",
+        method="google.monitoring.dashboard.v1.DashboardsService.CreateDashboard",
+        resource=dashboard["name"],
+        permission="monitoring.dashboards.create",
+    )

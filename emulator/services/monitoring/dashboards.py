@@ -20,7 +20,7 @@ from google.rpc import code_pb2
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
 from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
 from emulator.core.world import Project
-from emulator.services.kit import admit, boolean, listed, message, text
+from emulator.services.kit import admit, audited, boolean, listed, message, text
 
 API = "monitoring.googleapis.com"
 PROTO = "google.monitoring.dashboard.v1.DashboardsService"
@@ -74,6 +74,25 @@ def _etag() -> str:
     return secrets.token_hex(16)
 
 
+def _audit(call: Call, project: Project, name: str, permission: str, request: Doc, response: Doc | None) -> None:
+    """A dashboard change's Admin Activity entry: google.monitoring.dashboard.v1.DashboardsService.<Method> (Cloud
+    Monitoring audit logging, ADMIN_WRITE), on audited_resource."""
+    verb = call.method.name
+    audited(
+        call,
+        project,
+        resource=name,
+        permission=permission,
+        request={
+            "@type": f"type.googleapis.com/google.monitoring.dashboard.v1.{verb}Request",
+            **copy.deepcopy(request),
+        },
+        response={"@type": "type.googleapis.com/google.monitoring.dashboard.v1.Dashboard", **copy.deepcopy(response)}
+        if response
+        else None,
+    )
+
+
 def create_dashboard(call: Call, request: Doc) -> Doc:
     parent = text(request, "parent")
     project = _project(call, parent.removeprefix("projects/"), "monitoring.dashboards.create")
@@ -85,6 +104,7 @@ def create_dashboard(call: Call, request: Doc) -> Doc:
     stored = {**given, "name": name, "etag": _etag()}
     if not boolean(request, "validateOnly"):
         project.store(DashboardStore).dashboards[name] = stored
+        _audit(call, project, name, "monitoring.dashboards.create", request, stored)
     return copy.deepcopy(stored)
 
 
@@ -112,12 +132,14 @@ def update_dashboard(call: Call, request: Doc) -> Doc:
     stored = {**given, "name": current["name"], "etag": _etag()}
     if not boolean(request, "validateOnly"):
         project.store(DashboardStore).dashboards[current["name"]] = stored
+        _audit(call, project, current["name"], "monitoring.dashboards.update", request, stored)
     return copy.deepcopy(stored)
 
 
 def delete_dashboard(call: Call, request: Doc) -> Doc:
     project, current = _dashboard(call, text(request, "name"), "monitoring.dashboards.delete")
     del project.store(DashboardStore).dashboards[current["name"]]
+    _audit(call, project, current["name"], "monitoring.dashboards.delete", request, None)
     return {}
 
 
