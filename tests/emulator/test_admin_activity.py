@@ -4,7 +4,9 @@ method, the resource, the permission and (SetIamPolicy) the binding deltas; a re
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from google.cloud import monitoring_v3
@@ -23,6 +25,7 @@ from tests.emulator.rest_support import (
     upload_source,
 )
 from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
+from tests.prerequisites import need
 from tests.shared import WORKLOAD
 
 ACTIVITY = f"projects/{PROJECT}/logs/cloudaudit.googleapis.com%2Factivity"
@@ -316,3 +319,26 @@ def test_topic_subscription_and_dashboard_changes_are_audited(start_emulator: Ca
         resource=dashboard["name"],
         permission="monitoring.dashboards.create",
     )
+
+
+# The real gcloud ------------------------------------------------------------------------------------------------
+
+
+def test_an_account_gcloud_creates_is_audited_as_the_gcloud_user(
+    start_emulator: Callable[[str], Emulator], tmp_path: Path
+) -> None:
+    binary = need("gcloud")
+    emu = start_emulator("deploy_ready")
+    env = emu.gcloud_env(tmp_path / "deployer", DEPLOYER)
+    done = subprocess.run(
+        [binary, "iam", "service-accounts", "create", "gemini-canary-invoker", f"--project={PROJECT}"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    entry = one(emu, "google.iam.admin.v1.CreateServiceAccount")
+    assert entry["protoPayload"]["authenticationInfo"]["principalEmail"] == DEPLOYER
+    assert entry["resource"]["labels"]["email_id"] == f"gemini-canary-invoker@{PROJECT}.iam.gserviceaccount.com"
