@@ -8,6 +8,10 @@ checked, on the resource named, granted), the request and response where docs/go
 API's entries carry them, and the resource type the table names (audited_resource where Google's own is not known).
 Assumption: a long-running operation that ends at once still writes two entries (operation.first, then
 operation.last), at the same clock time; one that ends later writes its last entry then, without a request.
+Assumption: a create names the new resource as resourceName (the project for CreateServiceAccount); a function's
+SetIamPolicy is logged as google.cloud.functions.v2.FunctionService.SetIamPolicy and Scheduler's RunJob as an
+ADMIN_WRITE method; Monitoring's and the dashboards' entries are on audited_resource; a validateOnly dashboard
+request changes nothing and writes nothing.
 """
 
 from __future__ import annotations
