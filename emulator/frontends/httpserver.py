@@ -263,12 +263,15 @@ def _handler_class(app: App, tunnels: Tunnels | None) -> type[BaseHTTPRequestHan
             return None
 
         def finish(self) -> None:
-            try:
+            if self._tls is None:
                 super().finish()
+                return
+            try:
+                with contextlib.suppress(OSError, ValueError):  # a tunnel the client broke: nothing left to flush
+                    super().finish()
             finally:
-                if self._tls is not None:
-                    with contextlib.suppress(OSError):
-                        self._tls.close()
+                with contextlib.suppress(OSError):
+                    self._tls.close()
 
         def log_message(self, format: str, *args: Any) -> None:
             return  # requests are counted by the world, not printed (they may carry tokens in headers)
