@@ -71,7 +71,7 @@ class Emulator:
         self.world.serving = serve_functions
         self.world.outbox = outbox
         # Deployed functions run only when asked: each costs a process (emulator/runtime).
-        self.runtime = Runtime({"CANARY_EMULATOR_GRPC": self.grpc.address}) if serve_functions else None
+        self.runtime = Runtime(self.world, {"CANARY_EMULATOR_GRPC": self.grpc.address}) if serve_functions else None
         ticks = [service.tick for service in services.REGISTRY if service.tick is not None]
         self.ticker = Ticker(self.world, [*ticks, *([self.runtime.tick] if self.runtime else [])])
         extra = {key: route for service in services.REGISTRY for key, route in service.admin.items()}

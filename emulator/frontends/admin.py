@@ -4,6 +4,7 @@
     PATCH  /_emulator/world            merge a partial scenario document into the live world (validated whole)
     POST   /_emulator/reset            rebuild the world from its scenario
     POST   /_emulator/clock            {"advance_seconds": N} | {"set": RFC3339} | {"mode": "virtual"|"running"|"wall"}
+                                       ("running" may take "rate": emulated seconds per real second, up to 1000)
     POST   /_emulator/actions          {"actor", "action", ...params}: a change made now, audited as a person's
     GET    /_emulator/faults           armed faults;  DELETE clears them
     POST   /_emulator/faults           {"method", "count", and one of "status" | "hang_seconds" | "close" |
@@ -144,9 +145,13 @@ def _text(body: Mapping[str, Any], key: str) -> str:
 
 
 def set_clock(world: World, body: Any) -> dict[str, Any]:
-    doc = _fields(body, {"advance_seconds", "set", "mode"})
+    doc = _fields(body, {"advance_seconds", "set", "mode", "rate"})
+    rate = doc.get("rate")
+    doc = {k: v for k, v in doc.items() if k != "rate"}
     if len(doc) != 1:
         raise AdminError(f"give exactly one of advance_seconds, set, mode (got {', '.join(sorted(doc)) or 'none'})")
+    if rate is not None and doc.get("mode") != "running":
+        raise AdminError('rate: only with {"mode": "running"}')
     try:
         if "advance_seconds" in doc:
             seconds = _num(doc, "advance_seconds", maximum=MAX_SECONDS)
@@ -161,7 +166,10 @@ def set_clock(world: World, body: Any) -> dict[str, Any]:
         elif doc["mode"] == "virtual":
             world.clock.freeze(world.clock.now())
         elif doc["mode"] == "running":
-            world.clock.run_from(world.clock.now())
+            speed = 1.0 if rate is None else _num({"rate": rate}, "rate", maximum=1000)
+            if speed <= 0:
+                raise AdminError(f"rate: seconds of emulated time per real second, above 0, got {rate!r}")
+            world.clock.run_from(world.clock.now(), speed)
         elif doc["mode"] == "wall":
             world.clock.unfreeze()
         else:
@@ -171,7 +179,7 @@ def set_clock(world: World, body: Any) -> dict[str, Any]:
             raise
         raise AdminError(f"{next(iter(doc))}: {err}") from None
     world.tick()
-    return {"mode": world.clock.mode, "now": rfc3339(world.clock.now())}
+    return {"mode": world.clock.mode, "now": rfc3339(world.clock.now()), "rate": world.clock.rate}
 
 
 def add_fault(world: World, body: Any, known_methods: set[str]) -> Fault:

@@ -15,6 +15,7 @@ delete stops it.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import stat
@@ -39,6 +40,7 @@ from emulator.runtime.logs import Revision, entry
 from emulator.runtime.process import ServedProcess
 from emulator.services import functions
 
+CLOCKSHIM = Path(__file__).resolve().parent / "clockshim"
 MAX_UNPACKED = 200 * 1024 * 1024  # bytes a source zip may unpack to; more is refused as a broken deploy
 MAX_FILES = 20_000
 START_S = 60.0  # Cloud Run's default startup probe allows 240 s; a function that says nothing for 60 s here has failed
@@ -107,10 +109,12 @@ class Runtime:
     """The served revisions of one emulator. `network_env` is what a served process needs to reach this emulator as
     it would reach Google (the canary's CANARY_EMULATOR_GRPC); it is added to every process's environment."""
 
-    def __init__(self, network_env: dict[str, str], workdir: Path | None = None) -> None:
+    def __init__(self, world: World, network_env: dict[str, str], workdir: Path | None = None) -> None:
         self.network_env = dict(network_env)
         self._own_workdir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="emulator-runtime-"))
+        self.clock_file = self.workdir / "clock.json"
+        world.clock.watch(self._write_clock)
         self.served: dict[str, Served] = {}  # by function name
         self.handlers: dict[str, Callable[[Outbound], Reply]] = {}  # Cloud Run's ingress of each, by function name
         self._service_hosts: dict[str, str] = {}  # service URL host → function name
@@ -150,6 +154,9 @@ class Runtime:
                 "HOME": str(folder),
                 "LANG": "C.UTF-8",
                 "PYTHONUNBUFFERED": "1",
+                # the process's clock is the emulator's (clockshim/sitecustomize.py)
+                "PYTHONPATH": str(CLOCKSHIM),
+                "EMULATOR_CLOCK_FILE": str(self.clock_file),
                 **want.environment,
                 # Cloud Run's and Cloud Functions' own variables (docs/google-behaviour.md, "Served functions")
                 "K_SERVICE": want.function_id,
@@ -227,6 +234,12 @@ class Runtime:
             return Reply(404, {"content-type": "text/html; charset=UTF-8"}, b"<html><body>Page not found</body></html>")
         inner = urlunsplit(("https", parts.netloc, "/" + rest, parts.query, ""))
         return chosen(Outbound(request.method, inner, request.headers, request.body, request.timeout_s))
+
+    def _write_clock(self, shared: dict[str, Any]) -> None:
+        """The emulator's clock for the served processes (clockshim/sitecustomize.py), replaced in one step."""
+        scratch = self.clock_file.with_suffix(".new")
+        scratch.write_text(json.dumps(shared))
+        os.replace(scratch, self.clock_file)
 
     @staticmethod
     def _log_lines(world: World, revision: Revision) -> Callable[[str, bytes], None]:

@@ -48,7 +48,7 @@ BAD_INPUT = [
         "clock",
         {"advance": 5},
         400,
-        "advance: unknown field; allowed: advance_seconds, mode, set",
+        "advance: unknown field; allowed: advance_seconds, mode, rate, set",
         id="clock-unknown-field",
     ),
     pytest.param(

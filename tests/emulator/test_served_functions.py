@@ -9,17 +9,19 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from devkit.emulated import admin
 from emulator.core.network import Outbound, Reply, Unreachable
 from emulator.server import Emulator
 from tests.emulator.rest_support import LOC, builder_ready, function_body, grant, rest, upload_source
 from tests.emulator.support import DEPLOYER, PROJECT
 from tests.shared import WORKLOAD
 
-APP = """import json, os, sys
+APP = """import datetime, json, os, sys
 import functions_framework
 import google.auth
 from google.auth.transport.requests import Request
@@ -38,6 +40,7 @@ def canary(request):
         "revision": os.environ["K_REVISION"],
         "greeting": os.environ.get("GREETING", ""),
         "path": request.path,
+        "now": datetime.datetime.now(datetime.UTC).isoformat(),
     }
 """
 FILES = {"main.py": APP, "requirements.txt": "functions-framework\n"}
@@ -104,6 +107,7 @@ def test_the_source_runs_as_its_account_and_its_output_is_logged(emu: Emulator) 
     assert reply.status == 200, reply.body
     answer = json.loads(reply.body)
     revision = function["serviceConfig"]["revision"]
+    del answer["now"]
     assert answer == {
         "email": WORKLOAD,
         "project": PROJECT,
@@ -265,3 +269,21 @@ def test_an_event_triggered_function_gets_each_message_on_its_topic_as_a_cloudev
     status, subscriptions = rest(emu, "GET", f"/v1/projects/{PROJECT}/subscriptions")
     assert status == 200
     assert subscriptions.get("subscriptions", []) == []
+
+
+def test_a_served_function_reads_the_emulator_clock(emu: Emulator) -> None:
+    _finished(emu, _deploy(emu))
+    uri = rest(emu, "GET", f"/v2/{NAME}")[1]["serviceConfig"]["uri"]
+
+    def seen() -> datetime:
+        return datetime.fromisoformat(json.loads(_call(emu, uri).body)["now"])
+
+    assert admin(emu, "POST", "clock", {"mode": "running"})[0] == 200
+    assert admin(emu, "POST", "clock", {"set": "2031-03-04T05:06:07Z"})[0] == 200
+    first = seen()
+    assert timedelta(0) <= first - datetime(2031, 3, 4, 5, 6, 7, tzinfo=UTC) < timedelta(minutes=5)
+    assert admin(emu, "POST", "clock", {"advance_seconds": 86400})[0] == 200
+    assert timedelta(days=1) <= seen() - first < timedelta(days=1, minutes=5)
+    status, body = admin(emu, "POST", "clock", {"mode": "running", "rate": 0})
+    assert status == 400
+    assert "rate" in body["error"]

@@ -1,0 +1,61 @@
+"""Run by Python at the start of every served function's process (the runtime puts this folder on PYTHONPATH): the
+process's wall clock is the emulator's clock, as a function's clock on Google is Google's.
+
+EMULATOR_CLOCK_FILE names a JSON file the emulator rewrites whenever its clock changes (`Clock.shared()`): at wall time
+`real` the clock read `epoch` and it moves `rate` seconds per real second; {"mode": "wall"} means real time. The file
+is read at every call.
+
+`datetime.datetime.now`, `utcnow` and `today` read it: what a function stamps its data with (the canary's metric
+points and audit-log windows, google.auth's token expiry). `time.time` and `time.monotonic` stay real: gRPC turns a
+call's timeout into an absolute deadline with `time.time()` for its C core, which keeps real time, and durations are
+measured on real time anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as _datetime
+import json
+import os
+import time as _time
+
+_FILE = os.environ.get("EMULATOR_CLOCK_FILE", "")
+_real_time = _time.time
+
+
+def _line() -> dict[str, float] | None:
+    """The clock's line as the emulator last wrote it, read at every call (a small file; a call right after the
+    emulator moved its clock must see the move)."""
+    try:
+        with open(_FILE, encoding="utf-8") as handle:
+            doc = json.load(handle)
+        if doc.get("mode") == "wall":
+            return None
+        return {k: float(doc[k]) for k in ("epoch", "real", "rate")}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def emulated_time() -> float:
+    real = _real_time()
+    line = _line()
+    if line is None:
+        return real
+    return line["epoch"] + (real - line["real"]) * line["rate"]
+
+
+class _Datetime(_datetime.datetime):
+    @classmethod
+    def now(cls, tz: _datetime.tzinfo | None = None) -> _Datetime:
+        return cls.fromtimestamp(emulated_time(), tz)
+
+    @classmethod
+    def utcnow(cls) -> _Datetime:
+        return cls.fromtimestamp(emulated_time(), _datetime.UTC).replace(tzinfo=None)
+
+    @classmethod
+    def today(cls) -> _Datetime:
+        return cls.fromtimestamp(emulated_time())
+
+
+if _FILE:
+    _datetime.datetime = _Datetime  # type: ignore[misc]
