@@ -132,20 +132,25 @@ def series_for(
 
 
 class MetricsWriter:
-    """One per instance; remembers when this instance last wrote, to honour the 5-second rule."""
+    """One per instance; remembers the end time of the points this instance last wrote, to honour the 5-second rule.
+
+    The rule is about the points' end times, so it is checked on them (the clock the points are stamped with), not
+    on a second clock: a point stamped less than 5 s after the last one written, or before it (the clock stepped
+    back), is not written."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last_write = -1e9
+        self._last_write: datetime | None = None
 
-    def _claim(self) -> float | None:
-        """Reserve this instance's write slot; seconds since the last write when it is too soon."""
+    def _claim(self, at: datetime) -> float | None:
+        """Reserve this instance's write slot for points ending at `at`; seconds since the last write when it is
+        too soon."""
         with self._lock:
-            now = time.monotonic()
-            since = now - self._last_write
-            if since < MIN_SPACING_S:
-                return since
-            self._last_write = now
+            if self._last_write is not None:
+                since = (at - self._last_write).total_seconds()
+                if since < MIN_SPACING_S:
+                    return since
+            self._last_write = at
             return None
 
     def write(
@@ -175,13 +180,14 @@ class MetricsWriter:
                 "job": config.job,
                 "task_id": clients.task_id,
             }
-            series = series_for(config.metric_prefix, outcome, signals, resource, datetime.now(UTC))
+            at = datetime.now(UTC)
+            series = series_for(config.metric_prefix, outcome, signals, resource, at)
         except Exception as error:  # noqa: BLE001 - a failing sink never hides the result
             report.error = f"could not build the time series: {type(error).__name__}: {error}"
             return report
         report.series = len(series)
         report.time_series = [_printable(s) for s in series]
-        too_soon = self._claim()
+        too_soon = self._claim(at)
         if too_soon is not None:
             report.skipped = (
                 f"coalesced: this instance wrote metrics {too_soon:.1f} s ago and Cloud Monitoring accepts "

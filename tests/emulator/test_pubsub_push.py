@@ -9,11 +9,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from devkit.receiver import Receiver, receiving
 from emulator.core.clock import parse_rfc3339
 from emulator.core.status import RpcError
 from emulator.server import Emulator
 from emulator.services import pubsub
-from tests.emulator.receiver import Receiver, receiving
 from tests.emulator.rest_support import LOC, rest, scheduler_job
 from tests.emulator.support import PROJECT, advance
 from tests.shared import WORKLOAD

@@ -14,10 +14,10 @@ import pytest
 from google.logging.type import log_severity_pb2
 
 from devkit.emulated import admin, clients
+from devkit.receiver import Receiver, receiving
 from emulator.core.clock import parse_rfc3339
 from emulator.server import Emulator
 from emulator.services.scheduler import backoff, next_run
-from tests.emulator.receiver import Receiver, receiving
 from tests.emulator.rest_support import LOC, rest, scheduler_job
 from tests.emulator.support import DEPLOYER, PROJECT, advance, list_entries
 from tests.prerequisites import need

@@ -11,7 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -259,15 +259,16 @@ def test_a_series_is_shown_with_its_value_and_end_time() -> None:
     assert shown[2]["value"] == 5.5
 
 
-def test_an_instance_writes_again_exactly_five_seconds_later(monkeypatch: pytest.MonkeyPatch) -> None:
-    now = [1000.0]
-    monkeypatch.setattr(metrics, "time", SimpleNamespace(monotonic=lambda: now[0]))
+def test_an_instance_writes_again_exactly_five_seconds_later() -> None:
+    start = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
     writer = MetricsWriter()
-    assert writer._claim() is None
-    now[0] = 1004.75
-    assert writer._claim() == 4.75
-    now[0] = 1005.0
-    assert writer._claim() is None
+    assert writer._claim(start) is None
+    assert writer._claim(start + timedelta(seconds=4.75)) == 4.75
+    assert writer._claim(start + timedelta(seconds=5)) is None
+    # points stamped before the last ones written (the clock stepped back) are not written either
+    assert writer._claim(start) == -5.0
+    # hours later on the points' clock, however little real time passed
+    assert writer._claim(start + timedelta(hours=3)) is None
 
 
 # --- function/metrics.py: one write against the emulator ---

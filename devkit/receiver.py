@@ -1,5 +1,5 @@
-"""A loopback HTTP receiver for what the emulator sends on Google's behalf (Scheduler attempts, Pub/Sub push): it
-records each request and answers with the next status a test queued (200 when none is)."""
+"""A loopback HTTP receiver for what the emulator sends on Google's behalf (Scheduler attempts, Pub/Sub push, webhook
+notifications): it records each request and answers with the next status queued (200 when none is)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ def receiving() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     receiver = Receiver(server)
-    thread = threading.Thread(target=server.serve_forever, name="test-receiver", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, name="receiver", daemon=True)
     thread.start()
     try:
         yield receiver
