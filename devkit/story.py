@@ -155,7 +155,7 @@ class Story:
 
     # Acting -----------------------------------------------------------------------------------------------------
 
-    def deploy(self, *extra: str) -> str:
+    def deploy(self, *extra: str, schedule: str = SCHEDULE) -> str:
         """The deploy tool with the real gcloud, as the deployer: the canary, its Scheduler job, its four alert
         policies notifying an e-mail channel and a webhook channel; then waits until the function serves."""
         assert self.receiver is not None
@@ -175,7 +175,7 @@ class Story:
         }
         argv = [
             *(sys.executable, "-m", "deploy", "apply", "--project", PROJECT, "--region", REGION),
-            *("--service-account", self.emulator.world.workload, "--targets", TARGETS, "--schedule", SCHEDULE),
+            *("--service-account", self.emulator.world.workload, "--targets", TARGETS, "--schedule", schedule),
             *("--notify-email", ONCALL, "--notification-channel", webhook.name.rsplit("/", 1)[1]),
             "--enable-data-access-logs",
             *extra,
