@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from google.api_core import exceptions as core
 from google.iam.v1 import policy_pb2
@@ -52,13 +52,17 @@ MAX_LIST_CALLS = 3
 LIST_CALLS_PER_MINUTE = 6
 _MIN_CALL_SECONDS = 0.5  # don't start a call with less time than this left
 
+# The pieces of evidence, in the order a run gathers them, and what became of each.
+Step = Literal["iam", "audit_config", "data_access", "policy_denied", "admin_activity"]
+Status = Literal["found", "not_found", "pending", "off", "unavailable", "skipped", "error"]
+
 
 @dataclass
 class Item:
     """One piece of evidence as an operator reads it."""
 
-    step: str  # iam | audit_config | data_access | policy_denied | admin_activity
-    status: str  # found | not_found | pending | off | unavailable | skipped | error
+    step: Step
+    status: Status
     summary: str
     missing_permission: str | None = None
     data: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +98,7 @@ class Evidence:
     shared_with: str | None = None
     gathered_at: datetime | None = None
 
-    def item(self, step: str) -> Item | None:
+    def item(self, step: Step) -> Item | None:
         return next((i for i in self.items if i.step == step), None)
 
     def to_json(self) -> dict[str, Any]:
@@ -268,7 +272,7 @@ def _lacks(evidence: Evidence, permission: str) -> bool:
     return evidence.own_permissions is not None and permission not in evidence.own_permissions
 
 
-def _unavailable(step: str, error: BaseException, permission: str | None) -> Item:
+def _unavailable(step: Step, error: BaseException, permission: str | None) -> Item:
     if isinstance(error, core.PermissionDenied | core.Forbidden):
         return Item(
             step, "unavailable", f"the canary may not read this: {getattr(error, 'message', error)}", permission
@@ -276,7 +280,9 @@ def _unavailable(step: str, error: BaseException, permission: str | None) -> Ite
     if isinstance(error, core.DeadlineExceeded | core.RetryError):
         return Item(step, "unavailable", "the call did not finish within the run's deadline")
     code = getattr(error, "code", None)
-    return Item(step, "error", f"{type(error).__name__} {code or ''}: {getattr(error, 'message', error)}".strip())
+    # "InternalServerError 500" for a Google error, "TimeoutError" for one without a code
+    name = f"{type(error).__name__} {code}" if code else type(error).__name__
+    return Item(step, "error", f"{name}: {getattr(error, 'message', error)}".strip())
 
 
 def _test_permissions(ctx: _Context, evidence: Evidence, iam_denied: bool) -> None:
@@ -515,10 +521,11 @@ def _read_denials(
     entries, error = look.entries, look.error
     data_entry = next((e for e in entries if e.log_name.endswith("%2Fdata_access")), None)
     policy_entry = pick_policy_denied(entries, uids)
-    for step, wanted, entry, permission in (
+    steps: tuple[tuple[Step, bool, Any, str], ...] = (
         ("data_access", want_data, data_entry, "logging.privateLogEntries.list"),
         ("policy_denied", want_policy, policy_entry, "logging.logEntries.list"),
-    ):
+    )
+    for step, wanted, entry, permission in steps:
         if not wanted:
             continue
         if error is not None:

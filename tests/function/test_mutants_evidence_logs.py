@@ -27,7 +27,7 @@ from function.audit_entries import change_of, denial_facts, policy_facts, when
 from function.causes import Cause, Failure, constraint_of
 from function.clients import Clients
 from function.config import Config
-from function.evidence import Evidence, Item, _Context, _denials, _Look, _read_denials, gather
+from function.evidence import Evidence, Item, Step, _Context, _denials, _Look, _read_denials, gather
 from function.filters import activity_filter, member, since
 from function.probe import Outcome, probe
 from function.recorder import Deadline, Recorder
@@ -366,7 +366,7 @@ def read(
     return evidence
 
 
-def pending(step: str, looked: str, waited: str) -> Item:
+def pending(step: Step, looked: str, waited: str) -> Item:
     return Item(
         step,
         "pending",
@@ -536,7 +536,7 @@ class Gathered:
     calls: list[str]
     sleeps: list[float]
 
-    def item(self, step: str) -> Item:
+    def item(self, step: Step) -> Item:
         found = self.evidence.item(step)
         assert found is not None, self.evidence.items
         return found

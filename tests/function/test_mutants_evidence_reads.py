@@ -21,6 +21,7 @@ from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
+from google.api_core import exceptions as core
 
 from devkit.emulated import admin
 from emulator.core import iam
@@ -46,7 +47,7 @@ DENIED = Outcome(
     12.0,
     failure=Failure(Cause.IAM_PERMISSION_DENIED, 403, "PERMISSION_DENIED", "IAM_PERMISSION_DENIED"),
 )
-# Resource Manager's refusal of getIamPolicy, as the emulator gives it (emulator/rpc.py caller_denied).
+# Resource Manager's refusal of getIamPolicy, as the emulator gives it (emulator/services/kit.py caller_denied).
 REFUSED = "the canary may not read this: The caller does not have permission"
 ON_FOLDER_SUMMARY = (
     "Data Access audit logs (DATA_READ) for aiplatform.googleapis.com are on (set on folders/345678901234)"
@@ -391,7 +392,7 @@ def test_two_folders_are_read_to_the_organization(world: Callable[..., Emulator]
 
 def test_a_third_folder_is_beyond_the_runs_budget(world: Callable[..., Emulator]) -> None:
     result = run(world("data_access_off_everywhere", _chain(3)), {"audit_config"})
-    reason = "TimeoutError : no call or time left in this run's budget"
+    reason = "TimeoutError: no call or time left in this run's budget"
     assert result.items()["audit_config"] == {
         "step": "audit_config",
         "status": "found",
@@ -457,9 +458,20 @@ def test_the_ancestors_are_read_only_with_time_left(world: Callable[..., Emulato
     result = run(world("data_access_on_folder"), {"audit_config"}, deadline=deadline, recorder=recorder)
     assert (result.evidence.unreadable_ancestor, result.evidence.unreadable_reason) == (
         "projects/demo-proj",
-        "TimeoutError : no call or time left in this run's budget",
+        "TimeoutError: no call or time left in this run's budget",
     )
     assert result.calls() == ["resourcemanager.GetIamPolicy OK"]
+
+
+@pytest.mark.parametrize(
+    ("error", "summary"),
+    [
+        pytest.param(TimeoutError("no time"), "TimeoutError: no time", id="no-code"),
+        pytest.param(core.InternalServerError("boom"), "InternalServerError 500: boom", id="a-google-code"),
+    ],
+)
+def test_a_failed_call_is_named_by_its_type_and_code_without_a_stray_space(error: Exception, summary: str) -> None:
+    assert evidence_module._unavailable("admin_activity", error, None) == Item("admin_activity", "error", summary)
 
 
 def test_the_ancestors_are_read_with_exactly_half_a_second_left(world: Callable[..., Emulator]) -> None:
@@ -544,7 +556,7 @@ def test_the_constraints_of_org_policy_failures_only_are_looked_for(world: Calla
         pytest.param([Item("iam", "skipped", "s")], False, False, id="skipped"),
         pytest.param([Item("iam", "unavailable", "s")], False, False, id="unavailable"),
         pytest.param([Item("iam", "unavailable", "s", "p.q.r")], False, True, id="a-missing-permission"),
-        pytest.param([Item("iam", "found", "s"), Item("x", "error", "s")], False, False, id="one-of-two"),
+        pytest.param([Item("iam", "found", "s"), Item("audit_config", "error", "s")], False, False, id="one-of-two"),
     ],
 )
 def test_complete_is_every_step_answered(items: list[Item], ancestor_failed: bool, complete: bool) -> None:
