@@ -72,3 +72,25 @@ def judge(results: dict[str, Any]) -> list[tuple[bool, str]]:
         )
     )
     return out
+
+
+# Time to detect (bench/detect.py): the on-call person is paged within one schedule period plus two minutes of the
+# breaking change, and a denial pages exactly once however long it lasts (one incident, one notification a channel).
+DETECT_SLACK_S = 120
+
+
+def judge_detect(trial: dict[str, Any]) -> tuple[bool, str]:
+    """One trial of bench/detect.py against the goal: (met, what was measured)."""
+    period, detect = trial["period_s"], trial["detect_s"]
+    bound = period + DETECT_SLACK_S
+    opens = [n for counts in trial["incidents"].values() for k, n in counts.items() if k.startswith("OPEN")]
+    once = trial["pages"] == 1 and bool(opens) and all(n == 1 for n in opens)
+    in_time = detect is not None and detect <= bound
+    measured = "no page" if detect is None else f"paged {detect:.0f} s after the change"
+    lasting = f" (the denial lasted {trial['denied_runs']} runs)" if trial["denied_runs"] > 1 else ""
+    text = (
+        f"page within one period + 2 min (≤ {bound} s) and exactly once: {measured}, {trial['pages']} page(s){lasting}"
+    )
+    if trial["error"]:
+        text += f"; error: {trial['error']}"
+    return in_time and once and not trial["error"], text
