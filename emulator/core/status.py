@@ -98,16 +98,16 @@ def status_from_json(doc: Mapping[str, Any]) -> status_pb2.Status:
 # Builders for the detail messages Google attaches.
 
 
-# Reasons some services send that google.api.ErrorReason does not list (Service Usage's own; docs/google-behaviour.md,
-# "Error reasons and messages").
-SERVICE_REASONS = frozenset({"AUTH_PERMISSION_DENIED", "SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED"})
 _ERROR_REASONS = frozenset(ErrorReason.keys())
 
 
-def error_info(reason: str, domain: str, metadata: Mapping[str, str]) -> error_details_pb2.ErrorInfo:
+def error_info(
+    reason: str, domain: str, metadata: Mapping[str, str], own_reasons: frozenset[str] = frozenset()
+) -> error_details_pb2.ErrorInfo:
     """An ErrorInfo; the reason is checked against the generated enum of google/api/error_reason.proto, so a typed
-    reason Google does not have fails loudly instead of teaching the canary a wrong one."""
-    if reason not in _ERROR_REASONS | SERVICE_REASONS:
+    reason Google does not have fails loudly instead of teaching the canary a wrong one. `own_reasons`: the reasons
+    the calling service sends beyond that enum (each service names and cites its own)."""
+    if reason not in _ERROR_REASONS | own_reasons:
         raise ValueError(f"{reason!r} is not a google.api.ErrorReason")
     return error_details_pb2.ErrorInfo(reason=reason, domain=domain, metadata=dict(metadata))
 
@@ -131,26 +131,3 @@ def invalid_argument(message: str) -> RpcError:
 
 def not_found(message: str) -> RpcError:
     return RpcError(code_pb2.NOT_FOUND, message)
-
-
-def iam_denied(permission: str) -> RpcError:
-    """How Cloud Logging (and other newer front ends) answer an IAM denial.
-
-    Seen on Logging: "Permission 'logging.logEntries.create' denied on resource (or it may not exist)." with
-    ErrorInfo{IAM_PERMISSION_DENIED, iam.googleapis.com, {permission}} (kubeflow/pipelines PR#12591).
-    """
-    return RpcError(
-        code_pb2.PERMISSION_DENIED,
-        f"Permission '{permission}' denied on resource (or it may not exist).",
-        [error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com", {"permission": permission})],
-    )
-
-
-def monitoring_denied(permission: str) -> RpcError:
-    """Cloud Monitoring's denial: no details (dynatrace-gcp-monitor#25, terraform-google-enterprise-application#159)."""
-    return RpcError(code_pb2.PERMISSION_DENIED, f"Permission {permission} denied (or the resource may not exist).")
-
-
-def caller_denied() -> RpcError:
-    """Resource Manager's terse denial of getIamPolicy/setIamPolicy."""
-    return RpcError(code_pb2.PERMISSION_DENIED, "The caller does not have permission")

@@ -21,9 +21,9 @@ from urllib.parse import unquote
 
 from emulator.core import iam
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
-from emulator.core.status import caller_denied, invalid_argument
+from emulator.core.status import invalid_argument
 from emulator.core.world import Node, Project, World
-from emulator.services.kit import text
+from emulator.services.kit import caller_denied, text
 
 API = "cloudresourcemanager.googleapis.com"
 RM1 = "google.cloudresourcemanager.v1.Projects"

@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
-from emulator.core.status import caller_denied, invalid_argument
-from emulator.services.kit import require_enabled, text
+from emulator.core.status import invalid_argument
+from emulator.services.kit import caller_denied, require_enabled, text
 
 API = "cloudbuild.googleapis.com"
 PROTO = "google.devtools.cloudbuild.v1.CloudBuild"

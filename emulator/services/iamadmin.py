@@ -21,12 +21,13 @@ from google.rpc import code_pb2
 
 from emulator.core import iam
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
-from emulator.core.status import RpcError, iam_denied, invalid_argument, not_found
+from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.tokens import unique_id
 from emulator.core.world import Project, World
 from emulator.services.kit import (
     allowed_on,
     audited,
+    iam_denied,
     iam_policy_methods,
     listed,
     mask_paths,

@@ -41,10 +41,10 @@ from emulator.core import iam
 from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
 from emulator.core.http import Request, Response
-from emulator.core.status import RpcError, iam_denied, invalid_argument, not_found
+from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project, World
 from emulator.services.iamadmin import ServiceAccount, accounts, find_account
-from emulator.services.kit import boolean, duration_seconds, require_enabled, text
+from emulator.services.kit import boolean, duration_seconds, iam_denied, require_enabled, text
 
 API = "iamcredentials.googleapis.com"
 PROTO = "google.iam.credentials.v1.IAMCredentials"

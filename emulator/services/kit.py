@@ -87,6 +87,27 @@ def service_disabled(project: Project, service: str) -> RpcError:
     )
 
 
+def iam_denied(permission: str) -> RpcError:
+    """How Cloud Logging (and other newer front ends: IAM, IAM Credentials) answer an IAM denial.
+
+    Seen on Logging: "Permission 'logging.logEntries.create' denied on resource (or it may not exist)." with
+    ErrorInfo{IAM_PERMISSION_DENIED, iam.googleapis.com, {permission}} (kubeflow/pipelines PR#12591).
+    """
+    return RpcError(
+        code_pb2.PERMISSION_DENIED,
+        f"Permission '{permission}' denied on resource (or it may not exist).",
+        [error_info("IAM_PERMISSION_DENIED", "iam.googleapis.com", {"permission": permission})],
+    )
+
+
+def caller_denied() -> RpcError:
+    """Resource Manager's terse denial of getIamPolicy/setIamPolicy: 403 "The caller does not have permission", no
+    details (reported for a project's getIamPolicy in kubeflow/kubeflow#7140, "googleapi: Error 403: The caller does
+    not have permission, forbidden"). Resource Manager's other reads, the IAM v2 deny policies, Cloud Build and the
+    locations API answer with it here too."""
+    return RpcError(code_pb2.PERMISSION_DENIED, "The caller does not have permission")
+
+
 def require_enabled(project: Project, service: str) -> None:
     if service not in project.services:
         raise service_disabled(project, service)

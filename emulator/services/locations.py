@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from emulator.core.handlers import Call, Doc, HttpRule, JsonMethod, Service, json_method
-from emulator.core.status import caller_denied, not_found
+from emulator.core.status import not_found
 from emulator.core.world import Project
-from emulator.services.kit import listed, text
+from emulator.services.kit import caller_denied, listed, text
 
 PROTO = "google.cloud.location.Locations"
 REGIONS = (

@@ -23,8 +23,9 @@ from google.rpc import code_pb2
 from emulator.core import changes, iam
 from emulator.core.handlers import Api, Call, Doc, HttpRule, Method, Service
 from emulator.core.policy_wire import policy_from_pb, policy_to_pb
-from emulator.core.status import RpcError, caller_denied, invalid_argument
+from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Node, Project
+from emulator.services.kit import caller_denied
 
 API = "cloudresourcemanager.googleapis.com"
 PROTO = "google.cloud.resourcemanager.v3.Projects"

@@ -30,6 +30,9 @@ OPERATIONS = "google.api.serviceusage.v1.Operations"  # google.longrunning.Opera
 MAX_BATCH = 20
 _NAME = re.compile(r"^projects/([^/]+)/services/([^/]+)\Z")
 _PARENT = re.compile(r"^projects/([^/]+)\Z")
+# The reasons Service Usage sends that google.api.ErrorReason does not list; Google documents neither, the Assumption
+# lines above say where each is used.
+OWN_REASONS = frozenset({"AUTH_PERMISSION_DENIED", "SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED"})
 # Services a project may enable beyond those the emulator serves (the registry's): gcloud and the deploy tool name them.
 OTHER_SERVICES = (
     "artifactregistry.googleapis.com",
@@ -52,7 +55,7 @@ def denied(verb: str, what: str) -> RpcError:
     return RpcError(
         code_pb2.PERMISSION_DENIED,
         f"Permission denied to {verb} {what}",
-        [precondition("googleapis.com", "110002", ""), error_info("AUTH_PERMISSION_DENIED", API, {})],
+        [precondition("googleapis.com", "110002", ""), error_info("AUTH_PERMISSION_DENIED", API, {}, OWN_REASONS)],
     )
 
 
@@ -60,7 +63,7 @@ def unknown_service(service: str) -> RpcError:
     return RpcError(
         code_pb2.PERMISSION_DENIED,
         f"Not found or permission denied for service(s): {service}.",
-        [error_info("SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED", API, {"services": service})],
+        [error_info("SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED", API, {"services": service}, OWN_REASONS)],
     )
 
 

@@ -174,8 +174,7 @@ NEW_API = '''
 """Example API v1: one REST-only method, as the emulator README's recipe writes a new API."""
 
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, Service, json_method
-from emulator.services.kit import admit, text
-from emulator.core.status import caller_denied
+from emulator.services.kit import admit, caller_denied, text
 
 API = "example.googleapis.com"
 PROTO = "google.example.v1.Examples"

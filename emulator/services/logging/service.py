@@ -37,9 +37,9 @@ from google.rpc import (
 
 from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
-from emulator.core.status import RpcError, iam_denied, invalid_argument
+from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Project
-from emulator.services.kit import allowed, page_of, require_enabled
+from emulator.services.kit import allowed, iam_denied, page_of, require_enabled
 from emulator.services.logging.filter import FilterError, compile_filter
 
 API = "logging.googleapis.com"

@@ -18,9 +18,10 @@ from typing import Any
 from google.rpc import code_pb2
 
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, Service, json_method
-from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
+from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project
 from emulator.services.kit import admit, audited, boolean, listed, message, text
+from emulator.services.monitoring.service import monitoring_denied
 
 API = "monitoring.googleapis.com"
 PROTO = "google.monitoring.dashboard.v1.DashboardsService"

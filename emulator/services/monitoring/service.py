@@ -24,7 +24,7 @@ from google.protobuf import empty_pb2, json_format
 from google.rpc import code_pb2
 
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
-from emulator.core.status import RpcError, invalid_argument, monitoring_denied, not_found
+from emulator.core.status import RpcError, invalid_argument, not_found
 from emulator.core.world import Project
 from emulator.services.kit import allowed, audited, page_of, require_enabled
 from emulator.services.monitoring import aggregation as agg
@@ -64,6 +64,12 @@ CUSTOM_PREFIXES = ("custom.googleapis.com/", "workload.googleapis.com/", "extern
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_]{0,99}\Z")
 
 SeriesKey = tuple[str, tuple[tuple[str, str], ...], str, tuple[tuple[str, str], ...]]
+
+
+def monitoring_denied(permission: str) -> RpcError:
+    """Cloud Monitoring's denial (its dashboards API's too): the permission unquoted, and no details
+    (dynatrace-gcp-monitor#25, terraform-google-enterprise-application#159)."""
+    return RpcError(code_pb2.PERMISSION_DENIED, f"Permission {permission} denied (or the resource may not exist).")
 
 
 def _project(call: Call, name: str, permission: str) -> Project:
