@@ -1,4 +1,4 @@
-# Two commands: `make run` (the demo: the canary against a scenario timeline in the local emulator)
+# Two commands: `make run` (the whole story in the local emulator: deploy, a denial, the page, the recovery)
 # and `make test` (from nothing: virtual environment, requirements, ruff, mypy, the whole pytest suite).
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 export GRPC_VERBOSITY ?= NONE
 
-.PHONY: run test lint typecheck unit bench bench-fleet mutation emulator clean
+.PHONY: run test lint typecheck unit bench bench-fleet bench-detect mutation emulator clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ bench: $(STAMP)
 
 bench-fleet: $(STAMP)
 	$(PY) -m bench.fleet $(or $(FLEET_ARGS),--projects 50)
+
+bench-detect: $(STAMP)
+	$(PY) -m bench.detect $(or $(DETECT_ARGS),--one-minute)
 
 # Mutation testing (MUTATION.md): not part of `make test`, ≈ 25 min on 2 cores; results kept in ./mutants.
 mutation: $(STAMP)

@@ -198,6 +198,12 @@ class Story:
         if status != 200:
             raise RuntimeError(f"{action}: {doc}")
 
+    def patch_world(self, doc: dict[str, Any]) -> None:
+        """Change the world directly (a partial scenario document, e.g. a quota), not as anyone: no audit entry."""
+        status, answer = emulated.admin(self.emulator, "PATCH", "world", doc)
+        if status != 200:
+            raise RuntimeError(f"world: {answer}")
+
     def gemini_role(self, granted: bool) -> None:
         member = f"serviceAccount:{self.emulator.world.workload}"
         self.change("add_binding" if granted else "remove_binding", role=GEMINI_ROLE, member=member)

@@ -1,4 +1,4 @@
-"""`make run`: the canary against a scripted timeline, end to end, on this machine.
+"""`python -m devkit.timeline`: the canary alone against a scripted timeline, on this machine (no gcloud needed).
 
 Starts the emulator with the `demo` scenario (a running clock: it moves with real time and jumps ahead at each
 step), serves the canary with the real functions-framework on loopback as the workload's service account, calls
@@ -88,7 +88,7 @@ def _print_step(now: datetime, changes: list[str], status: int, doc: dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devkit.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m devkit.timeline", description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="demo", help="a scenario with a timeline (default: demo)")
     args = parser.parse_args(argv)
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")

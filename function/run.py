@@ -91,6 +91,17 @@ def _probe_all(
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def steady_fix(result: Result, outcome: Outcome) -> str:
+    """The fix the metrics (and so the alert) name: the first remedy drawn only from what stays the same for as long
+    as one failure lasts (the failure itself, the principal's own permission test), not from audit entries. Those
+    arrive with Logging's lag, so a later run of the same failure may find the change an earlier one could not; a
+    fix drawn from them would change the metric's `remedy` label, which the denied policy groups by, and open a
+    second incident. The run's log line and answer keep the fix the audit entries point to."""
+    steady = Evidence(predict_granted=result.evidence.predict_granted)
+    first = next(iter(remedies(outcome, steady, result.project or "", result.principal)), None)
+    return (first.command or first.url or "") if first else ""
+
+
 def _signals(result: Result) -> list[TargetSignal]:
     signals = []
     for outcome in result.outcomes:
@@ -98,8 +109,7 @@ def _signals(result: Result) -> list[TargetSignal]:
         remedy = ""
         if outcome.failure is not None:
             permission = outcome.failure.metadata.get("permission", "")
-            first = next(iter(result.remedies.get(str(outcome.target), [])), None)
-            remedy = (first.command or first.url or "") if first else ""
+            remedy = steady_fix(result, outcome)
         signals.append(TargetSignal(str(outcome.target), outcome.cause, outcome.latency_ms, permission, remedy))
     return signals
 

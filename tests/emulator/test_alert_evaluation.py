@@ -156,6 +156,7 @@ def test_a_lasting_denial_pages_once_and_its_recovery_sends_a_recovery_notice(
         "target": TARGET,
         "cause": "iam_permission_denied",
         "permission": PERMISSION,
+        "remedy": "none",
     }
     (post,) = receiver.posts
     sent = post["json"]

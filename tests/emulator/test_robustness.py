@@ -217,7 +217,7 @@ def test_a_chunked_body_is_read_and_the_connection_stays_usable(emulator: Emulat
     chunks = b'9\r\n{"advance\r\nE\r\n_seconds": 60}\r\n0\r\nX-Trailer: 1\r\n\r\n'
     raw = _request("POST", "/_emulator/clock", {"Transfer-Encoding": "chunked"}, chunks)
     sock, status, body, _ = _exchange(_port(emulator), raw)
-    assert (status, body) == (200, {"mode": "virtual", "now": "2026-11-26T09:01:00Z"})
+    assert (status, body) == (200, {"mode": "virtual", "now": "2026-11-26T09:01:00Z", "rate": 0.0})
     _admin_works(_port(emulator), sock)
     sock.close()
 
