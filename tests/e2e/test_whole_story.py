@@ -122,3 +122,14 @@ def test_a_denial_the_metrics_cannot_carry_pages_from_the_log_line_once_an_hour(
     assert len(pages) == 2
     assert notice.subject == f"Gemini canary logged a denial without metrics: iam_permission_denied in {PROJECT}"
     assert "roles/monitoring.metricWriter removed" in notice.body
+
+
+def test_the_pubsub_mode_runs_from_scheduler_through_the_topic_as_a_cloudevent(tmp_path: Path) -> None:
+    need("gcloud")
+    with Story(tmp_path) as told:
+        told.deploy("--pubsub")
+        assert told.job()["pubsubTarget"]["topicName"] == f"projects/{PROJECT}/topics/gemini-canary"
+        run = told.next_run()
+        assert run.verdict == "healthy"
+        assert run.line["trigger"]["kind"] == "pubsub"
+        assert run.line["trigger"]["message_id"]
