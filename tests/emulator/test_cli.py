@@ -112,6 +112,24 @@ def test_unknown_scenario_exits_non_zero_with_a_clear_message() -> None:
     assert err == f"emulator: unknown scenario 'nope'; shipped scenarios: {', '.join(shipped_names())}\n"
 
 
+def test_a_missing_outbox_folder_is_refused_naming_it(tmp_path: Path) -> None:
+    process = _emulator("--outbox", str(tmp_path / "nope"))
+    out, err = process.communicate(timeout=30)
+    assert process.returncode == 2
+    assert out == ""
+    assert f"--outbox {tmp_path / 'nope'}: not a folder" in err
+
+
+def test_serving_functions_and_an_outbox_are_options(tmp_path: Path) -> None:
+    process = _emulator("--serve-functions", "--outbox", str(tmp_path))
+    try:
+        assert json.loads(_first_line(process))["scenario"] == "healthy"
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=30)
+    assert process.returncode == 0
+
+
 def _listening_sockets() -> list[tuple[str, int]] | None:
     """(address, port) of every listening TCP socket, from /proc/net/tcp{,6}; None off Linux."""
     found = []
