@@ -173,7 +173,7 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
         first = next((r for r in story.runs()[runs_before:] if r.verdict == "denied"), None)
         if first is not None:
             out.to_run_s = _seconds(changed, first.scheduled)
-            out.run_s = round(float(first.line.get("duration_ms", 0)) / 1000, 1)
+            out.run_s = round(float(first.line.get("duration_ms", 0)) / 1000, 2)
         if phase == "lasting":
             last = changed + timedelta(seconds=LASTING_PERIODS * period_s)
             driver.until(lambda: True if story.now >= last else None, "the lasting denial", limit * LASTING_PERIODS)
@@ -272,14 +272,15 @@ def _parts(trial: dict[str, Any]) -> str:
     detect, to_run, run = trial["detect_s"], trial.get("to_run_s"), trial.get("run_s")
     if detect is None or to_run is None or run is None:
         return "—"
-    return f"{_fmt(to_run)} + {run:.0f} s + {detect - to_run - run:.0f} s"
+    return f"{_fmt(to_run)} + {run:.1f} s + {detect - to_run - run:.1f} s"
 
 
 def report(results: dict[str, Any]) -> str:
     lines = [
         "# Time to detect and time to recover",
         "",
-        f"{results['started']}, `python -m bench.detect {results['argv']}`, {results['real_s']:.0f} s real.",
+        f"{results['started']}, `python -m bench.detect {results['argv']}`, {results['real_s']:.0f} s real; "
+        f"load average (1 min) {results['load'][0]} at the start, {results['load'][-1]} at the end.",
         "",
         "Times are on the emulator's clock, as m:ss: detect = from the role's removal to the first open "
         "notification, recover = from the role's restoration to the closed notification. Pages = incidents that "
@@ -361,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
         "argv": " ".join(argv if argv is not None else sys.argv[1:]),
         "schedules": [],
+        "load": [round(os.getloadavg()[0], 2)],  # other work on the machine stretches runs and real seconds
     }
     for m in minutes:
         say(f"schedule */{m}: deploying")
@@ -369,6 +371,7 @@ def main(argv: list[str] | None = None) -> int:
         say("schedule * * * * * (set on the job after deploying */3)")
         results["schedules"].append(run_schedule(1, phases, one_minute=True))
     results["real_s"] = time.monotonic() - started
+    results["load"].append(round(os.getloadavg()[0], 2))
     text = report(results)
     sys.stdout.write(text)
     args.output.parent.mkdir(parents=True, exist_ok=True)
