@@ -2,7 +2,7 @@
 functions-framework, in a process of its own, as its runtime service account.
 
 The Cloud Functions service records what should run (the function, its source zip, its revision); the runtime's tick
-makes it so, outside the world's lock: it unpacks the source, gives the revision a metadata server of its own (its
+makes it so, outside the world's lock (and starts a new instance when one exits): it unpacks the source, gives the revision a metadata server of its own (its
 service account, project and region, so google.auth in it sees what it would see on Cloud Run), starts it with the
 function's environment variables and Cloud Run's own (K_SERVICE, K_REVISION, K_CONFIGURATION, PORT, FUNCTION_TARGET,
 FUNCTION_SIGNATURE_TYPE), routes the function's URLs to it through Cloud Run's ingress (ingress.py), and turns its
@@ -134,8 +134,10 @@ class Runtime:
                     self.served.pop(name, None)
         for name, want in wanted.items():
             running = current.get(name)
-            if running is not None and running.revision == want.revision:
+            alive = running is not None and running.process is not None and running.process.alive()
+            if running is not None and running.revision == want.revision and alive:
                 continue
+            # a new revision, or an instance that died: Cloud Run starts a new instance of the revision
             self._start(world, want, running)
 
     def _start(self, world: World, want: functions.Wanted, previous: Served | None) -> None:

@@ -5,17 +5,22 @@ it, and builds and starts fail the way Google reports them."""
 
 from __future__ import annotations
 
+import io
 import json
+import stat
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devkit.emulated import admin
 from emulator.core.network import Outbound, Reply, Unreachable
+from emulator.runtime import serving
 from emulator.server import Emulator
 from tests.emulator.rest_support import LOC, builder_ready, function_body, grant, rest, upload_source
 from tests.emulator.support import DEPLOYER, PROJECT
@@ -287,3 +292,47 @@ def test_a_served_function_reads_the_emulator_clock(emu: Emulator) -> None:
     status, body = admin(emu, "POST", "clock", {"mode": "running", "rate": 0})
     assert status == 400
     assert "rate" in body["error"]
+
+
+def test_an_instance_that_dies_is_replaced_by_a_new_one(emu: Emulator) -> None:
+    _finished(emu, _deploy(emu))
+    uri = rest(emu, "GET", f"/v2/{NAME}")[1]["serviceConfig"]["uri"]
+    assert emu.runtime is not None
+    served = emu.runtime.served[NAME].process
+    assert served is not None
+    served.stop(kill=True)
+    emu.ticker.run_once()
+    assert _call(emu, uri).status == 200
+
+
+def _zip(entries: dict[str, bytes], links: tuple[str, ...] = ()) -> bytes:
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(name, data)
+        for name in links:
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (stat.S_IFLNK | 0o777) << 16
+            zf.writestr(info, "/etc/passwd")
+    return archive.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "said"),
+    [
+        (_zip({"../escape.py": b"x"}), "points outside the source folder"),
+        (_zip({"/abs.py": b"x"}), "points outside the source folder"),
+        (_zip({"main.py": b"x"}, links=("link",)), "is a symbolic link"),
+        (_zip({"big.bin": b"\0" * 4097}), "unpacks to more than"),  # MAX_UNPACKED lowered to 4096 below
+        (b"PK\x03\x04 not a zip", "not a zip archive"),
+    ],
+)
+def test_a_hostile_source_zip_is_refused_before_anything_is_written_outside(
+    tmp_path: Path, data: bytes, said: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(serving, "MAX_UNPACKED", 4096)
+    into = tmp_path / "source"
+    into.mkdir()
+    with pytest.raises(serving.SourceError, match=said):
+        serving.unpack(data, into)
+    assert not (tmp_path / "escape.py").exists()
