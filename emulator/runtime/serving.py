@@ -2,8 +2,9 @@
 functions-framework, in a process of its own, as its runtime service account.
 
 The Cloud Functions service records what should run (the function, its source zip, its revision); the runtime's tick
-makes it so, outside the world's lock (and starts a new instance when one exits): it unpacks the source, gives the revision a metadata server of its own (its
-service account, project and region, so google.auth in it sees what it would see on Cloud Run), starts it with the
+makes it so, outside the world's lock, and starts a new instance when one exits. It unpacks the source, gives the
+revision a metadata server of its own (its service account, project and region, so google.auth in it sees what it
+would see on Cloud Run), starts it with the
 function's environment variables and Cloud Run's own (K_SERVICE, K_REVISION, K_CONFIGURATION, PORT, FUNCTION_TARGET,
 FUNCTION_SIGNATURE_TYPE), routes the function's URLs to it through Cloud Run's ingress (ingress.py), and turns its
 output into log entries (logs.py). When the revision listens, the deploy's operation ends with the function ACTIVE;

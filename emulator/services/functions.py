@@ -43,6 +43,7 @@ import re
 import secrets
 import uuid
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -595,11 +596,16 @@ def wanted_revisions(world: World) -> dict[str, Wanted]:
     return found
 
 
-def _finish(world: World, want: Wanted, error: RpcError | None) -> FunctionRecord | None:
+def _finish(
+    world: World, want: Wanted, error: RpcError | None, settle: Callable[[FunctionRecord], None]
+) -> FunctionRecord | None:
+    """End the deploy of `want`: `settle` the function's state first, then the operation and its audit entry, which
+    show the function as it now is."""
     for project, record in _records(world):
         if record.resource["name"] != want.function or record.deploying is not want:
             continue
         record.deploying = None
+        settle(record)
         operation = project.store(OperationStore).operations.get(want.operation)
         if operation is not None:
             operation["done"] = True
@@ -616,20 +622,12 @@ def _finish(world: World, want: Wanted, error: RpcError | None) -> FunctionRecor
 
 
 def revision_ready(world: World, want: Wanted) -> None:
-    record = _finish(world, want, None)
-    if record is not None:
+    def settle(record: FunctionRecord) -> None:
         record.live = want
         record.resource["state"] = "ACTIVE"
         record.resource.pop("stateMessages", None)
-        if want.operation:
-            op = _finished_operation(world, want)
-            if op is not None:
-                op["response"]["state"] = "ACTIVE"
 
-
-def _finished_operation(world: World, want: Wanted) -> Doc | None:
-    project = world.project(want.project_id)
-    return None if project is None else project.store(OperationStore).operations.get(want.operation)
+    _finish(world, want, None, settle)
 
 
 def revision_failed(world: World, want: Wanted, detail: str) -> None:
@@ -644,12 +642,14 @@ def revision_failed(world: World, want: Wanted, detail: str) -> None:
         "timeout can be extended. Logs for this revision might contain more information.",
     )
     del detail  # in the revision's own logs, as on Google
-    record = _finish(world, want, error)
-    if record is not None:
+
+    def settle(record: FunctionRecord) -> None:
         record.resource["state"] = "FAILED"
         record.resource["stateMessages"] = [
             {"severity": "ERROR", "type": "CloudRunServiceFailed", "message": error.message}
         ]
+
+    _finish(world, want, error, settle)
 
 
 def invocation_target(world: World, function: str) -> tuple[Project, list[iam.Policy], set[str]] | None:

@@ -107,6 +107,15 @@ def test_the_source_runs_as_its_account_and_its_output_is_logged(emu: Emulator) 
     function = rest(emu, "GET", f"/v2/{NAME}")[1]
     assert function["state"] == operation["response"]["state"] == "ACTIVE"
     uri = function["serviceConfig"]["uri"]
+    # the deploy's last Admin Activity entry, written when the revision started, shows the function as it then is
+    (last,) = _entries(
+        emu,
+        lambda e: (
+            e.get("protoPayload", {}).get("methodName", "").endswith("CreateFunction")
+            and e.get("operation", {}).get("last")
+        ),
+    )
+    assert last["protoPayload"]["response"]["state"] == "ACTIVE"
 
     reply = _call(emu, uri)
     assert reply.status == 200, reply.body
