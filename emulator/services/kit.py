@@ -323,17 +323,6 @@ def audited(
         "resource_type": resource_type,
         "caller_ip": call.caller_ip,
     }
-    if not operation:
-        audit.admin_activity(
-            call.world,
-            project,
-            at=at(call),
-            service_data=service_data,
-            request=request,
-            response=response,
-            **common,
-        )
-        return
     mark = {"id": operation, "producer": call.method.api}
     audit.admin_activity(
         call.world,
@@ -341,9 +330,12 @@ def audited(
         at=at(call),
         service_data=service_data,
         request=request,
-        operation={**mark, "first": True},
+        response=None if operation else response,
+        operation={**mark, "first": True} if operation else None,
         **common,
     )
+    if not operation:
+        return
     last = {**common, "operation": {**mark, "last": True}}
     if done:
         audit.admin_activity(call.world, project, at=at(call), response=response, **last)

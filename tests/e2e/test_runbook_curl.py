@@ -15,7 +15,7 @@ from deploy.spec import INVOKER_ID
 from devkit import emulated, fleet
 from emulator.server import Emulator
 from emulator.services.iamcredentials import API as IAMCREDENTIALS
-from tests.emulator.rest_support import rest
+from tests.emulator.rest_support import grant_on_account, rest
 from tests.prerequisites import need
 from tests.shared import WORKLOAD
 
@@ -55,15 +55,6 @@ def _served(emu: Emulator) -> dict[str, Any]:
         time.sleep(0.2)  # polled as gcloud polls; the loop ends on the condition
 
 
-def _grant_on_account(emu: Emulator, account: str, member: str, role: str) -> None:
-    path = f"/v1/projects/{PROJECT}/serviceAccounts/{account}"
-    status, policy = rest(emu, "POST", f"{path}:getIamPolicy", {})
-    assert status == 200, policy
-    policy.setdefault("bindings", []).append({"role": role, "members": [member]})
-    status, answer = rest(emu, "POST", f"{path}:setIamPolicy", {"policy": policy})
-    assert status == 200, answer
-
-
 def _bash(script: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", script],
@@ -100,7 +91,7 @@ def test_the_readme_runbook_prints_the_verdict_through_the_emulator(tmp_path: Pa
         emulated.admin(
             emu, "PATCH", "world", {"projects": {PROJECT: {"bindings": {"roles/viewer": [f"user:{OPERATOR}"]}}}}
         )
-        _grant_on_account(emu, invoker_sa, f"user:{OPERATOR}", "roles/iam.serviceAccountTokenCreator")
+        grant_on_account(emu, f"user:{OPERATOR}", "roles/iam.serviceAccountTokenCreator", invoker_sa)
         with emu.world.lock:
             emu.world.projects[PROJECT].services.add(IAMCREDENTIALS)
 

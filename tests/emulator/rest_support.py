@@ -33,6 +33,16 @@ def grant(emu: Emulator, member: str, *roles: str) -> None:
     assert status == 200, body
 
 
+def grant_on_account(emu: Emulator, member: str, role: str, account: str = WORKLOAD, project: str = PROJECT) -> None:
+    """A binding on a service account's own policy, set through IAM Admin as the deployer (an account admin)."""
+    path = f"/v1/projects/{project}/serviceAccounts/{account}"
+    status, policy = rest(emu, "POST", f"{path}:getIamPolicy", {})
+    assert status == 200, policy
+    policy.setdefault("bindings", []).append({"role": role, "members": [member]})
+    status, answer = rest(emu, "POST", f"{path}:setIamPolicy", {"policy": policy})
+    assert status == 200, answer
+
+
 def builder_ready(emu: Emulator) -> None:
     """The project's build account (the Compute Engine default) may build: a new project's may not."""
     number = emu.world.projects[PROJECT].number

@@ -17,7 +17,7 @@ import pytest
 from devkit.emulated import token_for
 from emulator.server import Emulator
 from emulator.services.iamcredentials import API
-from tests.emulator.rest_support import DEVELOPER, rest
+from tests.emulator.rest_support import DEVELOPER, grant_on_account
 from tests.emulator.support import PROJECT, raw_http
 from tests.prerequisites import need
 from tests.shared import WORKLOAD
@@ -43,17 +43,8 @@ def _run(binary: str, env: dict[str, str], *args: str) -> subprocess.CompletedPr
     return subprocess.run([binary, *args], capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
-def _grant_on_workload(emu: Emulator, member: str, role: str) -> None:
-    path = f"/v1/projects/{PROJECT}/serviceAccounts/{WORKLOAD}"
-    status, policy = rest(emu, "POST", f"{path}:getIamPolicy", {})
-    assert status == 200, policy
-    policy.setdefault("bindings", []).append({"role": role, "members": [member]})
-    status, answer = rest(emu, "POST", f"{path}:setIamPolicy", {"policy": policy})
-    assert status == 200, answer
-
-
 def test_a_token_creator_impersonates_the_workload(gcloud: str, emu: Emulator, tmp_path: Path) -> None:
-    _grant_on_workload(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
     env = emu.gcloud_env(tmp_path / "dev", DEVELOPER)
     impersonate = f"--impersonate-service-account={WORKLOAD}"
 

@@ -18,7 +18,7 @@ from google.oauth2.credentials import Credentials
 from devkit.emulated import token_for
 from emulator.server import Emulator
 from emulator.services.iamcredentials import API
-from tests.emulator.rest_support import DEVELOPER, STRANGER, grant, rest
+from tests.emulator.rest_support import DEVELOPER, STRANGER, grant, grant_on_account, rest
 from tests.emulator.support import DEPLOYER, NUMBER, OWNER, PROJECT, raw_http
 from tests.shared import WORKLOAD
 
@@ -57,18 +57,8 @@ def _denied(permission: str) -> dict[str, Any]:
     }
 
 
-def _on_account(emu: Emulator, member: str, role: str, account: str = WORKLOAD) -> None:
-    """A binding on the service account's own policy, set through IAM Admin as the deployer (an account admin)."""
-    path = f"/v1/projects/{PROJECT}/serviceAccounts/{account}"
-    status, policy = rest(emu, "POST", f"{path}:getIamPolicy", {})
-    assert status == 200, policy
-    policy.setdefault("bindings", []).append({"role": role, "members": [member]})
-    status, answer = rest(emu, "POST", f"{path}:setIamPolicy", {"policy": policy})
-    assert status == 200, answer
-
-
 def test_a_token_creator_on_the_account_gets_an_access_token_the_emulator_accepts(emu: Emulator) -> None:
-    _on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
     status, answer = rest(emu, "POST", f"{SA}:generateAccessToken", {"scope": SCOPES, "lifetime": "600s"}, DEVELOPER)
     assert status == 200, answer
     assert set(answer) == {"accessToken", "expireTime"}
@@ -100,7 +90,7 @@ def test_a_caller_without_the_role_is_denied_naming_the_permission(emu: Emulator
 
 
 def test_the_openid_token_creator_gets_id_tokens_only(emu: Emulator) -> None:
-    _on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountOpenIdTokenCreator")
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountOpenIdTokenCreator")
     status, answer = rest(emu, "POST", f"{SA}:generateIdToken", {"audience": AUDIENCE, "includeEmail": True}, DEVELOPER)
     assert status == 200, answer
     claims = emu.world.signer.verify(answer["token"], {AUDIENCE})
@@ -110,7 +100,7 @@ def test_the_openid_token_creator_gets_id_tokens_only(emu: Emulator) -> None:
 
 
 def test_without_include_email_the_id_token_has_no_email(emu: Emulator) -> None:
-    _on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
     status, answer = rest(emu, "POST", f"{SA}:generateIdToken", {"audience": AUDIENCE}, DEVELOPER)
     assert status == 200, answer
     claims = emu.world.signer.verify(answer["token"], {AUDIENCE})
@@ -206,12 +196,12 @@ def test_delegation_needs_implicit_delegation_on_each_hop(emu: Emulator) -> None
         403,
         _denied("iam.serviceAccounts.implicitDelegation"),
     )
-    _on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator", DEPLOYER)
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator", DEPLOYER)
     assert rest(emu, "POST", f"{SA}:generateIdToken", body, DEVELOPER) == (
         403,
         _denied("iam.serviceAccounts.getOpenIdToken"),
     )
-    _on_account(emu, f"serviceAccount:{DEPLOYER}", "roles/iam.serviceAccountOpenIdTokenCreator")
+    grant_on_account(emu, f"serviceAccount:{DEPLOYER}", "roles/iam.serviceAccountOpenIdTokenCreator")
     status, answer = rest(emu, "POST", f"{SA}:generateIdToken", body, DEVELOPER)
     assert status == 200, answer
     assert emu.world.signer.verify(answer["token"], {AUDIENCE})["sub"]
@@ -271,7 +261,7 @@ def test_google_auth_impersonated_credentials_against_the_emulator(emu: Emulator
     with pytest.raises(auth_exceptions.RefreshError) as caught:
         target.refresh(Request())
     assert "iam.serviceAccounts.getAccessToken" in str(caught.value)
-    _on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
+    grant_on_account(emu, f"user:{DEVELOPER}", "roles/iam.serviceAccountTokenCreator")
     target.refresh(Request())
     assert emu.world.token_state(str(target.token)) == ("ok", WORKLOAD)
     assert isinstance(target.expiry, datetime)
