@@ -152,12 +152,14 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
     started = time.monotonic()
     seen = len(driver.notifications())
     runs_before = 0
+    removed = False
     try:
         scheduled = driver.healthy_run()
         out.healthy_run = scheduled.isoformat()
         at = scheduled + timedelta(seconds=PHASES[phase](period_s))
         story.skip_to(max(at, story.now))
         story.gemini_role(False)
+        removed = True
         changed = story.now
         out.changed_at, out.phase_s = changed.isoformat(), _seconds(scheduled, changed)
         runs_before = len(story.runs())
@@ -178,6 +180,7 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
             last = changed + timedelta(seconds=LASTING_PERIODS * period_s)
             driver.until(lambda: True if story.now >= last else None, "the lasting denial", limit * LASTING_PERIODS)
         story.gemini_role(True)
+        removed = False
         restored = story.now
         out.restored_at = restored.isoformat()
         out.denied_runs = sum(1 for r in story.runs()[runs_before:] if r.verdict == "denied")
@@ -197,6 +200,8 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
         driver.until(lambda: True if story.now >= quiet else None, "a quiet period", limit)
     except RuntimeError as err:
         out.error = str(err)
+        if removed:  # the next trial starts from a healthy world
+            story.gemini_role(True)
     names = _policy_names(story)
     for note in driver.notifications()[seen:]:
         kind = "webhook" if note["type"] == "webhook_tokenauth" else note["type"]
