@@ -88,7 +88,9 @@ def canary(request: flask.Request) -> flask.Response:
     _emit(result)
     status = result.verdict.http_status
     if wanted.text:
-        return flask.Response(report.to_text(result), status, {"Content-Type": "text/plain; charset=utf-8"})
+        return flask.Response(
+            report.to_text(result, wanted.debug), status, {"Content-Type": "text/plain; charset=utf-8"}
+        )
     return flask.Response(
         json.dumps(report.to_json(result, wanted.debug), indent=2, default=str) + "\n",
         status,

@@ -21,59 +21,106 @@ from typing import Any
 from . import sanitize
 from .causes import Cause
 from .probe import Outcome
+from .remedies import Remedy
 from .run import Result
+
+# "Under 200 characters" (what a person takes in at a glance, and what fits a notification's subject or a console
+# row); the log line keeps everything the headline leaves out.
+HEADLINE_MAX = 199
+MESSAGE_SHOWN = 160  # of an error's message, in a one-line explanation
 
 
 def explain(result: Result, outcome: Outcome) -> str:
-    """One line: what broke, who changed it and when, and the fix."""
+    """One line: what broke, who changed it and when, and the fix (each failing target's `summary` in the JSON)."""
     return sanitize.text(_explain(result, outcome))
 
 
-def _explain(result: Result, outcome: Outcome) -> str:
+def _why(result: Result, outcome: Outcome) -> str:
+    """Why the target failed, in words: the IAM case spelled out, else the error's code and reason (or message)."""
     failure = outcome.failure
     if failure is None:
-        return f"{outcome.target}: ok ({outcome.latency_ms:.0f} ms)"
-    evidence = result.evidence
-    who = result.principal or "the workload's identity"
-    parts = [f"{outcome.target}: {failure.cause}"]
+        return "ok"
     permission = failure.metadata.get("permission")
     if failure.cause == Cause.IAM_PERMISSION_DENIED:
-        if evidence.predict_granted:
-            parts.append(
+        who = result.principal or "the workload's identity"
+        if result.evidence.predict_granted:
+            return (
                 f"{who} holds {permission or 'the permission'} through its roles yet is denied "
                 "(a deny policy on the project, a folder or the organization, or a principal access boundary)"
             )
-        else:
-            parts.append(f"{who} lacks {permission or 'aiplatform.endpoints.predict'} on {result.project}")
-    elif failure.reason:
-        parts.append(f"{failure.code} {failure.reason}")
-    else:
-        parts.append(f"{failure.code or ''} {failure.message[:160]}".strip())
+        return f"{who} lacks {permission or 'aiplatform.endpoints.predict'} on {result.project}"
+    if failure.reason:
+        return f"{failure.code} {failure.reason}"
+    return f"{failure.code or ''} {failure.message[:MESSAGE_SHOWN]}".strip()
+
+
+def _explain(result: Result, outcome: Outcome) -> str:
+    if outcome.failure is None:
+        return f"{outcome.target}: ok ({outcome.latency_ms:.0f} ms)"
+    evidence = result.evidence
+    parts = [f"{outcome.target}: {outcome.failure.cause}", _why(result, outcome)]
     if evidence.change is not None:
         change = evidence.change
         parts.append(f"{change.detail} by {change.actor} at {change.at}")
     elif evidence.pending:
         parts.append("audit evidence pending")
-    fixes = result.remedies.get(str(outcome.target), [])
-    first = next((r for r in fixes if r.command), None) or next(iter(fixes), None)
+    first = _primary(result.remedies.get(str(outcome.target), []))
     if first is not None:
         parts.append(f"fix: {first.command or first.url}")
     return "; ".join(parts)
 
 
+def _primary(fixes: list[Remedy]) -> Remedy | None:
+    """The fix to run first: the first with a command (it pastes), else the first."""
+    return next((r for r in fixes if r.command), None) or next(iter(fixes), None)
+
+
+def _groups(result: Result) -> dict[Cause, list[Outcome]]:
+    """The failing targets by cause, in the order the causes first appear."""
+    groups: dict[Cause, list[Outcome]] = {}
+    for outcome in result.outcomes:
+        if not outcome.ok:
+            groups.setdefault(outcome.cause, []).append(outcome)
+    return groups
+
+
+def _change_short(result: Result) -> str | None:
+    """Who changed what and when, as briefly as the headline needs: a removed role is named by the role alone."""
+    change = result.evidence.change
+    if change is not None:
+        what = f"{change.role} removed" if change.kind == "role_removed" and change.role else change.detail
+        return f"{what} by {change.actor} at {change.at}"
+    return "audit evidence pending" if result.evidence.pending else None
+
+
 def headline(result: Result) -> str:
-    return sanitize.text(_headline(result))
+    """The verdict at a glance, under HEADLINE_MAX characters whatever the inputs: the verdict word, the cause(s) and
+    their targets, the principal, and who changed what and when (when known). The log line's `message` and the
+    JSON's `summary`; everything it leaves out is in the rest of the log line."""
+    candidates = [sanitize.text(line) for line in _headlines(result)]
+    fitting = next((line for line in candidates if len(line) <= HEADLINE_MAX), None)
+    return fitting if fitting is not None else sanitize.text(candidates[-1], limit=HEADLINE_MAX)
 
 
-def _headline(result: Result) -> str:
+def _headlines(result: Result) -> list[str]:
+    """The headline from the fullest to the briefest; the first that fits is used, and the last is cut to fit."""
     verdict = result.verdict
     prefix = f"gemini-canary {verdict.word}:"
     if verdict == "error":
-        return f"{prefix} {result.error}"
+        return [f"{prefix} {result.error}"]
+    who = result.principal or ("ADC identity" if verdict == "healthy" else "the workload's identity")
     if verdict == "healthy":
         n = len(result.outcomes)
-        return f"{prefix} {n}/{n} targets answered in project {result.project} as {result.principal or 'ADC identity'}"
-    return f"{prefix} " + " | ".join(explain(result, o) for o in result.outcomes if not o.ok)
+        return [f"{prefix} {n}/{n} targets answered in project {result.project} as {who}"]
+    groups = _groups(result)
+    change = _change_short(result)
+    tail = f" as {who}" + (f"; {change}" if change else "")
+    named = ", ".join(f"{cause} ({', '.join(str(o.target) for o in group)})" for cause, group in groups.items())
+    counted = ", ".join(
+        f"{cause} ({len(group)} target{'s' if len(group) > 1 else ''})" for cause, group in groups.items()
+    )
+    bare = ", ".join(str(cause) for cause in groups)
+    return [f"{prefix} {named}{tail}", f"{prefix} {counted}{tail}", f"{prefix} {bare}{tail}"]
 
 
 def _target_json(result: Result, outcome: Outcome) -> dict[str, Any]:
@@ -143,38 +190,99 @@ def log_line(result: Result) -> str:
     return json.dumps(log_entry(result), separators=(",", ":"), default=str)
 
 
-def to_text(result: Result) -> str:
-    """For a person reading a runbook: one block per target, evidence, fixes."""
+def to_text(result: Result, debug: bool = False) -> str:
+    """For a person reading a runbook: the headline; the failing targets grouped by cause, each cause with its one
+    primary fix (the command alone on its line, so it pastes whole) and the other remedies after it; the healthy
+    targets; the run, the evidence and the metrics; with `debug`, the effective config and the calls made; and
+    last, the console and documentation links the remedies point to, numbered (kept whole: Google documents no
+    shorter form of these console links)."""
+    links: list[str] = []
+
+    def ref(url: str | None) -> str:
+        if not url:
+            return ""
+        if url not in links:
+            links.append(url)
+        return f" [{links.index(url) + 1}]"
+
     lines = [headline(result), ""]
+    for cause, group in _groups(result).items():
+        lines.append(f"{cause}  {', '.join(str(o.target) for o in group)}")
+        for outcome in group:
+            lines.append(f"  {outcome.target}  {_said(outcome)}  {outcome.latency_ms:.0f} ms")
+        for why in dict.fromkeys(w for o in group if (w := _why_in_text(result, o))):
+            lines.append(f"  why         {why}")
+        permissions = dict.fromkeys(
+            (o.failure.metadata["permission"], o.failure.metadata.get("resource", ""))
+            for o in group
+            if o.failure is not None and o.failure.metadata.get("permission")
+        )
+        for permission, resource in permissions:
+            on = f" on {resource}" if resource and len(permissions) == 1 else ""
+            lines.append(f"  permission  {permission}{on}")
+        fixes = list(dict.fromkeys(r for o in group for r in result.remedies.get(str(o.target), [])))
+        first = _primary(fixes)
+        for remedy in ([first] if first else []) + [r for r in fixes if r is not first]:
+            label = "fix" if remedy is first else "also"
+            lines.append(f"  {label:10}  {remedy.title}{ref(remedy.url)}")
+            if remedy.command:
+                lines.append(f"    {remedy.command}")
+        lines.append("")
+    answered = [o for o in result.outcomes if o.ok]
+    for outcome in answered:
+        lines.append(f"ok  {outcome.target}  {outcome.latency_ms:.0f} ms")
+    if answered:
+        lines.append("")
     trigger = result.trigger
     lines.append(
         f"run {result.run_id}  project {result.project}  as {result.principal or '(unknown)'}  "
         f"trigger {trigger.kind}{' ' + trigger.job if trigger.job else ''}  {result.duration_ms:.0f} ms"
     )
-    for outcome in result.outcomes:
-        mark = "ok  " if outcome.ok else "FAIL"
-        lines.append(f"  {mark} {outcome.target}  {outcome.cause}  {outcome.latency_ms:.0f} ms")
-        if outcome.failure is not None:
-            f = outcome.failure
-            # a failure that never reached Google (no code: credentials, a deadline) says what raised it instead
-            said = " ".join(str(part) for part in (f.code, f.status, f.reason) if part) or f.error_type or "-"
-            lines.append(f"       error     {said}")
-            if f.metadata.get("permission"):
-                lines.append(f"       permission {f.metadata['permission']} on {f.metadata.get('resource', '')}")
-            for remedy in result.remedies.get(str(outcome.target), []):
-                lines.append(f"       fix       {remedy.title}")
-                if remedy.command:
-                    lines.append(f"                 $ {remedy.command}")
-                if remedy.url:
-                    lines.append(f"                 {remedy.url}")
     if any(not o.ok for o in result.outcomes):
-        lines.append("  evidence")
+        change = result.evidence.change
+        if change is not None:
+            lines.append(f"changed  {change.detail} by {change.actor} at {change.at}")
+        lines.append("evidence")
         for item in result.evidence.items:
             extra = f" (missing permission: {item.missing_permission})" if item.missing_permission else ""
-            lines.append(f"    {item.step:15} {item.status:10} {item.summary}{extra}")
+            lines.append(f"  {item.step:15} {item.status:10} {item.summary}{extra}")
     m = result.metrics
     state = "written" if m.written else f"not written: {m.skipped or m.error or 'skipped'}"
-    lines.append(f"  metrics  {state} ({m.series} series)")
+    lines.append(f"metrics  {state} ({m.series} series)")
     if result.error:
-        lines.append(f"  canary error: {result.error}")
+        lines.append(f"canary error: {result.error}")
+    if debug:
+        lines += ["", "debug config"]
+        lines += [f"  {key:24} {_plain(value)}" for key, value in result.config.public().items()]
+        lines.append("debug calls")
+        lines += [
+            f"  {call.get('method', '')}  {call.get('outcome', '')}  {call.get('ms', '')} ms" for call in result.calls
+        ]
+    if links:
+        lines += ["", "links"]
+        lines += [f"  [{n}] {url}" for n, url in enumerate(links, 1)]
     return "\n".join(sanitize.text(line) for line in lines) + "\n"
+
+
+def _why_in_text(result: Result, outcome: Outcome) -> str | None:
+    """What the target line's code, status and reason do not already say: the IAM case, or the error's message when
+    it has no reason."""
+    f = outcome.failure
+    if f is None:
+        return None
+    if f.cause == Cause.IAM_PERMISSION_DENIED:
+        return _why(result, outcome)
+    return None if f.reason or not f.message.strip() else f.message.strip()[:MESSAGE_SHOWN]
+
+
+def _said(outcome: Outcome) -> str:
+    """A failure's code, status and reason; one that never reached Google (no code: credentials, a deadline) says
+    what raised it instead."""
+    f = outcome.failure
+    if f is None:
+        return "ok"
+    return " ".join(str(part) for part in (f.code, f.status, f.reason) if part) or f.error_type or "-"
+
+
+def _plain(value: Any) -> str:
+    return ", ".join(str(v) for v in value) if isinstance(value, list | tuple) else str(value)

@@ -551,6 +551,13 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
     },
 }
 
+# The denial at a glance: the cause, the principal, who removed which role and when (the target, the permission and
+# the fix are in the targets below).
+HEADLINE = (
+    "gemini-canary DENIED: iam_permission_denied (1 target) as canary-workload@demo-proj.iam.gserviceaccount.com; "
+    "roles/aiplatform.user removed by alice@example.com at <T>"
+)
+
 EXPECTED_LOG_ENTRY: dict[str, Any] = {
     "duration_ms": 0,
     "logging.googleapis.com/labels": {
@@ -560,26 +567,14 @@ EXPECTED_LOG_ENTRY: dict[str, Any] = {
     },
     "logging.googleapis.com/spanId": "b7ad6b7169203331",
     "logging.googleapis.com/trace": "projects/demo-proj/traces/0af7651916cd43dd8448eb211c80319c",
-    "message": "gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: iam_permission_denied; "
-    "canary-workload@demo-proj.iam.gserviceaccount.com lacks aiplatform.endpoints.predict on "
-    "demo-proj; roles/aiplatform.user removed from "
-    "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com by alice@example.com at <T>; "
-    "fix: gcloud projects add-iam-policy-binding demo-proj "
-    "--member=serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com "
-    "--role=roles/aiplatform.user --condition=None",
+    "message": HEADLINE,
     "metrics": {"series": 4, "written": True},
     "principal": "canary-workload@demo-proj.iam.gserviceaccount.com",
     "project": "demo-proj",
     "run_id": "<run>",
     "severity": "ERROR",
     "started_at": "<T>",
-    "summary": "gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: iam_permission_denied; "
-    "canary-workload@demo-proj.iam.gserviceaccount.com lacks aiplatform.endpoints.predict on "
-    "demo-proj; roles/aiplatform.user removed from "
-    "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com by alice@example.com at <T>; "
-    "fix: gcloud projects add-iam-policy-binding demo-proj "
-    "--member=serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com "
-    "--role=roles/aiplatform.user --condition=None",
+    "summary": HEADLINE,
     "targets": [
         {
             "cause": "iam_permission_denied",
@@ -630,41 +625,42 @@ EXPECTED_LOG_ENTRY: dict[str, Any] = {
 }
 
 EXPECTED_TEXT = [
-    "gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: iam_permission_denied; "
-    "canary-workload@demo-proj.iam.gserviceaccount.com lacks aiplatform.endpoints.predict on demo-proj; "
-    "roles/aiplatform.user removed from serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com by "
-    "alice@example.com at <T>; fix: gcloud projects add-iam-policy-binding demo-proj "
+    HEADLINE,
+    "",
+    "iam_permission_denied  gemini-2.5-flash-lite@us-central1",
+    "  gemini-2.5-flash-lite@us-central1  403 PERMISSION_DENIED IAM_PERMISSION_DENIED  <n> ms",
+    "  why         canary-workload@demo-proj.iam.gserviceaccount.com lacks aiplatform.endpoints.predict on demo-proj",
+    "  permission  aiplatform.endpoints.predict on "
+    "projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash-lite",
+    "  fix         Grant roles/aiplatform.user to the workload's service account",
+    "    gcloud projects add-iam-policy-binding demo-proj "
     "--member=serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com --role=roles/aiplatform.user "
     "--condition=None",
+    "  also        Ask Policy Troubleshooter why [1]",
+    "  also        See the audit entries in Logs Explorer [2]",
     "",
     "run <run>  project demo-proj  as canary-workload@demo-proj.iam.gserviceaccount.com  trigger scheduler "
     "gemini-canary-job  <n> ms",
-    "  FAIL gemini-2.5-flash-lite@us-central1  iam_permission_denied  <n> ms",
-    "       error     403 PERMISSION_DENIED IAM_PERMISSION_DENIED",
-    "       permission aiplatform.endpoints.predict on "
-    "projects/demo-proj/locations/us-central1/publishers/google/models/gemini-2.5-flash-lite",
-    "       fix       Grant roles/aiplatform.user to the workload's service account",
-    "                 $ gcloud projects add-iam-policy-binding demo-proj "
-    "--member=serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com --role=roles/aiplatform.user "
-    "--condition=None",
-    "       fix       Ask Policy Troubleshooter why",
-    "                 "
-    "https://console.cloud.google.com/iam-admin/troubleshooter;principal=canary-workload@demo-proj.iam.gserviceaccount.com;resources=%2F%2Fcloudresourcemanager.googleapis.com%2Fprojects%2Fdemo-proj;permissions=aiplatform.endpoints.predict/result?project=demo-proj",
-    "       fix       See the audit entries in Logs Explorer",
-    "                 "
-    "https://console.cloud.google.com/logs/query;query=timestamp%3E%3D%22<T>%22%20AND%20%28%28logName%3D%22projects%2Fdemo-proj%2Flogs%2Fcloudaudit.googleapis.com%252Fdata_access%22%20AND%20protoPayload.serviceName%3D%22aiplatform.googleapis.com%22%20AND%20protoPayload.status.code%3D7%20AND%20protoPayload.authenticationInfo.principalEmail%3D%22canary-workload%40demo-proj.iam.gserviceaccount.com%22%29%29?project=demo-proj",
-    "  evidence",
-    "    iam             found      canary-workload@demo-proj.iam.gserviceaccount.com does not hold "
+    "changed  roles/aiplatform.user removed from serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com by "
+    "alice@example.com at <T>",
+    "evidence",
+    "  iam             found      canary-workload@demo-proj.iam.gserviceaccount.com does not hold "
     "aiplatform.endpoints.predict on projects/demo-proj: no role grants it",
-    "    audit_config    found      Data Access audit logs (DATA_READ) for aiplatform.googleapis.com are on "
+    "  audit_config    found      Data Access audit logs (DATA_READ) for aiplatform.googleapis.com are on "
     "(set on projects/demo-proj); canary-workload@demo-proj.iam.gserviceaccount.com holds roles/browser, "
     "roles/logging.privateLogViewer, roles/monitoring.metricWriter on the project",
-    "    data_access     found      denied call recorded at <T>: "
+    "  data_access     found      denied call recorded at <T>: "
     "canary-workload@demo-proj.iam.gserviceaccount.com was refused aiplatform.endpoints.predict on "
     "google.cloud.aiplatform.v1.PredictionService.GenerateContent",
-    "    admin_activity  found      roles/aiplatform.user removed from "
+    "  admin_activity  found      roles/aiplatform.user removed from "
     "serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com by alice@example.com at <T>",
-    "  metrics  written (4 series)",
+    "metrics  written (4 series)",
+    "",
+    "links",
+    "  [1] "
+    "https://console.cloud.google.com/iam-admin/troubleshooter;principal=canary-workload@demo-proj.iam.gserviceaccount.com;resources=%2F%2Fcloudresourcemanager.googleapis.com%2Fprojects%2Fdemo-proj;permissions=aiplatform.endpoints.predict/result?project=demo-proj",
+    "  [2] "
+    "https://console.cloud.google.com/logs/query;query=timestamp%3E%3D%22<T>%22%20AND%20%28%28logName%3D%22projects%2Fdemo-proj%2Flogs%2Fcloudaudit.googleapis.com%252Fdata_access%22%20AND%20protoPayload.serviceName%3D%22aiplatform.googleapis.com%22%20AND%20protoPayload.status.code%3D7%20AND%20protoPayload.authenticationInfo.principalEmail%3D%22canary-workload%40demo-proj.iam.gserviceaccount.com%22%29%29?project=demo-proj",
 ]
 
 EXPECTED_REMEDIES: dict[str, Any] = {

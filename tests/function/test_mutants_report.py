@@ -191,13 +191,13 @@ def test_a_failure_with_neither_code_nor_message_explains_only_its_cause() -> No
         (
             [failed(QUOTA), ok(LITE), failed(QUOTA, LITE)],
             {},
-            "gemini-canary DEGRADED: gemini-2.5-flash@us-central1: quota; 429 Quota exceeded | "
-            "gemini-2.5-flash-lite@global: quota; 429 Quota exceeded",
+            "gemini-canary DEGRADED: quota (gemini-2.5-flash@us-central1, gemini-2.5-flash-lite@global) as the "
+            "workload's identity",
         ),
         (
             [ok(), failed(Failure(Cause.API_DISABLED, code=403, reason="SERVICE_DISABLED"), LITE)],
             {},
-            "gemini-canary DENIED: gemini-2.5-flash-lite@global: api_disabled; 403 SERVICE_DISABLED",
+            "gemini-canary DENIED: api_disabled (gemini-2.5-flash-lite@global) as the workload's identity",
         ),
     ],
     ids=["healthy", "healthy-adc", "error", "degraded", "denied"],
@@ -214,10 +214,11 @@ def test_the_text_of_a_healthy_run() -> None:
     assert report.to_text(run) == (
         f"gemini-canary OK: 2/2 targets answered in project demo-proj as {SA}\n"
         "\n"
+        "ok  gemini-2.5-flash@us-central1  12 ms\n"
+        "ok  gemini-2.5-flash-lite@global  7 ms\n"
+        "\n"
         f"run run-1  project demo-proj  as {SA}  trigger http  1235 ms\n"
-        "  ok   gemini-2.5-flash@us-central1  ok  12 ms\n"
-        "  ok   gemini-2.5-flash-lite@global  ok  7 ms\n"
-        "  metrics  written (4 series)\n"
+        "metrics  written (4 series)\n"
     )
 
 
@@ -249,27 +250,38 @@ LITE_SUMMARY = (
     "gemini-2.5-flash-lite@global: quota; 429 Quota exceeded; roles/aiplatform.user removed by alice@example.com at "
     "2026-11-26T09:00:00Z"
 )
-FAILING_HEADLINE = f"gemini-canary DENIED: {FLASH_SUMMARY} | {LITE_SUMMARY}"
+# The named form is over the bound, so each cause counts its targets (the text lists them below the headline).
+FAILING_HEADLINE = (
+    f"gemini-canary DENIED: iam_permission_denied (1 target), quota (1 target) as {SA}; roles/aiplatform.user "
+    "removed by alice@example.com at 2026-11-26T09:00:00Z"
+)
 
 
 def test_the_text_of_a_failing_run() -> None:
     assert report.to_text(failing_run()).splitlines() == [
         FAILING_HEADLINE,
         "",
+        "iam_permission_denied  gemini-2.5-flash@us-central1",
+        "  gemini-2.5-flash@us-central1  403 PERMISSION_DENIED IAM_PERMISSION_DENIED  40 ms",
+        f"  why         {SA} lacks aiplatform.endpoints.predict on demo-proj",
+        f"  permission  aiplatform.endpoints.predict on {MODEL}",
+        "  fix         Grant the role",
+        "    gcloud projects add-iam-policy-binding demo-proj",
+        "  also        Read about it [1]",
+        "",
+        "quota  gemini-2.5-flash-lite@global",
+        "  gemini-2.5-flash-lite@global  429 RESOURCE_EXHAUSTED  6 ms",
+        "  why         Quota exceeded",
+        "",
         f"run run-1  project demo-proj  as {SA}  trigger scheduler gemini-canary-job  1235 ms",
-        "  FAIL gemini-2.5-flash@us-central1  iam_permission_denied  40 ms",
-        "       error     403 PERMISSION_DENIED IAM_PERMISSION_DENIED",
-        f"       permission aiplatform.endpoints.predict on {MODEL}",
-        "       fix       Grant the role",
-        "                 $ gcloud projects add-iam-policy-binding demo-proj",
-        "       fix       Read about it",
-        "                 https://cloud.google.com/x",
-        "  FAIL gemini-2.5-flash-lite@global  quota  6 ms",
-        "       error     429 RESOURCE_EXHAUSTED",
-        "  evidence",
-        "    iam             found      roles/aiplatform.user was removed",
-        "    data_access     unavailable cannot read (missing permission: logging.privateLogEntries.list)",
-        "  metrics  not written: coalesced (0 series)",
+        "changed  roles/aiplatform.user removed by alice@example.com at 2026-11-26T09:00:00Z",
+        "evidence",
+        "  iam             found      roles/aiplatform.user was removed",
+        "  data_access     unavailable cannot read (missing permission: logging.privateLogEntries.list)",
+        "metrics  not written: coalesced (0 series)",
+        "",
+        "links",
+        "  [1] https://cloud.google.com/x",
     ]
 
 
@@ -290,22 +302,25 @@ def test_the_text_names_what_is_unknown_or_missing() -> None:
     assert report.to_text(run).splitlines() == [
         "gemini-canary ERROR: boom",
         "",
+        "iam_permission_denied  gemini-2.5-flash@us-central1",
+        "  gemini-2.5-flash@us-central1  -  40 ms",
+        "  why         the workload's identity lacks aiplatform.endpoints.predict on None",
+        "  permission  aiplatform.endpoints.predict",
+        "",
+        "unknown  gemini-2.5-flash-lite@global",
+        "  gemini-2.5-flash-lite@global  -  40 ms",
+        "",
         "run run-1  project None  as (unknown)  trigger scheduler  1235 ms",
-        "  FAIL gemini-2.5-flash@us-central1  iam_permission_denied  40 ms",
-        "       error     -",
-        "       permission aiplatform.endpoints.predict on ",
-        "  FAIL gemini-2.5-flash-lite@global  unknown  40 ms",
-        "       error     -",
-        "  evidence",
-        "  metrics  not written: write failed (0 series)",
-        "  canary error: boom",
+        "evidence",
+        "metrics  not written: write failed (0 series)",
+        "canary error: boom",
     ]
-    assert report.to_text(result([ok()])).splitlines()[-1] == "  metrics  not written: skipped (0 series)"
+    assert report.to_text(result([ok()])).splitlines()[-1] == "metrics  not written: skipped (0 series)"
 
 
 def test_the_text_is_sanitized_line_by_line() -> None:
     outcome = failed(Failure(Cause.UNKNOWN, code=500, reason="A\nB"))
-    assert report.to_text(result([outcome])).splitlines()[4] == "       error     500 A\\nB"
+    assert report.to_text(result([outcome])).splitlines()[3] == "  gemini-2.5-flash@us-central1  500 A\\nB  40 ms"
 
 
 def test_the_json_of_a_failing_run() -> None:

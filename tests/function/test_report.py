@@ -28,16 +28,17 @@ def _result(failure: Failure) -> Result:
 
 
 def _error_line(failure: Failure) -> str:
-    [line] = [line for line in report.to_text(_result(failure)).splitlines() if line.strip().startswith("error")]
+    """The target's own line under its cause: the target, what the error said, the latency."""
+    [line] = [line for line in report.to_text(_result(failure)).splitlines() if line.startswith(f"  {TARGET}  ")]
     return line.strip()
 
 
 def test_a_google_error_shows_its_code_status_and_reason() -> None:
     failure = Failure(Cause.API_DISABLED, code=403, status="PERMISSION_DENIED", reason="SERVICE_DISABLED")
-    assert _error_line(failure) == "error     403 PERMISSION_DENIED SERVICE_DISABLED"
+    assert _error_line(failure) == f"{TARGET}  403 PERMISSION_DENIED SERVICE_DISABLED  0 ms"
 
 
 def test_a_failure_that_never_reached_google_names_what_raised_it() -> None:
     # DefaultCredentialsError has no HTTP code: the line used to read "error     None"
     failure = Failure(Cause.CREDENTIALS, message="no credentials", error_type="DefaultCredentialsError")
-    assert _error_line(failure) == "error     DefaultCredentialsError"
+    assert _error_line(failure) == f"{TARGET}  DefaultCredentialsError  0 ms"
