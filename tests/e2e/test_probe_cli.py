@@ -1,0 +1,121 @@
+"""`python -m function probe` as a person runs it: a real process, the real client libraries, against the emulator
+(pointed at it by Emulator.client_env alone). Exit statuses, text and JSON, and metrics written only when asked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.api_core.exceptions import InvalidArgument
+from google.cloud import monitoring_v3
+
+from devkit import emulated
+from emulator.server import Emulator
+from tests.e2e.conftest import PREFIX, WORKLOAD, assert_no_secrets
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _probe(emulator: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    # No wait for the denial's audit entry: these tests are about the command, not the evidence.
+    env.update(emulator.client_env(), PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
+    done = subprocess.run(
+        [sys.executable, "-m", "function", "probe", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert_no_secrets([done.stdout, done.stderr], emulator)
+    return done
+
+
+def _series(emulator: Emulator, metric: str) -> list[Any]:
+    """The canary's series of `metric`, read with the real Monitoring client (none: the metric was never written)."""
+    client = emulated.clients(emulator, "alice@example.com").metrics
+    with emulator.world.lock:
+        now = emulator.world.clock.now()
+    interval = monitoring_v3.TimeInterval(
+        {"start_time": {"seconds": int(now.timestamp()) - 3600}, "end_time": {"seconds": int(now.timestamp()) + 60}}
+    )
+    try:
+        return list(
+            client.list_time_series(
+                name="projects/demo-proj", filter=f'metric.type = "{PREFIX}/{metric}"', interval=interval
+            )
+        )
+    except InvalidArgument as error:  # Monitoring's answer for a metric type nothing wrote
+        assert "doesn't refer to any known metric" in str(error.message)
+        return []
+
+
+def test_healthy_exits_0_with_json_when_not_a_terminal_and_writes_no_metrics() -> None:
+    with Emulator("healthy", clock_mode="running") as emulator:
+        done = _probe(emulator)
+        assert done.returncode == 0, done.stderr
+        doc = json.loads(done.stdout)  # stdout is a pipe: JSON by default
+        assert doc["verdict"] == "healthy"
+        assert doc["principal"] == WORKLOAD
+        assert doc["project"] == "demo-proj"
+        assert doc["metrics"]["written"] is False
+        assert "--write-metrics" in doc["metrics"]["skipped"]
+        assert emulator.world.calls["google.monitoring.v3.MetricService.CreateTimeSeries"] == 0
+        assert _series(emulator, "runs") == []
+
+
+def test_denied_exits_2_with_the_cause_in_text_and_writes_metrics_when_asked() -> None:
+    with Emulator("iam_denied", clock_mode="running") as emulator:
+        done = _probe(emulator, "--format", "text", "--write-metrics", "--targets", "gemini-2.5-flash@us-central1")
+        assert done.returncode == 2, done.stderr
+        first = done.stdout.splitlines()[0]
+        assert first.startswith("gemini-canary DENIED:")
+        assert "iam_permission_denied" in first
+        assert "aiplatform.endpoints.predict" in done.stdout
+        assert (
+            f"gcloud projects add-iam-policy-binding demo-proj --member=serviceAccount:{WORKLOAD} "
+            "--role=roles/aiplatform.user" in done.stdout
+        )
+        assert emulator.world.calls["google.monitoring.v3.MetricService.CreateTimeSeries"] == 1
+        [failures] = _series(emulator, "failures")
+        assert failures.metric.labels["cause"] == "iam_permission_denied"
+        assert failures.metric.labels["target"] == "gemini-2.5-flash@us-central1"
+        assert failures.points[0].value.int64_value == 1
+
+
+def test_the_canary_failing_exits_1_and_debug_shows_the_config() -> None:
+    with Emulator("healthy", clock_mode="running") as emulator:
+        # The runtime's project cannot be learned: the canary's own failure, not Gemini's.
+        status, _ = emulated.admin(
+            emulator, "POST", "faults", {"method": "metadata.project_id", "count": 50, "http_status": 500}
+        )
+        assert status == 201
+        done = _probe(emulator, "--format", "json", "--debug", "--evidence", "off")
+        assert done.returncode == 1, done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["verdict"] == "error"
+        assert "cannot learn which project to probe" in doc["error"]
+        assert doc["config"]["evidence"] == []
+        assert emulator.world.calls["google.cloud.aiplatform.v1.PredictionService.GenerateContent"] == 0
+
+
+def test_bad_arguments_name_the_argument() -> None:
+    with Emulator("healthy", clock_mode="running") as emulator:
+        done = _probe(emulator, "--targets", "gemini")
+        assert done.returncode == 64
+        assert done.stdout == ""
+        assert done.stderr.splitlines() == [
+            "python -m function probe: error: --targets: 'gemini' is not MODEL@LOCATION (for example "
+            "gemini-2.5-flash@us-central1 or gemini-2.5-pro@global; model ids are lower-case letters, digits, '.' "
+            "and '-')"
+        ]
+        done = _probe(emulator, "--format", "yaml")
+        assert done.returncode == 64
+        assert "argument --format: invalid choice: 'yaml'" in done.stderr.splitlines()[-1]
+        assert emulator.world.calls["google.cloud.aiplatform.v1.PredictionService.GenerateContent"] == 0
