@@ -247,8 +247,8 @@ def test_a_later_run_finds_the_denial_and_the_change_that_caused_it(start_canary
         "alice@example.com",
         "roles/aiplatform.user",
     )
-    assert "removed from serviceAccount:" in first["summary"]
-    assert "by alice@example.com at " in first["summary"]
+    assert "removed from serviceAccount:" in first["targets"][0]["summary"]
+    assert "roles/aiplatform.user removed by alice@example.com at " in first["summary"]
     canary.advance(10)  # past the ingestion lag
     second = canary.scheduler().get_json()
     items = {i["step"]: i for i in second["evidence"]["items"]}

@@ -191,20 +191,22 @@ def test_text_format_for_a_runbook(start_canary: StartCanary) -> None:
         "or made on a folder or the organization, whose changes are logged there)"
     )
     assert shown.splitlines() == [
-        "gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: api_disabled; 403 SERVICE_DISABLED; "
-        "fix: gcloud services enable aiplatform.googleapis.com --project=demo-proj",
+        "gemini-canary DENIED: api_disabled (gemini-2.5-flash-lite@us-central1) as "
+        "canary-workload@demo-proj.iam.gserviceaccount.com",
+        "",
+        "api_disabled  gemini-2.5-flash-lite@us-central1",
+        "  gemini-2.5-flash-lite@us-central1  403 PERMISSION_DENIED SERVICE_DISABLED  N ms",
+        "  fix         Enable the Vertex AI API [1]",
+        "    gcloud services enable aiplatform.googleapis.com --project=demo-proj",
         "",
         "run RUN  project demo-proj  as canary-workload@demo-proj.iam.gserviceaccount.com  trigger http  N ms",
-        "  FAIL gemini-2.5-flash-lite@us-central1  api_disabled  N ms",
-        "       error     403 PERMISSION_DENIED SERVICE_DISABLED",
-        "       fix       Enable the Vertex AI API",
-        "                 $ gcloud services enable aiplatform.googleapis.com --project=demo-proj",
-        "                 https://console.developers.google.com/apis/api/aiplatform.googleapis.com/overview"
-        "?project=412345678901",
-        "  evidence",
-        f"    iam             found      {granted}",
-        f"    admin_activity  not_found  {no_change}",
-        "  metrics  written (4 series)",
+        "evidence",
+        f"  iam             found      {granted}",
+        f"  admin_activity  not_found  {no_change}",
+        "metrics  written (4 series)",
+        "",
+        "links",
+        "  [1] https://console.developers.google.com/apis/api/aiplatform.googleapis.com/overview?project=412345678901",
     ]
 
 
@@ -221,6 +223,25 @@ def test_debug_shows_config_calls_and_metrics(start_canary: StartCanary) -> None
     assert types == ["failures", "latency", "runs", "success"]
     assert "calls" not in canary.last_log
     assert "config" not in canary.last_log
+
+
+def test_debug_with_the_text_format_shows_config_and_calls(start_canary: StartCanary) -> None:
+    """`?format=text&debug=true`: the text ends with the effective config and the calls made, as the JSON has them."""
+    canary = start_canary("healthy", CANARY_DEADLINE_SECONDS="12")
+    response = canary.call("GET", "/?format=text&debug=true")
+    assert (response.status_code, response.content_type) == (200, "text/plain; charset=utf-8")
+    lines = response.get_data(as_text=True).splitlines()
+    config = lines[lines.index("debug config") + 1 : lines.index("debug calls")]
+    calls = lines[lines.index("debug calls") + 1 :]
+    assert "  deadline_seconds         12.0" in config, config
+    assert f"  endpoint                 emulator at {canary.emulator.grpc.address}" in config, config
+    assert [re.sub(r"[0-9.]+ ms$", "N ms", line) for line in calls] == [
+        "  aiplatform.GenerateContent(gemini-2.5-flash-lite@us-central1)  OK  N ms",
+        "  monitoring.CreateTimeSeries  OK  N ms",
+    ]
+    plain = canary.call("GET", "/?format=text").get_data(as_text=True)
+    assert "debug config" not in plain
+    assert "calls" not in canary.last_log  # the log line stays as it was
 
 
 def test_monitoring_failing_never_hides_the_result(start_canary: StartCanary) -> None:
@@ -326,7 +347,7 @@ def test_pubsub_trigger_shares_the_logic(start_canary: StartCanary) -> None:
     log = canary.last_log
     assert log["trigger"] == {"kind": "pubsub", "message_id": "1234567"}
     assert log["targets"][0]["cause"] == "billing_disabled"
-    assert log["message"].startswith("gemini-canary DENIED: gemini-2.5-flash-lite@us-central1: billing_disabled")
+    assert log["message"].startswith("gemini-canary DENIED: billing_disabled (gemini-2.5-flash-lite@us-central1) as ")
 
 
 def test_bad_config_fails_the_cold_start(start_canary: StartCanary) -> None:

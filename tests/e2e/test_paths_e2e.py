@@ -78,7 +78,8 @@ def test_the_canarys_own_failure_is_a_500_an_error_line_and_no_metric(start_cana
     log = canary.last_log
     assert log["run_id"] == body["run_id"]
     assert log["severity"] == "ERROR"
-    assert log["message"] == f"gemini-canary ERROR: {OWN_FAILURE}"
+    # the message is the headline, under 200 characters: the error cut with an ellipsis, whole in `error`
+    assert log["message"] == f"gemini-canary ERROR: {OWN_FAILURE}"[:198] + "…"
     assert log["logging.googleapis.com/labels"]["canary_verdict"] == "error"
     assert log["error"] == OWN_FAILURE
     assert (canary.calls(GEN), canary.calls(WRITE)) == (0, 0)
@@ -132,7 +133,7 @@ def test_a_target_hanging_past_the_deadline_is_deadline_and_the_others_are_repor
     log = canary.last_log
     assert log["run_id"] == body["run_id"]
     assert log["severity"] == "WARNING"
-    assert log["message"].startswith(f"gemini-canary DEGRADED: {late['target']}: deadline")
+    assert log["message"].startswith(f"gemini-canary DEGRADED: deadline ({late['target']}) as ")
     assert log["targets"] == body["targets"]
 
     # The metrics carry all three: the hung target's failure, the others' success. The probes end before the run's
@@ -194,7 +195,7 @@ def test_a_quota_failure_detail_makes_the_429_quota_and_its_violations_reach_the
 
     log = canary.last_log
     assert log["severity"] == "WARNING"
-    assert log["message"].startswith(f"gemini-canary DEGRADED: {LITE}: quota")
+    assert log["message"].startswith(f"gemini-canary DEGRADED: quota ({LITE}) as ")
     assert log["targets"][0]["error"]["violations"] == violations
     [failure] = canary.series("failures", cause="quota")
     assert failure.metric.labels["target"] == LITE
