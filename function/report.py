@@ -212,13 +212,11 @@ def to_text(result: Result, debug: bool = False) -> str:
             lines.append(f"  {outcome.target}  {_said(outcome)}  {outcome.latency_ms:.0f} ms")
         for why in dict.fromkeys(w for o in group if (w := _why_in_text(result, o))):
             lines.append(f"  why         {why}")
-        permissions = dict.fromkeys(
-            (o.failure.metadata["permission"], o.failure.metadata.get("resource", ""))
-            for o in group
-            if o.failure is not None and o.failure.metadata.get("permission")
-        )
-        for permission, resource in permissions:
-            on = f" on {resource}" if resource and len(permissions) == 1 else ""
+        denied = [o.failure.metadata for o in group if o.failure is not None and o.failure.metadata.get("permission")]
+        resources = {d.get("resource", "") for d in denied}
+        for permission in dict.fromkeys(d["permission"] for d in denied):
+            # the resource when one (a permission denied on each target's own model names each one's: in the JSON)
+            on = f" on {next(iter(resources))}" if len(resources) == 1 and next(iter(resources)) else ""
             lines.append(f"  permission  {permission}{on}")
         fixes = list(dict.fromkeys(r for o in group for r in result.remedies.get(str(o.target), [])))
         first = _primary(fixes)
