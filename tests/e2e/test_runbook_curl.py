@@ -116,7 +116,7 @@ def test_the_readme_runbook_prints_the_verdict_through_the_emulator(tmp_path: Pa
         assert done.returncode == 0, done.stderr
         text, doc = _split(done.stdout)
         assert text.startswith("gemini-canary DENIED: iam_permission_denied ("), text
-        assert "\niam_permission_denied  gemini-2.5-flash-lite@us-central1\n" in text, text
+        assert "\niam_permission_denied  gemini-2.5-flash-lite@us-central1, " in text, text
         assert f"{WORKLOAD} lacks aiplatform.endpoints.predict on {PROJECT}" in text
         assert doc["verdict"] == "denied", doc
         assert doc["targets"][0]["error"]["metadata"]["permission"] == "aiplatform.endpoints.predict"

@@ -50,7 +50,7 @@ def test_a_lasting_denial_pages_once_naming_the_fix_and_recovers(story: Story) -
     story.gemini_role(False)
     denied = story.next_run()
     assert denied.verdict == "denied"
-    assert "roles/aiplatform.user removed from" in denied.summary
+    assert "roles/aiplatform.user removed by " in denied.summary  # the headline: the role, who and when
 
     pages = story.until(lambda: _pages(story, "Gemini access denied") or None, "the denied page")
     story.next_run()  # the denial lasts two more runs: no second page
