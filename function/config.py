@@ -6,6 +6,7 @@ instance fails to start instead of failing at the first scheduled run. The READM
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -172,7 +173,11 @@ def load(env: Mapping[str, str]) -> Config:
     """The Config for an environment; raises ConfigError for the first bad variable."""
     unknown = sorted(k for k in env if k.startswith("CANARY_") and k not in VARIABLES)
     if unknown:
-        raise ConfigError(f"{unknown[0]}: not a setting of the canary; known: {', '.join(sorted(VARIABLES))}")
+        # compared without the shared CANARY_ prefix, which would make every name look alike
+        tails = {name.removeprefix("CANARY_"): name for name in VARIABLES}
+        close = difflib.get_close_matches(unknown[0].removeprefix("CANARY_"), tails, n=1)
+        hint = f"did you mean {tails[close[0]]}? " if close else ""
+        raise ConfigError(f"{unknown[0]}: not a setting of the canary; {hint}known: {', '.join(sorted(VARIABLES))}")
     project = env.get("CANARY_PROJECT", "").strip() or None
     if project is not None and not PROJECT_ID.match(project):
         raise ConfigError(f"CANARY_PROJECT: {project!r} is not a project id (6-30 lower-case letters, digits, hyphens)")

@@ -30,7 +30,7 @@ from .causes import Cause, Failure, classify
 from .config import PROJECT_ID, Target
 from .evidence import Evidence
 from .probe import Outcome
-from .remedies import Remedy, remedies
+from .remedies import UNKNOWN_PRINCIPAL, Remedy, remedies
 
 MAX_INPUT = 256 * 1024  # characters: a whole traceback fits; a log file does not belong here
 PLACEHOLDER_PROJECT = "PROJECT_ID"
@@ -140,29 +140,28 @@ class Explanation:
                 lines.append(f"             $ {remedy.command}")
             if remedy.url:
                 lines.append(f"             {remedy.url}")
-        if self.project == PLACEHOLDER_PROJECT or self.principal is None:
+        shown = " ".join(f"{r.command or ''} {r.url or ''}" for r in self.remedies)
+        missing = [
+            what
+            for what, placeholder in (("the project", PLACEHOLDER_PROJECT), ("the principal", UNKNOWN_PRINCIPAL))
+            if placeholder in shown
+        ]
+        if missing:
             lines.append(
-                "note       the error did not name "
-                + " or ".join(
-                    what
-                    for what, missing in (
-                        ("the project", self.project == PLACEHOLDER_PROJECT),
-                        ("the principal", self.principal is None),
-                    )
-                    if missing
-                )
-                + ": replace the placeholders, or give --project / --principal"
+                f"note       the error did not name {' or '.join(missing)}: replace the placeholder, or give "
+                "--project / --principal"
             )
         return "\n".join(sanitize.text(line) for line in lines) + "\n"
 
 
-def _json_error(doc: Any) -> core.GoogleAPICallError | None:
-    """A REST error body or a google.rpc.Status as the exception a client raises for it; None if it is neither."""
+def _json_error(doc: Any) -> tuple[core.GoogleAPICallError, str | None] | None:
+    """A REST error body or a google.rpc.Status as the exception a client raises for it, with the status name a REST
+    body states (google-api-core keeps only the HTTP code); None if it is neither."""
     if isinstance(doc, list):  # streamGenerateContent's [{"error": {...}}]
         doc = next((item for item in doc if isinstance(item, dict)), None)
     if not isinstance(doc, dict):
         return None
-    body = doc.get("error") if isinstance(doc.get("error"), dict) else doc
+    body: dict[str, Any] = doc["error"] if isinstance(doc.get("error"), dict) else doc
     code = body.get("code")
     message = body.get("message")
     if not isinstance(code, int) or isinstance(code, bool) or not isinstance(message, str | type(None)):
@@ -172,13 +171,11 @@ def _json_error(doc: Any) -> core.GoogleAPICallError | None:
     if body is doc and 0 <= code <= 16:  # google.rpc.Status: a google.rpc.Code
         if code == 0:
             raise Unreadable("that status is OK (code 0): there is no error to explain")
-        return core.from_grpc_status(code, message or "", details=details)
+        return core.from_grpc_status(code, message or "", details=details), None
     if 100 <= code <= 599:  # an HTTP status
-        error = core.from_http_status(code, message or "", details=details)
         status = body.get("status")
-        if isinstance(status, str) and _STATUS_NAME.fullmatch(status):
-            error._status_name = status  # type: ignore[attr-defined]  # read back in explain()
-        return error
+        named = status if isinstance(status, str) and _STATUS_NAME.fullmatch(status) else None
+        return core.from_http_status(code, message or "", details=details), named
     return None
 
 
@@ -220,8 +217,9 @@ def _text_error(text: str) -> core.GoogleAPICallError | None:
     return None
 
 
-def parse(raw: str) -> core.GoogleAPICallError:
-    """The exception the input stands for; Unreadable (saying what was expected) when it is none of the forms."""
+def parse(raw: str) -> tuple[core.GoogleAPICallError, str | None]:
+    """The exception the input stands for (and the status name a REST body states); Unreadable, saying what was
+    expected, when it is none of the forms."""
     if len(raw) > MAX_INPUT:
         raise Unreadable(f"the input is over {MAX_INPUT} characters; give the error itself (its last lines)")
     text = raw.strip()
@@ -240,16 +238,15 @@ def parse(raw: str) -> core.GoogleAPICallError:
         if found is None:
             raise Unreadable(f"that JSON has no error code and message; {EXPECTED}")
         return found
-    found = _text_error(text)
-    if found is None:
+    printed = _text_error(text)
+    if printed is None:
         raise Unreadable(f"no error found in that text; {EXPECTED}")
-    return found
+    return printed, None
 
 
 def explain(raw: str, project: str | None = None, principal: str | None = None) -> Explanation:
-    error = parse(raw)
+    error, status_name = parse(raw)
     failure = classify(error)
-    status_name = getattr(error, "_status_name", None)
     if status_name:
         failure.status = status_name  # what the REST body said, rather than a guess from the HTTP code
     said = f"{failure.message} {' '.join(failure.metadata.values())}"

@@ -30,7 +30,18 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from . import config as _config
 from . import report, run, trigger
 
-INSTANCE = run.Instance(_config.load(os.environ))
+
+def _load() -> _config.Config:
+    """The config, or one plain line on stderr naming the bad variable before the traceback that stops the start."""
+    try:
+        return _config.load(os.environ)
+    except _config.ConfigError as error:
+        sys.stderr.write(f"gemini-canary cannot start: {error}\n")
+        sys.stderr.flush()
+        raise
+
+
+INSTANCE = run.Instance(_load())
 if flask.has_app_context():  # functions-framework loads this module inside the app it serves it from
     flask.current_app.config["MAX_CONTENT_LENGTH"] = trigger.MAX_ENVELOPE
 

@@ -218,11 +218,14 @@ def test_invalid(name: str, value: str, message: str) -> None:
     assert str(caught.value).startswith(f"{name}: ")
 
 
-@pytest.mark.parametrize("name", ["CANARY_TARGET", "CANARY_DEBUG", "CANARY_"])
-def test_unknown_canary_variable_is_refused(name: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [("CANARY_TARGET", "did you mean CANARY_TARGETS? "), ("CANARY_DEBUG", ""), ("CANARY_", "")],
+)
+def test_unknown_canary_variable_is_refused(name: str, hint: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load({name: "x"})
-    assert str(caught.value) == f"{name}: not a setting of the canary; known: {', '.join(sorted(VARIABLES))}"
+    assert str(caught.value) == f"{name}: not a setting of the canary; {hint}known: {', '.join(sorted(VARIABLES))}"
 
 
 def test_other_variables_are_ignored() -> None:
