@@ -8,6 +8,15 @@ The log line's `message` starts with a stable verdict word that log-based alerts
 The same verdict is in the field `verdict` and the label `canary_verdict`. Nothing here carries a token or the
 prompt/response text (the canary never keeps the latter).
 
+The headline (the message, the JSON's `summary`, the text's first line) is under 200 characters whatever came from
+outside: the verdict word, the causes and their targets (counted when naming them does not fit), the principal, and
+who changed what and when; cut with "…" only when even its briefest form is too long. The log line keeps the rest:
+each failing target's own one-line `summary` with its fix, every remedy, the evidence whole.
+
+The text groups the failing targets by cause: each cause once, its primary fix's command alone on a line (nothing
+before it but indentation, never wrapped, so it pastes), the other remedies after it, and the console and
+documentation links numbered at the very end, kept whole.
+
 Every string rendered passes through sanitize.text on the way out (error messages, audit-entry fields and evidence
 come from outside): no control character reaches a terminal or the log message, no field can forge a line, and
 anything token-shaped is redacted.
@@ -194,8 +203,7 @@ def to_text(result: Result, debug: bool = False) -> str:
     """For a person reading a runbook: the headline; the failing targets grouped by cause, each cause with its one
     primary fix (the command alone on its line, so it pastes whole) and the other remedies after it; the healthy
     targets; the run, the evidence and the metrics; with `debug`, the effective config and the calls made; and
-    last, the console and documentation links the remedies point to, numbered (kept whole: Google documents no
-    shorter form of these console links)."""
+    last, the console and documentation links the remedies point to, numbered and kept whole."""
     links: list[str] = []
 
     def ref(url: str | None) -> str:
