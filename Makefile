@@ -8,7 +8,7 @@ STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 export GRPC_VERBOSITY ?= NONE
 
-.PHONY: run test lint typecheck unit bench bench-fleet bench-detect mutation emulator clean
+.PHONY: run canary test lint typecheck unit bench bench-fleet bench-detect mutation emulator clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 run: $(STAMP)
 	$(PY) -m devkit.demo
+
+# One scenario of the emulator, probed now with `python -m function probe` (devkit/canary.py): SCENARIO=iam_denied
+canary: $(STAMP)
+	$(PY) -m devkit.canary $(or $(SCENARIO),healthy)
 
 test: $(STAMP) lint typecheck unit
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any
 
 from google.cloud import monitoring_v3
 
-from devkit import emulated
+from devkit import canary, emulated
+from emulator.core.scenario import shipped_names
 from emulator.server import Emulator
 from tests.e2e.conftest import PREFIX, WORKLOAD, assert_no_secrets
 
@@ -114,3 +116,34 @@ def test_bad_arguments_name_the_argument() -> None:
         assert done.returncode == 64
         assert "argument --format: invalid choice: 'yaml'" in done.stderr.splitlines()[-1]
         assert emulator.world.calls["google.cloud.aiplatform.v1.PredictionService.GenerateContent"] == 0
+
+
+def test_make_canary_shows_what_a_person_needs_on_the_first_screen() -> None:
+    make = shutil.which("make")
+    assert make is not None, "make is a documented prerequisite"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    done = subprocess.run(
+        [make, "--no-print-directory", "canary", "SCENARIO=iam_denied"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr  # make passes the probe's status on as its own failure
+    screen = done.stdout.splitlines()[:24]
+    verdict = next(line for line in screen if line.startswith("gemini-canary "))
+    assert verdict.startswith("gemini-canary DENIED:")
+    assert "iam_permission_denied" in verdict
+    shown = "\n".join(screen)
+    assert "aiplatform.endpoints.predict" in shown
+    assert f"--member=serviceAccount:{WORKLOAD} --role=roles/aiplatform.user" in shown
+    assert "denied call recorded at" in done.stdout  # the audit entry was waited for and found
+
+
+def test_the_readme_lists_every_shipped_scenario() -> None:
+    readme = (ROOT / "README.md").read_text()
+    listed = readme.split("<!-- scenarios:begin -->\n", 1)[1].split("<!-- scenarios:end -->", 1)[0]
+    assert listed.splitlines() == canary.scenario_lines()
+    assert len(listed.splitlines()) == len(shipped_names())
