@@ -80,6 +80,7 @@ class Trial:
     incidents: dict[str, dict[str, int]] = field(default_factory=dict)  # incident → "open webhook" → count
     policies: list[str] = field(default_factory=list)  # display names of the policies that paged
     undelivered: int = 0
+    webhook_received: int = 0  # posts the on-call webhook receiver actually took during the trial
     real_s: float = 0.0
     error: str = ""
 
@@ -104,6 +105,10 @@ class Driver:
         if status != 200:
             raise RuntimeError(f"notifications: {doc}")
         return list(doc.get("notifications", []))
+
+    def received(self) -> int:
+        assert self.story.receiver is not None
+        return len(self.story.receiver.taken())
 
     def step(self) -> None:
         story = self.story
@@ -151,6 +156,7 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
     out = Trial(schedule, period_s, phase, supported)
     started = time.monotonic()
     seen = len(driver.notifications())
+    received = driver.received()
     runs_before = 0
     removed = False
     try:
@@ -212,6 +218,7 @@ def trial(driver: Driver, schedule: str, period_s: int, phase: str, supported: b
         if note["event"] == "OPEN" and policy not in out.policies:
             out.policies.append(policy)
         out.undelivered += 0 if note["delivered"] else 1
+    out.webhook_received = driver.received() - received
     out.real_s = round(time.monotonic() - started, 1)
     return out
 

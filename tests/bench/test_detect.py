@@ -46,6 +46,7 @@ def test_one_trial_detects_and_recovers(tmp_path: Path) -> None:
     assert (trial["pages"], trial["undelivered"]) == (1, 0)
     [counts] = trial["incidents"].values()
     assert counts == {"OPEN email": 1, "OPEN webhook": 1, "CLOSED email": 1, "CLOSED webhook": 1}
+    assert trial["webhook_received"] == 2  # the receiver took both posts
     # The next run denies, and the evaluation minute after it pages: within the goal's period + 2 minutes.
     assert 0 < trial["detect_s"] <= 180 + 120
     assert 0 < trial["to_run_s"] <= 30  # the run it missed by seconds
