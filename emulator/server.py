@@ -38,6 +38,11 @@ def ingress_response(served: Callable[[Outbound], Reply], request: Request) -> R
     return Response(reply.status, reply.body, {k: v for k, v in reply.headers.items() if k != "content-length"})
 
 
+def google_api(host: str) -> bool:
+    """A Google API host the emulator answers for inside a CONNECT tunnel."""
+    return host == "googleapis.com" or host.endswith(".googleapis.com")
+
+
 def gcloud_apis() -> list[str]:
     """The CLOUDSDK_API_ENDPOINT_OVERRIDES_<NAME> suffixes of every API gcloud is pointed here for."""
     return sorted({api.gcloud for api in services.apis().values() if api.gcloud})
@@ -90,15 +95,21 @@ class Emulator:
             return rest_handler(request)
 
         def tunnelled(request: Request) -> Response:
+            if google_api(request.host):
+                return rest_handler(request)
             served = self.world.network.handler(request.host)
             if served is None:  # the function went away after the tunnel was opened
                 return Response.text(f"{request.host} is not served any more\n", 404)
             return ingress_response(served, request)
 
-        # CONNECT host:443 reaches a served function's URL over TLS, with a certificate from the emulator's own CA.
+        # CONNECT host:443 reaches a served function's URL, or a Google API host (*.googleapis.com, served by path
+        # like the plain port), over TLS with a certificate from the emulator's own CA: what a client that only
+        # speaks https to Google (google.auth's impersonated credentials, for one) needs beside a proxy setting.
         self.authority = Authority()
         self._ca_folder: Path | None = None
-        tunnels = Tunnels(lambda name: self.world.network.handler(name) is not None, self.authority, tunnelled)
+        tunnels = Tunnels(
+            lambda name: google_api(name) or self.world.network.handler(name) is not None, self.authority, tunnelled
+        )
         self.http = HttpServer(http, host, http_port, tunnels)
 
     def reset(self) -> None:

@@ -147,3 +147,49 @@ def test_the_readme_lists_every_shipped_scenario() -> None:
     listed = readme.split("<!-- scenarios:begin -->\n", 1)[1].split("<!-- scenarios:end -->", 1)[0]
     assert listed.splitlines() == canary.scenario_lines()
     assert len(listed.splitlines()) == len(shipped_names())
+
+
+def test_a_probe_as_the_workload_impersonated_through_the_iam_credentials_api(tmp_path: Path) -> None:
+    """An operator whose credentials are not the workload's probes as the workload: google.auth's impersonated
+    credentials reach the emulator's IAM Credentials API over https through the HTTP port (a proxy and a CA bundle,
+    as a corporate proxy would be set), and the run is the workload's."""
+    operator = "deployer@demo-proj.iam.gserviceaccount.com"
+    with Emulator("iam_denied", clock_mode="running") as emulator:
+        with emulator.world.lock:
+            emulator.world.workload = operator  # the metadata server's account: the operator's own ADC
+            emulator.world.projects["demo-proj"].services.add("iamcredentials.googleapis.com")
+        env_extra = {"HTTPS_PROXY": emulator.rest_url, "REQUESTS_CA_BUNDLE": str(emulator.ca_file)}
+        env_extra["NO_PROXY"] = "127.0.0.1,localhost"  # gRPC to the emulator's own port goes direct
+        denied = _probe_with(emulator, env_extra, "--impersonate-service-account", WORKLOAD, "--format", "json")
+        # the operator may not act as the workload yet: the run's credentials fail, naming the missing permission
+        assert denied.returncode == 2, denied.stdout + denied.stderr
+        assert json.loads(denied.stdout)["targets"][0]["cause"] == "credentials"
+        assert "iam.serviceAccounts.getAccessToken" in denied.stdout
+        status, body = emulated.admin(
+            emulator,
+            "PATCH",
+            "world",
+            {"projects": {"demo-proj": {"bindings": {"roles/iam.serviceAccountTokenCreator": [
+                f"serviceAccount:{operator}"
+            ]}}}},
+        )  # fmt: skip
+        assert status == 200, body
+        done = _probe_with(emulator, env_extra, "--impersonate-service-account", WORKLOAD, "--format", "json")
+        assert done.returncode == 2, done.stdout + done.stderr
+        doc = json.loads(done.stdout)
+        assert doc["principal"] == WORKLOAD
+        assert doc["verdict"] == "denied"
+
+
+def _probe_with(emulator: Emulator, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    env.update({**emulator.client_env(), **extra}, PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
+    return subprocess.run(
+        [sys.executable, "-m", "function", "probe", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
