@@ -10,7 +10,8 @@ Three forms are read, as an on-call engineer finds them:
                                     (the last such line of a traceback; or gRPC's `status = StatusCode.X` with
                                     `details = "…"`)
 
-What is read becomes the google-api-core exception the client would have raised, and goes through the canary's own
+Where each form comes from: docs/google-behaviour.md, "Error texts a workload logs". What is read becomes the
+google-api-core exception the client would have raised, and goes through the canary's own
 classifier (causes.classify) and remedy table (remedies.remedies): one classification, whichever way the error came.
 Input is capped (MAX_INPUT), JSON nesting bounded, and every string shown passes through sanitize.text.
 """
