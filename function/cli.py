@@ -211,14 +211,6 @@ def _config_for(args: argparse.Namespace, environ: Mapping[str, str]) -> Config:
     return _config.load(env)
 
 
-def _debug_text(result: run.Result) -> str:
-    doc = report.to_json(result, debug=True)
-    lines = ["  debug"]
-    lines += [f"    config {key} = {value}" for key, value in doc.get("config", {}).items()]
-    lines += [f"    call   {json.dumps(call, default=str)}" for call in doc.get("calls", [])]
-    return "\n".join(lines) + "\n"
-
-
 def probe(args: argparse.Namespace, environ: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
     try:
         config = _config_for(args, environ)
@@ -238,9 +230,7 @@ def probe(args: argparse.Namespace, environ: Mapping[str, str], out: IO[str], er
     if _format(args.format, out) == "json":
         out.write(json.dumps(report.to_json(result, args.debug), indent=2, default=str) + "\n")
     else:
-        out.write(report.to_text(result))
-        if args.debug:
-            out.write(_debug_text(result))
+        out.write(report.to_text(result, args.debug))
     out.flush()
     return EXIT_BY_VERDICT[result.verdict]
 

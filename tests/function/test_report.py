@@ -181,6 +181,7 @@ def test_two_targets_denied_for_one_reason_print_the_reason_and_the_fix_once() -
         "",
         "ok  gemini-2.5-flash@global  5 ms",
     ]
+    assert GRANT.command is not None
     assert sum(GRANT.command in line for line in lines) == 1
     assert lines[-2:] == ["links", f"  [1] {TROUBLESHOOT.url}"]
     # the JSON keeps each target's own remedies and one-line summary
