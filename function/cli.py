@@ -1,10 +1,11 @@
-"""The canary from a terminal or a runbook: `python -m function probe` and `python -m function explain`.
+"""The canary from a terminal, a runbook or a Cloud Run job: `python -m function probe`, `explain` and `job`.
 
 `probe` runs the deployed code path once (run.execute, the same harness, classification, evidence and remedies as
 the function) as Application Default Credentials, or as a service account it impersonates through the IAM
 Credentials API (google.auth's impersonated credentials, as gcloud's --impersonate-service-account does). Unlike
 the deployed function it writes no metrics unless asked, so a probe from a runbook never opens or closes an incident.
 `explain` reads an error a workload logged and prints its cause and fixes without calling anything (explain.py).
+`job` is the container command of the canary deployed as a Cloud Run job: one execution is one scheduled run.
 """
 
 from __future__ import annotations
@@ -149,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="write the run's metrics to Cloud Monitoring as a scheduled run does (default: off)",
     )
+    commands.add_parser(
+        "job",
+        help="one execution of the canary as a Cloud Run job (its container's command)",
+        description="Run the canary once exactly as a scheduled run of the deployed function does: configured by "
+        "the CANARY_* environment variables, metrics written, the structured log line on stdout. The exit status is "
+        "the job execution's: Cloud Run records a task that exits non-zero as failed (run the job with "
+        "--max-retries 0, so a denial is not run again and counted twice).",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     explain = commands.add_parser(
         "explain",
         help="explain an error a workload logged, without calling Google",
@@ -250,6 +261,23 @@ def explain(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str]
     return EXIT_HEALTHY
 
 
+def job(environ: Mapping[str, str], out: IO[str], err: IO[str]) -> int:
+    """One Cloud Run job execution: the deployed function's run (run.execute with its own metrics writer), triggered
+    by the job (CLOUD_RUN_JOB and CLOUD_RUN_EXECUTION, which Cloud Run sets in every task), reported by the one
+    structured log line Cloud Logging parses from stdout, and the verdict as the exit status."""
+    try:
+        config = _config.load(environ)
+    except ConfigError as error:
+        err.write(f"gemini-canary cannot start: {error}\n")
+        return EXIT_CANARY_FAILED
+    instance = run.Instance(config)
+    started = Trigger(kind="job", job=environ.get("CLOUD_RUN_JOB"), execution=environ.get("CLOUD_RUN_EXECUTION"))
+    result = run.execute(instance, started, list(config.targets))
+    out.write(report.log_line(result) + "\n")
+    out.flush()
+    return EXIT_BY_VERDICT[result.verdict]
+
+
 def main(
     argv: Sequence[str] | None = None,
     environ: Mapping[str, str] | None = None,
@@ -264,6 +292,8 @@ def main(
         args = build_parser().parse_args(argv)
         if args.command == "probe":
             return probe(args, os.environ if environ is None else environ, out, err)
+        if args.command == "job":
+            return job(os.environ if environ is None else environ, out, err)
         return explain(args, stdin or sys.stdin, out, err)
     except KeyboardInterrupt:
         err.write("interrupted\n")

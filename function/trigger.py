@@ -40,8 +40,9 @@ class Trigger:
     """What started a run, as the run's log line and answer report it (trace and span only join the log entry to the
     request's trace)."""
 
-    kind: Literal["scheduler", "http", "pubsub"]
-    job: str | None = None
+    kind: Literal["scheduler", "http", "pubsub", "job"]
+    job: str | None = None  # Cloud Scheduler's job name, or the Cloud Run job's
+    execution: str | None = None  # the Cloud Run job's execution
     schedule_time: str | None = None
     message_id: str | None = None
     trace: str | None = None  # the trace id, when the front end sent one

@@ -193,3 +193,34 @@ def _probe_with(emulator: Emulator, extra: dict[str, str], *args: str) -> subpro
         timeout=120,
         check=False,
     )
+
+
+def _job(emulator: Emulator, **env_extra: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
+    env.update(emulator.client_env(), PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
+    env.update(CLOUD_RUN_JOB="gemini-canary", CLOUD_RUN_EXECUTION="gemini-canary-abc12", **env_extra)
+    return subprocess.run(
+        [sys.executable, "-m", "function", "job"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
+        check=False,
+    )  # fmt: skip
+
+
+def test_a_job_execution_is_one_scheduled_run_with_the_verdict_as_its_exit_status() -> None:
+    with Emulator("healthy", clock_mode="running") as emulator:
+        done = _job(emulator)
+        assert done.returncode == 0, done.stderr
+        (line,) = done.stdout.splitlines()  # the one structured log line, nothing else
+        entry = json.loads(line)
+        assert entry["verdict"] == "healthy"
+        assert entry["trigger"] == {"kind": "job", "job": "gemini-canary", "execution": "gemini-canary-abc12"}
+        assert entry["metrics"]["written"] is True  # as a scheduled run: metrics are the job's output
+        assert emulator.world.calls["google.monitoring.v3.MetricService.CreateTimeSeries"] == 1
+    with Emulator("iam_denied", clock_mode="running") as emulator:
+        done = _job(emulator)
+        assert done.returncode == 2, done.stderr
+        assert json.loads(done.stdout)["verdict"] == "denied"
+    with Emulator("healthy", clock_mode="running") as emulator:
+        done = _job(emulator, CANARY_TARGTS="gemini-2.5-pro@global")
+        assert done.returncode == 1
+        assert done.stderr.startswith("gemini-canary cannot start: CANARY_TARGTS")
+        assert "CANARY_TARGETS" in done.stderr.splitlines()[0]
