@@ -39,6 +39,7 @@ def run_fleet(projects: int, parallel: int) -> dict[str, Any]:
         "us-central1",
         "--service-account",
         "canary-workload@{project}.iam.gserviceaccount.com",
+        "--no-notifications",  # the benchmark times the deploy; no one to page
         "--parallel",
         str(parallel),
     ]

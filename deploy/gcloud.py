@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "does not exist", "404")
+# How Google words a call to a disabled API (ErrorInfo reason SERVICE_DISABLED; "… has not been used in project …
+# before or it is disabled"), per the Service Usage troubleshooting page and the errors' text.
+API_OFF_MARKERS = ("SERVICE_DISABLED", "has not been used in project")
 TIMEOUT_S = 900  # a first function deploy builds a container: minutes, not seconds
 
 
@@ -61,13 +64,17 @@ class Gcloud:
         try:
             return self._run(argv)
         except GcloudError as err:
-            if err.not_found:
-                return None
+            if err.not_found or (self.dry_run and any(m in err.stderr for m in API_OFF_MARKERS)):
+                return None  # a dry run's enabling of the API is only planned: it would find nothing there
             raise
 
-    def change(self, *argv: str) -> Any:
-        """A mutation: planned, and run unless this is a dry run."""
-        self.plan.append(shlex.join(["gcloud", *argv, f"--project={self.project}"]))
+    def change(self, *argv: str, shown: Mapping[str, str] | None = None) -> Any:
+        """A mutation: planned, and run unless this is a dry run. `shown` names, in the plan, what an argument
+        stands for instead of the argument (a temporary file's path means nothing once the run is over)."""
+        line = shlex.join(["gcloud", *argv, f"--project={self.project}"])
+        for value, name in (shown or {}).items():
+            line = line.replace(shlex.quote(value), name).replace(value, name)
+        self.plan.append(line)
         if self.dry_run:
             return None
         return self._run(argv)

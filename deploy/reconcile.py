@@ -7,6 +7,7 @@ description, so `teardown` removes exactly that and nothing else, from any machi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import re
@@ -20,7 +21,7 @@ from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 
 from .alerting import POLICY_FILES, Monitoring, descriptor, load_policy_file, render_policy
-from .gcloud import Gcloud
+from .gcloud import Gcloud, GcloudError
 from .spec import (
     ATTEMPT_DEADLINE_S,
     INVOKER_ID,
@@ -38,6 +39,21 @@ PUBLIC = ("allUsers", "allAuthenticatedUsers")
 VERTEX = "aiplatform.googleapis.com"
 _MANIFEST = re.compile(r"granted=([a-zA-Z./,]*); audit=([01])(?:; build=([a-z0-9@.-]+))?")
 MANAGEABLE_ROLES = set(REQUIRED) | set(OPTIONAL)
+# The APIs a deploy and the canary use, as Service Usage names them: Cloud Functions (gen2) builds with Cloud Build,
+# stores the image in Artifact Registry and runs on Cloud Run (Cloud Functions "Deploy a Cloud Run function":
+# enable the Cloud Functions, Cloud Build, Artifact Registry, Cloud Run and Logging APIs); Cloud Scheduler triggers
+# it; the canary calls Vertex AI, Monitoring, Logging and IAM (README, "Roles the deployer needs").
+REQUIRED_APIS = (
+    "cloudfunctions.googleapis.com",
+    "run.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "artifactregistry.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "monitoring.googleapis.com",
+    "logging.googleapis.com",
+    "iam.googleapis.com",
+    "aiplatform.googleapis.com",
+)
 # The role Google documents for the account that builds a function ("Troubleshoot Cloud Run functions", build
 # service account missing permissions; docs/google-behaviour.md, "Function builds"). Editor and owner hold its
 # permissions too (projects whose default compute account still has Editor), so they need no grant.
@@ -50,8 +66,20 @@ UNLABELLED = f"same name, but no label {MANAGED_LABEL[0]}={MANAGED_LABEL[1]}: no
 @dataclass
 class Change:
     resource: str
-    action: str  # created | updated | unchanged | deleted | absent | kept | warning
+    action: str  # created | updated | enabled | unchanged | deleted | absent | kept | warning
     detail: str = ""
+
+
+# What a dry run says instead of what a run did.
+WOULD = {"created": "would create", "updated": "would update", "deleted": "would delete", "enabled": "would enable"}
+
+
+def shown_action(action: str, dry_run: bool) -> str:
+    return WOULD.get(action, action) if dry_run else action
+
+
+class Refused(RuntimeError):
+    """A preflight check failed: nothing was changed in the project; the message is one line saying why."""
 
 
 @dataclass
@@ -98,6 +126,12 @@ def _managed(resource: dict[str, Any] | None) -> bool:
     return bool(labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1] or DASHBOARD_KEY_LABEL in labels)
 
 
+def _denied(err: GcloudError) -> bool:
+    """Whether gcloud's error is a permission denial (its wording varies by command: the status name, or the
+    sentence gcloud writes for a 403)."""
+    return any(marker in err.stderr for marker in ("PERMISSION_DENIED", "does not have permission", "403"))
+
+
 def _data_read_on(policy: dict[str, Any]) -> bool:
     """Whether a project policy turns on DATA_READ audit logs for Vertex AI."""
     ours = next((c for c in policy.get("auditConfigs", []) if c.get("service") == VERTEX), None)
@@ -117,17 +151,89 @@ class Project:
         self._policy_doc: dict[str, Any] | None = None
         self._builder: str | None = None
         self._saved_manifest: str | None = None  # the invoker account's description as it stands
+        self.progress: Callable[[str], None] = lambda text: None
 
     def note(self, resource: str, action: str, detail: str = "") -> None:
         self.changes.append(Change(resource, action, detail))
+        shown = shown_action(action, self.gcloud.dry_run)
+        self.progress(f"{resource}: {shown}{' — ' + detail if detail else ''}")
+
+    # preflight ----------------------------------------------------------------------------------------
+
+    def preflight(self, command: str) -> None:
+        """Checks made before anything changes, each refusing the project with one line: the project exists and
+        the deployer can see it; (apply) the workload's account is in it and exists; the APIs to be enabled."""
+        self._project_visible()
+        if command == "apply":
+            self._workload_account()
+
+    def _project_visible(self) -> None:
+        try:
+            found = self.gcloud.read("projects", "describe", self.project)
+        except GcloudError as err:
+            if not _denied(err):
+                raise
+            found = None  # Resource Manager answers 403 alike for a project that is not there and one not yours
+        if found is not None:
+            self.progress("preflight: project found")
+            return
+        try:
+            visible = [str(p.get("projectId", "")) for p in self.gcloud.read("projects", "list") or []]
+        except GcloudError:
+            visible = []
+        closest = difflib.get_close_matches(self.project, visible, n=1)
+        hint = f"; the closest project id you can see: {closest[0]}" if closest else ""
+        raise Refused(f"project {self.project} not found, or the deploying account cannot see it{hint}")
+
+    def _workload_account(self) -> None:
+        account = self.workload
+        home = account.split("@", 1)[1].removesuffix(".iam.gserviceaccount.com") if "@" in account else ""
+        if account.endswith(".iam.gserviceaccount.com") and home != self.project:
+            raise Refused(
+                f"service account {account} is in project {home}, not {self.project}: the function runs as an "
+                f"account of its own project (for a fleet: NAME@{{project}}.iam.gserviceaccount.com)"
+            )
+        try:
+            found = self.gcloud.read("iam", "service-accounts", "describe", account)
+        except GcloudError as err:
+            if not _denied(err):
+                raise
+            raise Refused(
+                f"service account {account}: the deploying account may not read it (iam.serviceAccounts.get in "
+                f"{self.project}, e.g. roles/iam.serviceAccountAdmin)"
+            ) from None
+        if found is None:
+            raise Refused(f"service account {account} does not exist in project {self.project}")
+        self.progress(f"preflight: service account {account} found")
+
+    def _apis(self) -> None:
+        """Enable the APIs the canary and its deploy use that are off (Service Usage); say which."""
+        needed = [*REQUIRED_APIS, *(("pubsub.googleapis.com",) if self.spec.pubsub else ())]
+        try:
+            listed = self.gcloud.read("services", "list", "--enabled") or []
+        except GcloudError as err:
+            if not _denied(err):
+                raise
+            self.note(
+                "APIs",
+                "warning",
+                "not checked: the deploying account may not list the project's services (serviceusage.services.list, "
+                "e.g. roles/serviceusage.serviceUsageConsumer)",
+            )
+            return
+        enabled = {str(s.get("config", {}).get("name") or s.get("name", "").rsplit("/", 1)[-1]) for s in listed}
+        missing = [api for api in needed if api not in enabled]
+        if not missing:
+            self.note("APIs", "unchanged", f"all {len(needed)} enabled")
+            return
+        self.gcloud.change("services", "enable", *missing)
+        self.note("APIs", "enabled", ", ".join(missing))
 
     # apply --------------------------------------------------------------------------------------------
 
     def apply(self) -> None:
-        if self.gcloud.read("iam", "service-accounts", "describe", self.workload) is None:
-            raise RuntimeError(
-                f"the workload's service account {self.workload} does not exist or the deployer cannot see it"
-            )
+        self.preflight("apply")
+        self._apis()
         self._invoker_account()
         self._grants()
         self._build_account()
@@ -324,7 +430,7 @@ class Project:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
             json.dump(policy, handle)
         try:
-            self.gcloud.change(*argv, handle.name, *([region] if region else []))
+            self.gcloud.change(*argv, handle.name, *([region] if region else []), shown={handle.name: "POLICY.json"})
         finally:
             Path(handle.name).unlink(missing_ok=True)
 
@@ -383,6 +489,8 @@ class Project:
             else ["--trigger-http"]
         )
         labels = ",".join(f"{k}={v}" for k, v in desired["labels"].items())
+        if not self.gcloud.dry_run:
+            self.progress("function: deploying (a build, then a revision; on Google this takes minutes)")
         result = self.gcloud.change(
             "functions",
             "deploy",
@@ -571,11 +679,22 @@ class Project:
             json.dump({**doc, "etag": current["etag"]} if current and current.get("etag") else doc, handle)
         try:
             if current is None:
-                self.gcloud.change("monitoring", "dashboards", "create", f"--config-from-file={handle.name}")
+                self.gcloud.change(
+                    "monitoring",
+                    "dashboards",
+                    "create",
+                    f"--config-from-file={handle.name}",
+                    shown={handle.name: "deploy/dashboard.json"},
+                )
                 self.note("dashboard", "created")
             else:
                 self.gcloud.change(
-                    "monitoring", "dashboards", "update", current["name"], f"--config-from-file={handle.name}"
+                    "monitoring",
+                    "dashboards",
+                    "update",
+                    current["name"],
+                    f"--config-from-file={handle.name}",
+                    shown={handle.name: "deploy/dashboard.json"},
                 )
                 self.note("dashboard", "updated")
         finally:
@@ -590,6 +709,7 @@ class Project:
     # teardown -------------------------------------------------------------------------------------------
 
     def teardown(self) -> None:
+        self.preflight("teardown")
         account = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
         self.manifest = Manifest.parse((account or {}).get("description"))
         location, region = f"--location={self.spec.region}", f"--region={self.spec.region}"

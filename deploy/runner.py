@@ -1,75 +1,130 @@
 """Many projects in one command: in parallel with a bound, each isolated (one project's failure never stops the
-others), then a summary table per project."""
+others), progress as it goes (stderr), then a summary per project (stdout): a table, or one JSON document."""
 
 from __future__ import annotations
 
+import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from .alerting import Monitoring
 from .gcloud import Gcloud, GcloudError
-from .reconcile import Change, Project
+from .progress import Lines, progress_for
+from .reconcile import Change, Project, Refused, shown_action
 from .spec import Spec
+
+NOT_CHANGED = ("unchanged", "absent", "kept", "warning")
 
 
 @dataclass
 class ProjectResult:
     project: str
-    status: str  # created | updated | unchanged | deleted | failed
+    status: str  # created | updated | unchanged | deleted | failed | refused
     changes: list[Change] = field(default_factory=list)
     plan: list[str] = field(default_factory=list)
     error: str | None = None
+    seconds: float = 0.0
 
 
 def _status(changes: list[Change], command: str) -> str:
     actions = {c.action for c in changes}
     if command == "teardown":
         return "deleted" if "deleted" in actions else "unchanged"
-    for status in ("created", "updated", "deleted"):
+    for status in ("created", "updated", "deleted", "enabled"):
         if status in actions:
-            return "updated" if status == "deleted" else status
+            return "updated" if status in ("deleted", "enabled") else status
     return "unchanged"
 
 
-def run_project(spec: Spec, project: str, command: str) -> ProjectResult:
+def run_project(spec: Spec, project: str, command: str, progress: Lines | None = None) -> ProjectResult:
     gcloud = Gcloud(project, dry_run=spec.dry_run)
     monitoring = Monitoring(project, dry_run=spec.dry_run)
     target = Project(spec, project, gcloud, monitoring)
+    started = progress.elapsed() if progress else 0.0
+    if progress is not None:
+        target.progress = lambda text: progress.step(project, text)
+        progress.step(project, f"{command}{' (dry run)' if spec.dry_run else ''}: started")
+
+    def result(status: str, error: str | None = None) -> ProjectResult:
+        seconds = (progress.elapsed() - started) if progress else 0.0
+        if progress is not None:
+            shown = shown_action(status, spec.dry_run)
+            progress.step(project, f"{shown}{': ' + error if error else ''}", state=shown)
+        return ProjectResult(project, status, target.changes, gcloud.plan + monitoring.plan, error, seconds)
+
     try:
         target.apply() if command == "apply" else target.teardown()
+    except Refused as err:
+        return result("refused", f"preflight: {err}")
     except GcloudError as err:
-        return ProjectResult(
-            project, "failed", target.changes, gcloud.plan + monitoring.plan, err.first_line or str(err)
-        )
+        return result("failed", err.first_line or str(err))
     except Exception as err:  # noqa: BLE001 - one project's failure must not stop the others
-        return ProjectResult(
-            project, "failed", target.changes, gcloud.plan + monitoring.plan, f"{type(err).__name__}: {err}"
-        )
-    return ProjectResult(project, _status(target.changes, command), target.changes, gcloud.plan + monitoring.plan)
+        return result("failed", f"{type(err).__name__}: {err}")
+    return result(_status(target.changes, command))
 
 
-def run_all(spec: Spec, command: str, out: TextIO) -> list[ProjectResult]:
-    with ThreadPoolExecutor(max_workers=min(spec.parallel, len(spec.projects))) as pool:
-        results = list(pool.map(lambda p: run_project(spec, p, command), spec.projects))
+def run_all(
+    spec: Spec, command: str, out: TextIO, *, fmt: str = "text", err: TextIO | None = None
+) -> list[ProjectResult]:
+    with (
+        progress_for(err or sys.stderr, spec.projects, spec.parallel) as progress,
+        ThreadPoolExecutor(max_workers=min(spec.parallel, len(spec.projects))) as pool,
+    ):
+        results = list(pool.map(lambda p: run_project(spec, p, command, progress), spec.projects))
+    if fmt == "json":
+        json.dump(summary(spec, command, results), out, indent=2)
+        print(file=out)
+    else:
+        print_table(spec, results, out)
+    return results
+
+
+def summary(spec: Spec, command: str, results: list[ProjectResult]) -> dict[str, Any]:
+    """The machine-readable summary (--format json); actions read as the table's ("would create" in a dry run)."""
+    return {
+        "command": command,
+        "dry_run": spec.dry_run,
+        "ok": not any(r.status in ("failed", "refused") for r in results),
+        "projects": [
+            {
+                "project": r.project,
+                "status": shown_action(r.status, spec.dry_run),
+                "seconds": round(r.seconds, 1),
+                "error": r.error,
+                "changes": [
+                    {"resource": c.resource, "action": shown_action(c.action, spec.dry_run), "detail": c.detail}
+                    for c in r.changes
+                ],
+                **({"plan": r.plan} if spec.dry_run else {}),
+            }
+            for r in results
+        ],
+    }
+
+
+def print_table(spec: Spec, results: list[ProjectResult], out: TextIO) -> None:
+    wide = 12 if spec.dry_run else 9  # "would create" / "unchanged"
     for result in results:
-        print(f"== {result.project}: {result.status}", file=out)
+        print(f"== {result.project}: {shown_action(result.status, spec.dry_run)}", file=out)
         for change in result.changes:
             if change.action != "unchanged":
-                print(
-                    f"   {change.action:9} {change.resource}{'  ' + change.detail if change.detail else ''}", file=out
-                )
+                action = shown_action(change.action, spec.dry_run)
+                print(f"   {action:{wide}} {change.resource}{'  ' + change.detail if change.detail else ''}", file=out)
         if spec.dry_run:
             print("   plan (nothing was changed):" if result.plan else "   plan: nothing to do", file=out)
             for step in result.plan:
                 print(f"     {step}", file=out)
+            if any("POLICY.json" in step for step in result.plan):
+                print("     (POLICY.json: the policy as read, with the change above made in it)", file=out)
         if result.error:
             print(f"   error: {result.error}", file=out)
     print(file=out)
     width = max(len(r.project) for r in results)
-    print(f"{'project':{width}}  status     changes  why", file=out)
+    print(f"{'project':{width}}  {'status':{wide}}  changes  why", file=out)
     for r in results:
-        changed = sum(1 for c in r.changes if c.action not in ("unchanged", "absent", "kept", "warning"))
+        changed = sum(1 for c in r.changes if c.action not in NOT_CHANGED)
         warnings = sum(1 for c in r.changes if c.action == "warning")
         why = r.error or (
             f"{warnings} warning(s), see above"
@@ -80,5 +135,4 @@ def run_all(spec: Spec, command: str, out: TextIO) -> list[ProjectResult]:
             if r.status == "unchanged"
             else ""
         )
-        print(f"{r.project:{width}}  {r.status:9}  {changed:7}  {why}", file=out)
-    return results
+        print(f"{r.project:{width}}  {shown_action(r.status, spec.dry_run):{wide}}  {changed:7}  {why}", file=out)

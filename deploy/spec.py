@@ -209,6 +209,7 @@ def make_spec(
     time_zone: str = "Etc/UTC",
     channels: list[str] | None = None,
     notify_email: str | None = None,
+    no_notifications: bool | None = None,  # the CLI's flag; None (library use) skips the channel check
     pubsub: bool = False,
     evidence_roles: bool = False,
     data_access_logs: bool = False,
@@ -217,31 +218,10 @@ def make_spec(
     parallel: int = 8,
     dry_run: bool = False,
 ) -> Spec:
-    if not projects:
-        raise SpecError("--project: at least one project is required (or --projects-file)")
-    seen = set()
-    for p in projects:
-        _check(PROJECT, p, "--project", "a project id (6-30 lower-case letters, digits, hyphens)")
-        if p in seen:
-            raise SpecError(f"--project: {p!r} is given twice")
-        seen.add(p)
-    _check(REGION, region, "--region", "a region such as us-central1")
+    _check_where(projects, region)
     for project in projects:
         _check_account(service_account.replace("{project}", project), force_default_sa)
-    chosen = ["gemini-2.5-flash-lite@us-central1"] if targets is None else [t.strip() for t in targets]
-    if not chosen or not all(chosen):
-        raise SpecError("--targets: an empty target; allowed: MODEL@LOCATION[,MODEL@LOCATION...]")
-    if len(chosen) > MAX_TARGETS:
-        raise SpecError(f"--targets: {len(chosen)} targets; allowed: at most {MAX_TARGETS}")
-    for t in chosen:
-        if len(t) > MAX_TARGET_CHARS:
-            raise SpecError(f"--targets: {_short(t)} is not MODEL@LOCATION (at most {MAX_TARGET_CHARS} characters)")
-    try:
-        parsed = [str(Target.parse(t, "--targets")) for t in chosen]
-    except ConfigError as err:
-        raise SpecError(str(err)) from None
-    if len(set(parsed)) != len(parsed):
-        raise SpecError("--targets: a target is listed twice")
+    parsed = check_targets(["gemini-2.5-flash-lite@us-central1"] if targets is None else targets)
     for c in channels or []:
         _check(CHANNEL, c, "--notification-channel", "a notification channel id (digits, or its full resource name)")
     if notify_email is not None:
@@ -256,14 +236,21 @@ def make_spec(
                 "NUMBER-compute@developer.gserviceaccount.com; {project} stands for each project)",
             )
     _check(TIME_ZONE, time_zone, "--time-zone", "a tz database name such as Etc/UTC or Europe/Paris")
-    if not 1 <= parallel <= 64:
-        raise SpecError(f"--parallel: {parallel} is out of range; allowed: 1 to 64")
+    _check_parallel(parallel)
+    schedule = validate_schedule(schedule)
+    if no_notifications is False and not channels and notify_email is None:
+        raise SpecError(
+            "--notify-email: no notification channel: the alert policies would page nobody; give --notify-email "
+            "or --notification-channel, or --no-notifications to create them without one"
+        )
+    if no_notifications and (channels or notify_email is not None):
+        raise SpecError("--no-notifications: given with --notify-email or --notification-channel; choose one")
     return Spec(
         projects=tuple(projects),
         region=region,
         service_account=service_account,
         targets=tuple(parsed),
-        schedule=validate_schedule(schedule),
+        schedule=schedule,
         time_zone=time_zone,
         channels=tuple(channels or ()),
         notify_email=notify_email,
@@ -275,6 +262,58 @@ def make_spec(
         parallel=parallel,
         dry_run=dry_run,
     )
+
+
+def _check_where(projects: list[str], region: str) -> None:
+    if not projects:
+        raise SpecError("--project: at least one project is required (or --projects-file)")
+    seen = set()
+    for p in projects:
+        _check(PROJECT, p, "--project", "a project id (6-30 lower-case letters, digits, hyphens)")
+        if p in seen:
+            raise SpecError(f"--project: {p!r} is given twice")
+        seen.add(p)
+    _check(REGION, region, "--region", "a region such as us-central1")
+
+
+def _check_parallel(parallel: int) -> None:
+    if not 1 <= parallel <= 64:
+        raise SpecError(f"--parallel: {parallel} is out of range; allowed: 1 to 64")
+
+
+def check_targets(targets: list[str]) -> list[str]:
+    """MODEL@LOCATION targets, each checked, in their canonical form."""
+    chosen = [t.strip() for t in targets]
+    if not chosen or not all(chosen):
+        raise SpecError("--targets: an empty target; allowed: MODEL@LOCATION[,MODEL@LOCATION...]")
+    if len(chosen) > MAX_TARGETS:
+        raise SpecError(f"--targets: {len(chosen)} targets; allowed: at most {MAX_TARGETS}")
+    for t in chosen:
+        if len(t) > MAX_TARGET_CHARS:
+            raise SpecError(f"--targets: {_short(t)} is not MODEL@LOCATION (at most {MAX_TARGET_CHARS} characters)")
+    try:
+        parsed = [str(Target.parse(t, "--targets")) for t in chosen]
+    except ConfigError as err:
+        raise SpecError(str(err)) from None
+    if len(set(parsed)) != len(parsed):
+        raise SpecError("--targets: a target is listed twice")
+    return parsed
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where to look (status, call): projects and a region, checked like apply's."""
+
+    projects: tuple[str, ...]
+    region: str
+    parallel: int = 8
+    source: Path = field(default_factory=lambda: Path(__file__).resolve().parents[1])
+
+
+def make_targets(*, projects: list[str], region: str, parallel: int = 8) -> Where:
+    _check_where(projects, region)
+    _check_parallel(parallel)
+    return Where(tuple(projects), region, parallel)
 
 
 def read_projects_file(path: str) -> list[str]:

@@ -55,6 +55,8 @@ def _gcloud() -> None:
 
 
 def deploy(emulator: Emulator, home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    if args[:1] == ("apply",) and not {"--notify-email", "--notification-channel"} & set(args):
+        args = (*args, "--no-notifications")  # apply refuses policies that page nobody without it
     env = {**emulator.gcloud_env(home, fleet.DEPLOYER), "PYTHONPATH": str(ROOT), "GRPC_VERBOSITY": "NONE"}
     return subprocess.run(
         [sys.executable, "-m", "deploy", *args],
@@ -338,26 +340,29 @@ def test_public_members_are_removed_from_every_role_and_checked(tmp_path: Path) 
 
 
 def test_grants_made_before_a_failure_are_removed_by_teardown(tmp_path: Path) -> None:
-    """Apply fails after granting the workload three roles (the project's number cannot be read); a rerun
-    succeeds; teardown leaves the workload with exactly the roles it had before."""
+    """Apply fails after granting the workload three roles (the function cannot be read); a rerun succeeds; teardown
+    leaves the workload with exactly the roles it had before."""
     with Emulator("deploy_ready", metadata_port=METADATA_PORT) as emulator:
         emulated.admin(
             emulator, "PATCH", "world", {"projects": {"demo-proj": {"bindings": {r: [] for r in EVIDENCE_ROLES}}}}
         )
         before = roles_of(emulator, "demo-proj", WORKLOAD)
         assert before == {"roles/aiplatform.user"}
-        denied = "Permission 'resourcemanager.projects.get' denied on resource (or it may not exist)."
+        denied = "Permission 'cloudfunctions.functions.get' denied on resource (or it may not exist)."
         status, _ = emulated.admin(
             emulator,
             "POST",
             "faults",
-            {"method": "google.cloud.resourcemanager.v3.Projects.GetProject", "status": {"code": 7, "message": denied}},
+            {
+                "method": "google.cloud.functions.v2.FunctionService.GetFunction",
+                "status": {"code": 7, "message": denied},
+            },
         )
         assert status == 201
         args = [*BASE, "--grant-evidence-roles", "--enable-data-access-logs"]
         failed = deploy(emulator, tmp_path / "a", "apply", *args)
         assert failed.returncode == 1, failed.stdout + failed.stderr
-        assert "resourcemanager.projects.get" in failed.stdout
+        assert "cloudfunctions.functions.get" in failed.stdout
         project = emulator.world.projects["demo-proj"]
         assert roles_of(emulator, "demo-proj", WORKLOAD) == before | set(EVIDENCE_ROLES)  # granted, then it failed
         description = project.store(IamStore).service_accounts[INVOKER].resource["description"]

@@ -109,7 +109,7 @@ class IamWorld(Gcloud):
             return []
         return None  # scheduler job, function, topic: absent unless `others` has them
 
-    def change(self, *argv: str) -> Any:
+    def change(self, *argv: str, **_: Any) -> Any:
         self.plan.append(" ".join(argv))
         if self.dry_run:
             return None

@@ -34,7 +34,7 @@ class FakeGcloud(Gcloud):
             return json.loads(json.dumps(self.state["project_policy"]))
         raise AssertionError(f"unexpected read {argv}")
 
-    def change(self, *argv: str) -> Any:
+    def change(self, *argv: str, **_: Any) -> Any:
         self.plan.append(" ".join(argv))
         if any(r in " ".join(argv) for r in self.refuse):
             raise GcloudError(list(argv), 1, "ERROR: (gcloud) PERMISSION_DENIED: refused")

@@ -23,6 +23,8 @@ class EmptyProjectGcloud(Gcloud):
     def read(self, *argv: str) -> Any:
         if argv[:3] == ("iam", "service-accounts", "describe") and "invoker" not in argv[3]:
             return {"email": argv[3]}  # the workload's account exists
+        if argv[:2] == ("projects", "describe"):
+            return {"projectId": argv[2]}  # the deployer can see the project
         return None
 
 

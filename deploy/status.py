@@ -1,0 +1,139 @@
+"""python -m deploy status: for each project, whether the canary is deployed and current (function, Scheduler job,
+alert policies), its schedule, and its last run's time, verdict and cause, read from the canary's own log line
+through Cloud Logging. Exit status 1 when any project is failing, silent or not deployed.
+
+Open incidents are not listed: Cloud Monitoring API v3 has no method that lists incidents (the console's incident list
+has no public API), so the alert policies are reported as present and enabled, and the run history (the log lines)
+says whether a failure is going on.
+"""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from .alerting import POLICY_FILES, Monitoring
+from .gcloud import Gcloud, GcloudError
+from .reconcile import source_hash
+from .spec import MANAGED_LABEL, NAME, TIMEOUT_S, SpecError, Where, schedule_period_s
+
+# The canary writes its line to stdout; Cloud Run's log for a service's stdout is run.googleapis.com/stdout
+# (Cloud Run "Logging and viewing logs": stdout and stderr go to run.googleapis.com%2Fstdout and %2Fstderr).
+STDOUT_LOG = "run.googleapis.com%2Fstdout"
+LOOKBACK = "2d"  # how far back the last run is looked for
+
+
+@dataclass
+class ProjectStatus:
+    project: str
+    state: str = "not deployed"  # healthy | failing | silent | not deployed | unknown
+    function: str = "absent"  # ACTIVE | … | absent
+    current: bool | None = None  # the deployed source is this checkout's
+    url: str = ""
+    schedule: str = ""
+    job: str = "absent"  # ENABLED | PAUSED | absent
+    policies: str = ""
+    last_run: str = ""
+    verdict: str = ""
+    causes: list[str] = field(default_factory=list)
+    message: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def _last_run(gcloud: Gcloud, project: str) -> dict[str, Any] | None:
+    query = f'logName="projects/{project}/logs/{STDOUT_LOG}" AND resource.labels.service_name="{NAME}"'
+    for entry in gcloud.read("logging", "read", query, "--limit=20", f"--freshness={LOOKBACK}") or []:
+        payload = entry.get("jsonPayload") or {}
+        if payload.get("verdict"):
+            return dict(entry)
+    return None
+
+
+def _age_s(stamp: str, now: datetime) -> float:
+    at = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    return (now - at).total_seconds()
+
+
+def project_status(where: Where, project: str, now: datetime | None = None) -> ProjectStatus:
+    gcloud = Gcloud(project)
+    found = ProjectStatus(project)
+    try:
+        fn = gcloud.read("functions", "describe", NAME, f"--region={where.region}", "--gen2")
+        job = gcloud.read("scheduler", "jobs", "describe", NAME, f"--location={where.region}")
+        if fn is not None:
+            found.function = str(fn.get("state", ""))
+            found.url = str(fn.get("serviceConfig", {}).get("uri", ""))
+            found.current = fn.get("labels", {}).get("canary-source") == source_hash(where.source)
+            if not found.current:
+                found.problems.append("the deployed source is not this checkout's (apply updates it)")
+        if job is not None:
+            found.job = str(job.get("state", ""))
+            found.schedule = str(job.get("schedule", ""))
+            if found.job != "ENABLED":
+                found.problems.append(f"the Scheduler job is {found.job}")
+        managed = Monitoring(project, dry_run=True).managed_policies()
+        enabled = sum(1 for p in managed if p.enabled)
+        found.policies = f"{enabled} of {len(POLICY_FILES)} enabled"
+        if enabled < len(POLICY_FILES):
+            found.problems.append(f"alert policies: {found.policies}")
+        if fn is None or job is None:
+            found.state = "not deployed"
+            found.problems.insert(0, "no function" if fn is None else "no Scheduler job")
+            return found
+        entry = _last_run(gcloud, project)
+    except (GcloudError, Exception) as err:  # noqa: BLE001 - one project's error must not stop the others
+        found.state = "unknown"
+        found.problems.append(err.first_line if isinstance(err, GcloudError) else f"{type(err).__name__}: {err}")
+        return found
+    now = now or datetime.now(UTC)
+    try:
+        period = schedule_period_s(found.schedule)
+    except (SpecError, ValueError):
+        period = 3600
+    if entry is None:
+        found.state = "silent"
+        found.problems.append(f"no run logged in the last {LOOKBACK}")
+        return found
+    payload = entry["jsonPayload"]
+    found.last_run = str(entry.get("timestamp", ""))
+    found.verdict = str(payload.get("verdict"))
+    found.causes = sorted({str(c) for c in payload.get("causes") or []})
+    found.message = str(payload.get("message", ""))[:300]
+    if found.last_run and _age_s(found.last_run, now) > 2 * period + TIMEOUT_S:
+        found.state = "silent"
+        found.problems.append(f"no run since {found.last_run} (runs every {period // 60} min)")
+    elif found.verdict != "healthy":
+        found.state = "failing"
+    else:
+        found.state = "healthy"
+    return found
+
+
+def run_status(where: Where, fmt: str, out: TextIO, err: TextIO) -> int:
+    with ThreadPoolExecutor(max_workers=min(where.parallel, len(where.projects))) as pool:
+        results = list(pool.map(lambda p: project_status(where, p), where.projects))
+    if fmt == "json":
+        doc = {"ok": all(r.state == "healthy" for r in results), "projects": [asdict(r) for r in results]}
+        json.dump(doc, out, indent=2)
+        print(file=out)
+    else:
+        width = max(len(r.project) for r in results)
+        print(f"{'project':{width}}  {'state':12}  {'last run':20}  verdict / cause", file=out)
+        for r in results:
+            cause = f"{r.verdict}{' (' + ', '.join(r.causes) + ')' if r.causes else ''}"
+            print(f"{r.project:{width}}  {r.state:12}  {r.last_run[:19]:20}  {cause}", file=out)
+            current = {True: "current", False: "stale", None: ""}[r.current]
+            print(f"   function {r.function} {current}; job {r.job} {r.schedule}; policies {r.policies}", file=out)
+            for problem in r.problems:
+                print(f"   ! {problem}", file=out)
+        print(
+            "(open incidents: Cloud Monitoring API v3 has no incidents list; see the console's Incidents page)",
+            file=out,
+        )
+    return 0 if all(r.state == "healthy" for r in results) else 1
+
+
+__all__ = ["MANAGED_LABEL", "ProjectStatus", "project_status", "run_status"]
