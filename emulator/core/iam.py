@@ -225,6 +225,16 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
     "roles/run.invoker": frozenset({"run.routes.invoke", "run.jobs.run"}),
+    # Cloud Run Developer: read and write services, jobs and executions, no IAM policies (Cloud Run IAM roles page;
+    # the job and execution permissions are those the v1 jobs and executions methods check).
+    "roles/run.developer": frozenset(
+        {
+            *(f"run.jobs.{verb}" for verb in ("create", "delete", "get", "getIamPolicy", "list", "run", "update")),
+            *(f"run.executions.{verb}" for verb in ("cancel", "delete", "get", "list")),
+            "run.services.get",
+            "run.services.list",
+        }
+    ),
     "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),
     "roles/cloudfunctions.developer": frozenset(
         {

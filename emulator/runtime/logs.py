@@ -1,5 +1,6 @@
 """A served revision's output lines as Cloud Run writes them to Cloud Logging (docs/google-behaviour.md, "Served
-functions"): one entry a line, in the log run.googleapis.com/stdout or /stderr, on the cloud_run_revision resource.
+functions"): one entry a line, in the log run.googleapis.com/stdout or /stderr, on the cloud_run_revision resource
+(a job's task: on cloud_run_job, "Cloud Run jobs").
 
 A line that is one JSON object is a structured entry: its special fields become the entry's own (severity,
 logging.googleapis.com/labels, /trace, /spanId, /trace_sampled, /insertId, /sourceLocation, /operation, httpRequest,
@@ -46,28 +47,61 @@ class Revision:
     instance_id: str
 
 
+@dataclass(frozen=True)
+class Task:
+    """Where a job task's entries go: the cloud_run_job resource (project_id, job_name, location), with the
+    execution, task index and attempt as entry labels (docs/google-behaviour.md, "Cloud Run jobs")."""
+
+    project_id: str
+    region: str
+    job: str
+    execution: str
+    index: int
+    attempt: int
+    instance_id: str
+
+
+def _resource(where: Revision | Task) -> tuple[dict[str, Any], dict[str, str]]:
+    """The monitored resource and the entry labels of a revision's or a task's output."""
+    if isinstance(where, Task):
+        resource = {
+            "type": "cloud_run_job",
+            "labels": {"project_id": where.project_id, "job_name": where.job, "location": where.region},
+        }
+        labels = {
+            "instanceId": where.instance_id,
+            "run.googleapis.com/execution_name": where.execution,
+            "run.googleapis.com/task_index": str(where.index),
+            "run.googleapis.com/task_attempt": str(where.attempt),
+        }
+        return resource, labels
+    resource = {
+        "type": "cloud_run_revision",
+        "labels": {
+            "project_id": where.project_id,
+            "location": where.region,
+            "service_name": where.service,
+            "revision_name": where.revision,
+            "configuration_name": where.service,
+        },
+    }
+    return resource, {"instanceId": where.instance_id}
+
+
 def log_name(project_id: str, stream: str) -> str:
     return f"projects/{project_id}/logs/{urllib.parse.quote('run.googleapis.com/' + stream, safe='')}"
 
 
-def entry(revision: Revision, stream: str, line: bytes, at: datetime) -> dict[str, Any]:
+def entry(revision: Revision | Task, stream: str, line: bytes, at: datetime) -> dict[str, Any]:
     text = line.decode("utf-8", errors="replace")
+    resource, labels = _resource(revision)
     doc: dict[str, Any] = {
         "logName": log_name(revision.project_id, stream),
-        "resource": {
-            "type": "cloud_run_revision",
-            "labels": {
-                "project_id": revision.project_id,
-                "location": revision.region,
-                "service_name": revision.service,
-                "revision_name": revision.revision,
-                "configuration_name": revision.service,
-            },
-        },
+        "resource": resource,
         "timestamp": rfc3339(at),
         "receiveTimestamp": rfc3339(at),
         "insertId": secrets.token_hex(8),
-        "labels": {"instanceId": revision.instance_id},
+        "labels": labels,
         "severity": "DEFAULT",
     }
     structured = _json_object(text)

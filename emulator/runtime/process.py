@@ -3,6 +3,7 @@ it binds itself (port 0), its output read line by line as it comes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -123,3 +124,57 @@ class ServedProcess:
         self.process.wait()
         for reader in self._readers:
             reader.join(timeout=5)
+
+
+def run_task(
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    on_line: Line,
+    timeout_s: float,
+    on_start: Callable[[subprocess.Popen[bytes]], None] = lambda _: None,
+) -> tuple[int, str]:
+    """A job's task: `argv` run to its end in `cwd` with `env` (its own process group), every output line to
+    `on_line` as it is written (`on_start` sees the process, for whoever must stop it early). Returns the exit
+    status and, when it is not 0, why: the status, the timeout (the group is killed) or a command that cannot start
+    (status 127)."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+    except OSError as err:
+        return 127, f"The container could not start: {err.strerror or err}"
+    on_start(process)
+    assert process.stdout is not None
+    assert process.stderr is not None
+
+    def pump(stream: str, pipe: IO[bytes]) -> None:
+        for raw in iter(lambda: pipe.readline(MAX_LINE), b""):
+            on_line(stream, raw.rstrip(b"\r\n"))
+        pipe.close()
+
+    readers = [
+        threading.Thread(target=pump, args=("stdout", process.stdout), daemon=True),
+        threading.Thread(target=pump, args=("stderr", process.stderr), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        code = process.wait(timeout=timeout_s)
+        reason = "" if code == 0 else f"The container exited with an error (exit code {code})"
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        code = process.wait()
+        reason = f"The configured timeout was reached ({timeout_s:g} s)"
+    with contextlib.suppress(ProcessLookupError):  # whatever it left running in its group goes too
+        os.killpg(process.pid, signal.SIGKILL)
+    for reader in readers:
+        reader.join(timeout=5)
+    return code, reason

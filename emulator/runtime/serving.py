@@ -15,11 +15,14 @@ delete stops it.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import shutil
+import signal
 import stat
+import subprocess
 import sys
 import tempfile
 import threading
@@ -37,9 +40,9 @@ from emulator.frontends.httpserver import HttpServer
 from emulator.frontends.metadata import Identity
 from emulator.frontends.metadata import make_app as metadata_app
 from emulator.runtime import ingress
-from emulator.runtime.logs import Revision, entry
-from emulator.runtime.process import ServedProcess
-from emulator.services import functions
+from emulator.runtime.logs import Revision, Task, entry
+from emulator.runtime.process import ServedProcess, run_task
+from emulator.services import functions, runjobs
 
 CLOCKSHIM = Path(__file__).resolve().parent / "clockshim"
 MAX_UNPACKED = 200 * 1024 * 1024  # bytes a source zip may unpack to; more is refused as a broken deploy
@@ -120,6 +123,7 @@ class Runtime:
         self.handlers: dict[str, Callable[[Outbound], Reply]] = {}  # Cloud Run's ingress of each, by function name
         self._service_hosts: dict[str, str] = {}  # service URL host → function name
         self._lock = threading.Lock()
+        self._tasks: list[subprocess.Popen[bytes]] = []  # job tasks' processes, stopped with the runtime
 
     # The tick --------------------------------------------------------------------------------------------------
 
@@ -140,6 +144,62 @@ class Runtime:
                 continue
             # a new revision, or an instance that died: Cloud Run starts a new instance of the revision
             self._start(world, want, running)
+        with world.lock:
+            tasks = runjobs.claim_tasks(world)
+        for task in tasks:
+            threading.Thread(target=self._run_task, args=(world, task), daemon=True).start()
+
+    # Job tasks -------------------------------------------------------------------------------------------------
+
+    def _run_task(self, world: World, task: runjobs.TaskRun) -> None:
+        """One attempt of a job's task, to its end: a process of the job's source as the job's service account
+        with a metadata server of its own, the job's variables and Cloud Run's; then its exit status is counted
+        (a retry, if the job allows one, starts here too)."""
+        current: runjobs.TaskRun | None = task
+        while current is not None:
+            code, reason = self._attempt(world, current)
+            with world.lock:
+                current = runjobs.task_ended(world, current, code, reason)
+
+    def _attempt(self, world: World, task: runjobs.TaskRun) -> tuple[int, str]:
+        if not task.cwd:
+            return 1, f"Image '{task.image}' not found"
+        if not task.argv:
+            return 1, "The container has no command: give the job a command or register one with its image"
+        where = Task(task.project_id, task.region, task.job_id, task.execution, task.index, task.attempt,
+                     os.urandom(16).hex())  # fmt: skip
+        home = Path(tempfile.mkdtemp(prefix="task-", dir=self.workdir))
+        identity = Identity(task.service_account, task.project_id, task.region, where.instance_id)
+        metadata = HttpServer(metadata_app(world, identity), "127.0.0.1", 0)
+        metadata.start()
+        try:
+            argv = [sys.executable, *task.argv[1:]] if task.argv[0] in ("python", "python3") else task.argv
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": str(home),
+                "LANG": "C.UTF-8",
+                "PYTHONUNBUFFERED": "1",
+                "PYTHONPATH": str(CLOCKSHIM),
+                "EMULATOR_CLOCK_FILE": str(self.clock_file),
+                **task.environment,
+                # Cloud Run jobs' own variables (docs/google-behaviour.md, "Cloud Run jobs")
+                "CLOUD_RUN_JOB": task.job_id,
+                "CLOUD_RUN_EXECUTION": task.execution,
+                "CLOUD_RUN_TASK_INDEX": str(task.index),
+                "CLOUD_RUN_TASK_ATTEMPT": str(task.attempt),
+                "CLOUD_RUN_TASK_COUNT": str(task.task_count),
+                "GCE_METADATA_HOST": metadata.address,
+                "GCE_METADATA_IP": metadata.address,
+                **self.network_env,
+            }
+            return run_task(argv, env, Path(task.cwd), self._log_lines(world, where), task.timeout_s, self._track)
+        finally:
+            metadata.stop()
+            shutil.rmtree(home, ignore_errors=True)
+
+    def _track(self, process: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._tasks = [p for p in self._tasks if p.poll() is None] + [process]
 
     def _start(self, world: World, want: functions.Wanted, previous: Served | None) -> None:
         folder = self.workdir / f"{want.project_id}-{want.function_id}-{want.revision}"
@@ -245,7 +305,7 @@ class Runtime:
         os.replace(scratch, self.clock_file)
 
     @staticmethod
-    def _log_lines(world: World, revision: Revision) -> Callable[[str, bytes], None]:
+    def _log_lines(world: World, revision: Revision | Task) -> Callable[[str, bytes], None]:
         def write(stream: str, line: bytes) -> None:
             if not line.strip():
                 return
@@ -258,6 +318,10 @@ class Runtime:
     def stop(self, world: World | None = None) -> None:
         with self._lock:
             served, self.served = list(self.served.values()), {}
+            tasks, self._tasks = self._tasks, []
+        for process in tasks:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         for one in served:
             if world is not None:
                 self._retire(world, one)

@@ -23,6 +23,8 @@ CROSS_SERVICE = {
     ("emulator.services.functions", "emulator.services.iamadmin"),
     ("emulator.services.functions", "emulator.services.run"),
     ("emulator.services.scheduler", "emulator.services.iamadmin"),
+    # A job runs as its service account: creating or changing it needs actAs on that account (IAM Admin's).
+    ("emulator.services.runjobs", "emulator.services.iamadmin"),
     # Impersonation looks the target account (and each delegate) up, with its own allow policy, in IAM Admin.
     ("emulator.services.iamcredentials", "emulator.services.iamadmin"),
     # A log-match alert condition is a Logging query over the project's entries; a Pub/Sub notification channel
@@ -70,6 +72,7 @@ def _allowed(module: str, imported: str) -> bool:
                 "emulator.frontends.metadata",
                 "emulator.services.functions",
                 "emulator.services.iamadmin",
+                "emulator.services.runjobs",  # the job tasks it runs
             )
         )
     if module == "emulator.services":  # the registry
