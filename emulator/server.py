@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from emulator import services
 from emulator.core import scenario
@@ -36,6 +36,17 @@ def ingress_response(served: Callable[[Outbound], Reply], request: Request) -> R
     url = f"https://{request.host}{request.path}" + (f"?{query}" if query else "")
     reply = served(Outbound(request.method, url, dict(request.headers), request.body, timeout_s=3600))
     return Response(reply.status, reply.body, {k: v for k, v in reply.headers.items() if k != "content-length"})
+
+
+def api_reply(rest_handler: Callable[[Request], Response], outbound: Outbound) -> Reply:
+    """A request Google's side sends to a Google API (a Scheduler job's OAuth-token target, such as Cloud Run's
+    jobs.run) answered by the REST front end in-process, with the caller's token: the same checks as any call."""
+    parts = urlsplit(outbound.url)
+    headers = {k.lower(): v for k, v in outbound.headers.items()}
+    headers["host"] = parts.netloc
+    request = Request(outbound.method, parts.path or "/", parse_qs(parts.query), headers, outbound.body, host="")
+    response = rest_handler(request)
+    return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.body)
 
 
 def google_api(host: str) -> bool:
@@ -85,6 +96,8 @@ class Emulator:
         )
         raw = [service.http for service in services.REGISTRY if service.http is not None]
         rest_handler = rest.make_app(self.world, methods, rules, raw)
+        # Requests Google's side sends to Google APIs (Scheduler → Cloud Run jobs.run) reach the REST front end.
+        self.world.network.route_domain(".googleapis.com", lambda outbound: api_reply(rest_handler, outbound))
 
         def http(request: Request) -> Response:
             served = self.world.network.handler(request.host) if request.host else None

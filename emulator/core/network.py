@@ -3,6 +3,7 @@ HTTP targets, Pub/Sub push, Cloud Monitoring's webhook notifications.
 
 - A host that a served workload answers on (a function's or service's URL) is routed in-process to its handler,
   which applies Cloud Run's ingress checks before the workload sees the request.
+- A Google API host (*.googleapis.com) is answered by the emulator's own REST front end, in-process (server.py).
 - A loopback URL (a receiver a test or the demo runs) is reached with a real HTTP request.
 - Any other host does not resolve, as an unreachable endpoint would not: the emulator never reaches the internet.
 """
@@ -62,10 +63,16 @@ class Network:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._hosts: dict[str, Handler] = {}
+        self._domains: dict[str, Handler] = {}  # ".googleapis.com" → the handler of every host under it
 
     def route(self, host: str, handler: Handler) -> None:
         with self._lock:
             self._hosts[host.lower()] = handler
+
+    def route_domain(self, suffix: str, handler: Handler) -> None:
+        """Every host ending in `suffix` (e.g. ".googleapis.com") that no exact route takes."""
+        with self._lock:
+            self._domains[suffix.lower()] = handler
 
     def unroute(self, host: str) -> None:
         with self._lock:
@@ -85,6 +92,10 @@ class Network:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise Unreachable("dns", f"not an http(s) URL: {request.url[:200]!r}")
         served = self.handler(parts.hostname)
+        if served is None:
+            with self._lock:
+                host = parts.hostname.lower()
+                served = next((h for suffix, h in self._domains.items() if host.endswith(suffix)), None)
         if served is not None:
             return served(request)
         if not _loopback(parts.hostname):
