@@ -75,7 +75,8 @@ def project_status(where: Where, project: str, now: datetime | None = None) -> P
             if found.job != "ENABLED":
                 found.problems.append(f"the Scheduler job is {found.job}")
         managed = Monitoring(project, dry_run=True).managed_policies()
-        enabled = sum(1 for p in managed if p.enabled)
+        # unset reads as enabled: Google's default on write (alert.proto, AlertPolicy.enabled)
+        enabled = sum(1 for p in managed if p.enabled is not False)
         found.policies = f"{enabled} of {len(POLICY_FILES)} enabled"
         if enabled < len(POLICY_FILES):
             found.problems.append(f"alert policies: {found.policies}")
@@ -100,7 +101,9 @@ def project_status(where: Where, project: str, now: datetime | None = None) -> P
     payload = entry["jsonPayload"]
     found.last_run = str(entry.get("timestamp", ""))
     found.verdict = str(payload.get("verdict"))
-    found.causes = sorted({str(c) for c in payload.get("causes") or []})
+    # the log line's targets carry each cause (function/report.py); "ok" is no cause
+    targets = payload.get("targets") or []
+    found.causes = sorted({str(t.get("cause")) for t in targets if isinstance(t, dict) and t.get("cause") != "ok"})
     found.message = str(payload.get("message", ""))[:300]
     if found.last_run and _age_s(found.last_run, now) > 2 * period + TIMEOUT_S:
         found.state = "silent"

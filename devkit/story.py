@@ -225,11 +225,15 @@ class Story:
         self.wait_for(lambda: None if self._busy() else True, "the run in progress to finish", 300)
 
     def next_run(self, limit_s: float = 120) -> Run:
-        """Skip to just before the job's next scheduled time and wait for that run's log line."""
+        """Skip to just before the job's next scheduled time, wait for that run's log line, and skip past Logging's
+        ingestion lag so that the line is readable."""
         before = len(self.runs())
         due = parse_rfc3339(str(self.job()["scheduleTime"]))
         self.skip_to(due - timedelta(seconds=1))
-        return self.wait_for(lambda: self.runs()[before] if len(self.runs()) > before else None, "the run", limit_s)
+        run = self.wait_for(lambda: self.runs()[before] if len(self.runs()) > before else None, "the run", limit_s)
+        # past Logging's ingestion lag, so the run's log line can be read (gcloud logging read) when this returns
+        self.skip_to(self.now + self.emulator.world.ingestion_lag + timedelta(seconds=1))
+        return run
 
     def next_minutes(self, minutes: int = 1) -> None:
         """Skip to a few seconds past the minute `minutes` from now: alert policies are evaluated on the minute."""

@@ -585,6 +585,10 @@ def create_alert_policy(call: Call, request: mt.CreateAlertPolicyRequest) -> mt.
     policy = mt.AlertPolicy(request.alert_policy)
     _check_policy(project, policy)
     policy.name = f"projects/{project.project_id}/alertPolicies/{secrets.randbelow(10**19)}"
+    if not mt.AlertPolicy.pb(policy).HasField("enabled"):
+        # alert.proto, AlertPolicy.enabled: "On write, the default interpretation if unset is that the policy is
+        # enabled"; what is read back says so.
+        policy.enabled = True  # type: ignore[assignment]  # proto-plus takes a bool for a BoolValue
     _stamped(policy, call, created=True)
     project.store(MonitoringStore).alert_policies[policy.name] = policy
     _audit(call, project, policy.name, "monitoring.alertPolicies.create", request, policy)
