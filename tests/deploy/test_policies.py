@@ -12,7 +12,15 @@ import pytest
 from google.api import metric_pb2
 from google.cloud import monitoring_v3
 
-from deploy.alerting import POLICY_FILES, alert_window_s, comparable, descriptor, load_policy_file, render_policy
+from deploy.alerting import (
+    CANARY_LOGS,
+    POLICY_FILES,
+    alert_window_s,
+    comparable,
+    descriptor,
+    load_policy_file,
+    render_policy,
+)
 from deploy.reconcile import DASHBOARD_FILE
 from deploy.spec import MAX_PERIOD_S, MIN_PERIOD_S, TIMEOUT_S, make_spec
 from emulator.services.logging.filter import compile_filter
@@ -270,13 +278,18 @@ def test_descriptors_carry_the_schema_units_and_labels() -> None:
 
 def test_dashboard_names_only_what_the_function_writes() -> None:
     doc = json.loads(DASHBOARD_FILE.read_text())
-    filters = [
-        ds["timeSeriesQuery"]["timeSeriesFilter"]
-        for tile in doc["mosaicLayout"]["tiles"]
-        for ds in tile["widget"]["xyChart"]["dataSets"]
-    ]
+    widgets = [tile["widget"] for tile in doc["mosaicLayout"]["tiles"]]
+    charts = [w.get("xyChart") or w.get("timeSeriesTable") for w in widgets]
+    filters = [ds["timeSeriesQuery"]["timeSeriesFilter"] for chart in charts if chart for ds in chart["dataSets"]]
     assert {metric_types_named(f["filter"]).pop() for f in filters} == set(WRITTEN)
     for f in filters:
         [metric_type] = metric_types_named(f["filter"])
         for field in f["aggregation"]["groupByFields"]:
             assert field.split(".", 2)[2] in WRITTEN[metric_type]
+    # the panels a person looks at first: recent denied runs (the canary's own log lines), open incidents, availability
+    [logs] = [w["logsPanel"] for w in widgets if "logsPanel" in w]
+    assert logs["filter"] == f'{CANARY_LOGS} AND jsonPayload.verdict="denied"'
+    assert [w for w in widgets if "incidentList" in w]
+    [table] = [w["timeSeriesTable"] for w in widgets if "timeSeriesTable" in w]
+    aggregation = table["dataSets"][0]["timeSeriesQuery"]["timeSeriesFilter"]["aggregation"]
+    assert aggregation["perSeriesAligner"] == "ALIGN_MEAN"
