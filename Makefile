@@ -8,13 +8,15 @@ STAMP   = $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt |
 
 export GRPC_VERBOSITY ?= NONE
 
-.PHONY: run canary test lint typecheck unit bench bench-fleet bench-detect mutation emulator clean
+.PHONY: venv run canary test lint typecheck unit bench bench-fleet bench-detect mutation emulator clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+venv: $(STAMP)
 
 run: $(STAMP)
 	$(PY) -m devkit.demo
