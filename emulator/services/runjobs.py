@@ -495,18 +495,34 @@ def create_job(call: Call, request: Doc) -> Doc:
     )
     store.jobs[(region, job_id)] = job
     doc = job_json(project, job)
+    _audit_job(call, project, job, "CreateJob", "run.jobs.create", {"parent": parent, "job": body}, ("Job", doc))
+    return doc
+
+
+def _audit_job(
+    call: Call,
+    project: Project,
+    job: Job,
+    verb: str,
+    permission: str,
+    request: Doc,
+    response: tuple[str, Doc] | None = None,
+) -> None:
+    """A job change's Admin Activity entry: google.cloud.run.v1.Jobs.<verb> on the job's monitored resource, with
+    the request (and the response, typed) as given."""
     logged, resource_type = _audit_resource(project, job)
     audited(
         call,
         project,
-        method="google.cloud.run.v1.Jobs.CreateJob",
+        method=f"google.cloud.run.v1.Jobs.{verb}",
         resource=logged,
-        permission="run.jobs.create",
+        permission=permission,
         resource_type=resource_type,
-        request={"@type": "type.googleapis.com/google.cloud.run.v1.CreateJobRequest", "parent": parent, "job": body},
-        response={"@type": "type.googleapis.com/google.cloud.run.v1.Job", **doc},
+        request={"@type": f"type.googleapis.com/google.cloud.run.v1.{verb}Request", **request},
+        response=None
+        if response is None
+        else {"@type": f"type.googleapis.com/google.cloud.run.v1.{response[0]}", **response[1]},
     )
-    return doc
 
 
 def get_job(call: Call, request: Doc) -> Doc:
@@ -554,17 +570,7 @@ def replace_job(call: Call, request: Doc) -> Doc:
     job.updated = now(call)
     job.modifier = call.authenticate()
     doc = job_json(project, job)
-    logged, resource_type = _audit_resource(project, job)
-    audited(
-        call,
-        project,
-        method="google.cloud.run.v1.Jobs.ReplaceJob",
-        resource=logged,
-        permission="run.jobs.update",
-        resource_type=resource_type,
-        request={"@type": "type.googleapis.com/google.cloud.run.v1.ReplaceJobRequest", "name": name, "job": body},
-        response={"@type": "type.googleapis.com/google.cloud.run.v1.Job", **doc},
-    )
+    _audit_job(call, project, job, "ReplaceJob", "run.jobs.update", {"name": name, "job": body}, ("Job", doc))
     return doc
 
 
@@ -576,16 +582,7 @@ def delete_job(call: Call, request: Doc) -> Doc:
     for key in [k for k, e in store.executions.items() if e.job_id == job.job_id and e.region == job.region]:
         _cancel(call.world, store.executions[key])
         del store.executions[key]
-    logged, resource_type = _audit_resource(project, job)
-    audited(
-        call,
-        project,
-        method="google.cloud.run.v1.Jobs.DeleteJob",
-        resource=logged,
-        permission="run.jobs.delete",
-        resource_type=resource_type,
-        request={"@type": "type.googleapis.com/google.cloud.run.v1.DeleteJobRequest", "name": name},
-    )
+    _audit_job(call, project, job, "DeleteJob", "run.jobs.delete", {"name": name})
     return {"status": "Success", "details": {"name": job.job_id, "kind": "jobs", "uid": job.uid}}
 
 
@@ -662,17 +659,7 @@ def run_job(call: Call, request: Doc) -> Doc:
         execution.running = execution.task_count
         execution.pending = [_task(project, job, execution, index, 0) for index in range(execution.task_count)]
     doc = execution_json(project, execution)
-    logged, resource_type = _audit_resource(project, job)
-    audited(
-        call,
-        project,
-        method="google.cloud.run.v1.Jobs.RunJob",
-        resource=logged,
-        permission="run.jobs.run",
-        resource_type=resource_type,
-        request={"@type": "type.googleapis.com/google.cloud.run.v1.RunJobRequest", "name": name},
-        response={"@type": "type.googleapis.com/google.cloud.run.v1.Execution", **doc},
-    )
+    _audit_job(call, project, job, "RunJob", "run.jobs.run", {"name": name}, ("Execution", doc))
     return doc
 
 

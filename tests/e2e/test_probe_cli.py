@@ -21,10 +21,10 @@ from tests.e2e.conftest import PREFIX, WORKLOAD, assert_no_secrets
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _probe(emulator: Emulator, *args: str) -> subprocess.CompletedProcess[str]:
+def _probe(emulator: Emulator, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
     # No wait for the denial's audit entry: these tests are about the command, not the evidence.
-    env.update(emulator.client_env(), PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
+    env.update({**emulator.client_env(), **(extra or {})}, PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
     done = subprocess.run(
         [sys.executable, "-m", "function", "probe", *args],
         env=env,
@@ -160,7 +160,7 @@ def test_a_probe_as_the_workload_impersonated_through_the_iam_credentials_api(tm
             emulator.world.projects["demo-proj"].services.add("iamcredentials.googleapis.com")
         env_extra = {"HTTPS_PROXY": emulator.rest_url, "REQUESTS_CA_BUNDLE": str(emulator.ca_file)}
         env_extra["NO_PROXY"] = "127.0.0.1,localhost"  # gRPC to the emulator's own port goes direct
-        denied = _probe_with(emulator, env_extra, "--impersonate-service-account", WORKLOAD, "--format", "json")
+        denied = _probe(emulator, "--impersonate-service-account", WORKLOAD, "--format", "json", extra=env_extra)
         # the operator may not act as the workload yet: the run's credentials fail, naming the missing permission
         assert denied.returncode == 2, denied.stdout + denied.stderr
         assert json.loads(denied.stdout)["targets"][0]["cause"] == "credentials"
@@ -174,25 +174,11 @@ def test_a_probe_as_the_workload_impersonated_through_the_iam_credentials_api(tm
             ]}}}},
         )  # fmt: skip
         assert status == 200, body
-        done = _probe_with(emulator, env_extra, "--impersonate-service-account", WORKLOAD, "--format", "json")
+        done = _probe(emulator, "--impersonate-service-account", WORKLOAD, "--format", "json", extra=env_extra)
         assert done.returncode == 2, done.stdout + done.stderr
         doc = json.loads(done.stdout)
         assert doc["principal"] == WORKLOAD
         assert doc["verdict"] == "denied"
-
-
-def _probe_with(emulator: Emulator, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
-    env.update({**emulator.client_env(), **extra}, PYTHONPATH=str(ROOT), CANARY_AUDIT_LAG_BUDGET_SECONDS="0")
-    return subprocess.run(
-        [sys.executable, "-m", "function", "probe", *args],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def _job(emulator: Emulator, **env_extra: str) -> subprocess.CompletedProcess[str]:
