@@ -270,5 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if any(r.status in ("failed", "refused") for r in results) else 0
 
 
+def interruptible(argv: list[str] | None = None) -> int:
+    """main, with Ctrl-C ending in one line and status 130 (a project being changed may be half done: apply is safe
+    to run again, it reads before it writes)."""
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print(
+            "deploy: interrupted; run the same command again to finish (it changes only what differs)", file=sys.stderr
+        )
+        return 130
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(interruptible())

@@ -145,4 +145,8 @@ def _span(start: datetime, end: datetime) -> str:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("\nmake run: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

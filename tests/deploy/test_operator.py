@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -175,3 +176,19 @@ def test_status_and_call_of_a_healthy_then_a_denied_canary(tmp_path: Path) -> No
         called = tool(call_env, "call", *WHERE)
         assert called.returncode == 1, called.stdout + called.stderr
         assert called.stdout.startswith("gemini-canary DENIED: iam_permission_denied"), called.stdout
+
+
+def test_ctrl_c_ends_a_deploy_in_one_line_without_a_traceback(tmp_path: Path) -> None:
+    need("gcloud")
+    with Emulator("deploy_ready") as emu:
+        env = {**emu.gcloud_env(tmp_path / "deployer", fleet.DEPLOYER), "PYTHONPATH": str(ROOT)}
+        argv = [sys.executable, "-m", "deploy", "apply", *WHERE, "--service-account", WORKLOAD, "--no-notifications"]
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert process.stderr is not None
+        first = process.stderr.readline()  # the first progress line: the deploy is under way
+        assert "demo-proj" in first
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 130, err
+        assert "Traceback" not in err
+        assert err.rstrip().splitlines()[-1].startswith("deploy: interrupted; run the same command again")
