@@ -181,6 +181,7 @@ class Runtime:
                 "PYTHONUNBUFFERED": "1",
                 "PYTHONPATH": str(CLOCKSHIM),
                 "EMULATOR_CLOCK_FILE": str(self.clock_file),
+                "EMULATOR_PID": str(os.getpid()),  # the process ends itself if the emulator is killed
                 **task.environment,
                 # Cloud Run jobs' own variables (docs/google-behaviour.md, "Cloud Run jobs")
                 "CLOUD_RUN_JOB": task.job_id,
@@ -220,6 +221,7 @@ class Runtime:
                 # the process's clock is the emulator's (clockshim/sitecustomize.py)
                 "PYTHONPATH": str(CLOCKSHIM),
                 "EMULATOR_CLOCK_FILE": str(self.clock_file),
+                "EMULATOR_PID": str(os.getpid()),  # the process ends itself if the emulator is killed
                 **want.environment,
                 # Cloud Run's and Cloud Functions' own variables (docs/google-behaviour.md, "Served functions")
                 "K_SERVICE": want.function_id,

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import stat
+import subprocess
+import sys
 import time
 import urllib.request
 import zipfile
@@ -345,3 +348,31 @@ def test_a_hostile_source_zip_is_refused_before_anything_is_written_outside(
     with pytest.raises(serving.SourceError, match=said):
         serving.unpack(data, into)
     assert not (tmp_path / "escape.py").exists()
+
+
+def test_a_served_process_ends_when_the_emulator_is_killed(tmp_path: Path) -> None:
+    """A stand-in emulator starts a Python process the way the runtime does (the clock hook on its path, its pid in
+    EMULATOR_PID) and is killed: the child ends itself instead of serving on as an orphan."""
+    marker = tmp_path / "child.pid"
+    child = f"import os, pathlib, time; pathlib.Path({str(marker)!r}).write_text(str(os.getpid())); time.sleep(120)"
+    parent = (
+        "import os, subprocess, sys, time; "
+        f"env = dict(os.environ, PYTHONPATH={str(serving.CLOCKSHIM)!r}, EMULATOR_PID=str(os.getpid())); "
+        f"subprocess.Popen([sys.executable, '-c', {child!r}], env=env, start_new_session=True); "
+        "time.sleep(120)"
+    )
+    stand_in = subprocess.Popen([sys.executable, "-c", parent])
+    deadline = time.monotonic() + 30
+    while not marker.exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)  # until the child has started; ends on the condition
+    pid = int(marker.read_text())
+    stand_in.kill()
+    stand_in.wait()
+    while True:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        assert time.monotonic() < deadline + 30, "the child outlived the emulator"
+        time.sleep(0.1)  # the child's watch checks once a second; ends on the condition

@@ -5,6 +5,8 @@ EMULATOR_CLOCK_FILE names a JSON file the emulator rewrites whenever its clock c
 `real` the clock read `epoch` and it moves `rate` seconds per real second; {"mode": "wall"} means real time. The file
 is read at every call.
 
+EMULATOR_PID names the emulator's process: when it is gone, this process ends itself (SIGTERM).
+
 `datetime.datetime.now`, `utcnow` and `today` read it: what a function stamps its data with (the canary's metric
 points and audit-log windows, google.auth's token expiry). `time.time` and `time.monotonic` stay real: gRPC turns a
 call's timeout into an absolute deadline with `time.time()` for its C core, which keeps real time, and durations are
@@ -16,6 +18,8 @@ from __future__ import annotations
 import datetime as _datetime
 import json
 import os
+import signal
+import threading
 import time as _time
 
 _FILE = os.environ.get("EMULATOR_CLOCK_FILE", "")
@@ -59,3 +63,22 @@ class _Datetime(_datetime.datetime):
 
 if _FILE:
     _datetime.datetime = _Datetime  # type: ignore[misc]
+
+
+def _watch_emulator(pid: int) -> None:
+    """End this process when the emulator that started it is gone (killed, not stopped), so no served function or
+    task outlives it: the emulator's own stop ends them in order; this covers the rest."""
+    while True:
+        _time.sleep(1.0)  # a check a second; the thread sleeps otherwise
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+        except PermissionError:  # alive, owned by someone else
+            continue
+
+
+_EMULATOR = os.environ.get("EMULATOR_PID", "")
+if _EMULATOR.isdigit():
+    threading.Thread(target=_watch_emulator, args=(int(_EMULATOR),), name="emulator-watch", daemon=True).start()
