@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -127,7 +128,8 @@ def test_dry_run_says_would_and_names_no_temporary_file(tmp_path: Path) -> None:
         assert f"gcloud services enable cloudscheduler.googleapis.com --project={project}" in done.stdout
         assert "would create function" in done.stdout
         assert "--config-from-file=deploy/dashboard.json" in done.stdout
-        assert "/tmp" not in done.stdout
+        # no temporary file is named (the checkout itself may live under /tmp: its path is the --source)
+        assert tempfile.gettempdir() not in done.stdout.replace(str(ROOT), "SOURCE")
         assert ".json --" not in done.stdout.replace("dashboard.json --", "")
         assert "  created " not in done.stdout
         lines = done.stderr.splitlines()
