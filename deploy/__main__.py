@@ -11,6 +11,7 @@ python -m deploy teardown --project P --region R --service-account SA
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from typing import Any, NoReturn
@@ -276,10 +277,11 @@ def interruptible(argv: list[str] | None = None) -> int:
     try:
         return main(argv)
     except KeyboardInterrupt:
-        print(
-            "deploy: interrupted; run the same command again to finish (it changes only what differs)", file=sys.stderr
-        )
-        return 130
+        message = "deploy: interrupted; run the same command again to finish (it changes only what differs)"
+        print(message, file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # now: the projects' worker threads would otherwise run on to the end of their project before the exit
+        os._exit(130)
 
 
 if __name__ == "__main__":

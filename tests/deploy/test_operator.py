@@ -193,4 +193,6 @@ def test_ctrl_c_ends_a_deploy_in_one_line_without_a_traceback(tmp_path: Path) ->
         _, err = process.communicate(timeout=120)
         assert process.returncode == 130, err
         assert "Traceback" not in err
-        assert err.rstrip().splitlines()[-1].startswith("deploy: interrupted; run the same command again")
+        interrupted = [line for line in err.splitlines() if line.startswith("deploy: interrupted; run the same")]
+        assert len(interrupted) == 1, err
+        assert err.rstrip().splitlines()[-1] == interrupted[0]  # and nothing after it: the deploy stopped
