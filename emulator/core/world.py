@@ -95,6 +95,9 @@ class TokenInfo:
     email: str
     expiry: datetime
     revoked: bool = False
+    # The VPC network whose egress the token's calls come from (projects/P/global/networks/N), "" for none: a
+    # token a served function's or job's metadata server minted carries its instance's egress network.
+    network: str = ""
 
 
 @dataclass
@@ -261,9 +264,9 @@ class World:
             return self.projects[ref]
         return next((p for p in self.projects.values() if p.number == ref), None)
 
-    def mint_token(self, email: str, ttl: timedelta | None = None) -> tuple[str, TokenInfo]:
+    def mint_token(self, email: str, ttl: timedelta | None = None, network: str = "") -> tuple[str, TokenInfo]:
         token = "ya29.emu-" + secrets.token_urlsafe(24)
-        info = TokenInfo(email=email, expiry=self.clock.now() + (ttl or self.token_ttl))
+        info = TokenInfo(email=email, expiry=self.clock.now() + (ttl or self.token_ttl), network=network)
         self.tokens[token] = info
         return token, info
 

@@ -70,6 +70,9 @@ class Identity:
     project_id: str
     region: str
     instance_id: str
+    # The VPC network the instance's calls to Google APIs leave through (projects/P/global/networks/N), "" for
+    # Cloud Run's default egress; the tokens this server mints carry it (TokenInfo.network).
+    network: str = ""
 
 
 def default_identity(world: World) -> Identity:
@@ -139,11 +142,11 @@ def _route(world: World, request: Request, who: Identity) -> Response:
         return _text(f"default/\n{email}/\n")
     for prefix in accounts:
         if path.startswith(prefix):
-            return _account(world, path[len(prefix) :], request, email)
+            return _account(world, path[len(prefix) :], request, email, who.network)
     return _text("Not Found", 404)
 
 
-def _account(world: World, leaf: str, request: Request, email: str) -> Response:
+def _account(world: World, leaf: str, request: Request, email: str, network: str = "") -> Response:
     if leaf == "" and request.param("recursive") == "true":
         return _json(
             {
@@ -159,7 +162,7 @@ def _account(world: World, leaf: str, request: Request, email: str) -> Response:
     if leaf == "scopes":
         return _text("https://www.googleapis.com/auth/cloud-platform\n")
     if leaf == "token":
-        token, info = world.mint_token(email)
+        token, info = world.mint_token(email, network=network)
         expires_in = int((info.expiry - world.clock.now()).total_seconds())
         return _json({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
     if leaf == "identity":

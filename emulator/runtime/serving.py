@@ -169,7 +169,7 @@ class Runtime:
         where = Task(task.project_id, task.region, task.job_id, task.execution, task.index, task.attempt,
                      os.urandom(16).hex())  # fmt: skip
         home = Path(tempfile.mkdtemp(prefix="task-", dir=self.workdir))
-        identity = Identity(task.service_account, task.project_id, task.region, where.instance_id)
+        identity = Identity(task.service_account, task.project_id, task.region, where.instance_id, task.network)
         metadata = HttpServer(metadata_app(world, identity), "127.0.0.1", 0)
         metadata.start()
         try:
@@ -210,7 +210,7 @@ class Runtime:
         revision = Revision(want.project_id, want.region, want.function_id, want.revision, os.urandom(16).hex())
         try:
             unpack(want.source, folder)
-            identity = Identity(want.service_account, want.project_id, want.region, revision.instance_id)
+            identity = Identity(want.service_account, want.project_id, want.region, revision.instance_id, want.network)
             served.metadata = HttpServer(metadata_app(world, identity), "127.0.0.1", 0)
             served.metadata.start()
             env = {

@@ -231,6 +231,7 @@ class Wanted:
     environment: dict[str, str]
     hosts: tuple[str, ...]  # the service URL's host, the function URL's host
     operation: str  # the deploy's operation, "" once it has ended
+    network: str = ""  # the VPC network its calls to Google APIs leave through, "" for Cloud Run's default egress
 
 
 @dataclass

@@ -107,6 +107,7 @@ class TaskRun:
     service_account: str
     timeout_s: float
     image: str
+    network: str = ""  # the VPC network its calls to Google APIs leave through, "" for Cloud Run's default egress
     claimed: bool = False
 
 
