@@ -23,6 +23,7 @@ from google.auth import impersonated_credentials
 from . import config as _config
 from . import explain as _explain
 from . import report, run
+from .causes import Cause
 from .clients import SCOPES, Clients
 from .config import Config, ConfigError
 from .metrics import MetricsReport
@@ -44,7 +45,8 @@ EXIT_BY_VERDICT = {
 
 EXIT_STATUSES = """exit status:
   0    healthy: every target answered
-  1    the canary itself failed (it could not learn its project, or failed in a way it cannot classify)
+  1    the canary itself failed (it could not learn its project, or failed in a way it cannot classify); for a
+       probe, also: no credentials to call with (yours, or the impersonated account's), said in one line on stderr
   2    Gemini is failing: denied (a lasting cause) or degraded (a passing one); the output says why
   64   bad arguments
   130  interrupted (Ctrl-C)"""
@@ -238,12 +240,42 @@ def probe(args: argparse.Namespace, environ: Mapping[str, str], out: IO[str], er
     if not args.write_metrics:
         instance.writer = NoMetrics()  # type: ignore[assignment]
     result = run.execute(instance, Trigger(kind="http"), list(config.targets))
+    own = _own_credentials_failed(result, args.impersonate_service_account)
+    if own:
+        # Not Gemini's answer: the probe had nothing to call with. One line, and the fix, before anything else.
+        err.write(f"python -m function probe: {own}\n")
+        err.flush()
     if _format(args.format, out) == "json":
         out.write(json.dumps(report.to_json(result, args.debug), indent=2, default=str) + "\n")
-    else:
+    elif not own or args.debug:  # the workload-side fixes of a credentials cause would mislead a person here
         out.write(report.to_text(result, args.debug))
     out.flush()
-    return EXIT_BY_VERDICT[result.verdict]
+    return EXIT_CANARY_FAILED if own else EXIT_BY_VERDICT[result.verdict]
+
+
+def _own_credentials_failed(result: run.Result, target: str | None) -> str:
+    """The line to print when every failing target failed for the probe's own credentials (the operator's
+    Application Default Credentials, or the impersonation through them), "" otherwise. Deployed, that cause is the
+    workload's; run from a terminal it is the operator's, and says nothing about Gemini."""
+    failed = [o for o in result.outcomes if not o.ok]
+    if not failed or any(o.cause != Cause.CREDENTIALS for o in failed):
+        return ""
+    failure = failed[0].failure
+    said = " ".join((failure.message if failure else "").split())[:200]
+    kind = failure.error_type if failure else ""
+    if kind == "DefaultCredentialsError":
+        return (
+            "no Application Default Credentials on this machine: run `gcloud auth application-default login` (or set "
+            "GOOGLE_APPLICATION_CREDENTIALS), then probe again; nothing was asked of Gemini"
+        )
+    if target and "getAccessToken" in said:
+        return (
+            f"your credentials may not act as {target} (iam.serviceAccounts.getAccessToken): grant yourself "
+            f"roles/iam.serviceAccountTokenCreator on it: gcloud iam service-accounts add-iam-policy-binding {target} "
+            f"--member=user:YOUR_EMAIL --role=roles/iam.serviceAccountTokenCreator; nothing was asked of Gemini"
+        )
+    who = f"as {target}" if target else "as your Application Default Credentials"
+    return f"could not get credentials to call {who}: {said or kind or 'no detail'}; nothing was asked of Gemini"
 
 
 def explain(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str]) -> int:

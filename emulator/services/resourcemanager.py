@@ -1,6 +1,8 @@
 """Resource Manager v3 Projects (GetProject, GetIamPolicy, SetIamPolicy, TestIamPermissions), Folders and
 Organizations (Get, GetIamPolicy, TestIamPermissions): the resource hierarchy a project's access and audit configs
-are inherited from (docs/google-behaviour.md, "Resource hierarchy").
+are inherited from (docs/google-behaviour.md, "Resource hierarchy"). Resource Manager v1's projects.list, which
+`gcloud projects list` calls (`GET /v1/projects?filter=lifecycleState:ACTIVE&pageSize=500`), lists the projects the
+caller may get (docs/google-behaviour.md, "Listing projects").
 
 Permissions are checked as Google names them (resourcemanager.folders.get / .getIamPolicy, resourcemanager
 .organizations.get / .getIamPolicy), on the folder or organization itself and its ancestors: a role granted on a
@@ -10,6 +12,10 @@ Assumption (unverified): TestIamPermissions evaluates allow policies only (not d
 boundaries), so a caller can tell "not granted" from "granted, yet denied". It needs no permission, as Google
 documents.
 Assumption (unverified): a project the caller cannot see and a project that does not exist get the same 403.
+Assumption: projects.list's filter terms are `field:value` (fields name, id, labels.KEY, lifecycleState,
+parent.type, parent.id; case-insensitive; a trailing `*` a prefix), and several terms must all match: Google's page
+says "match any of the fields" but its own examples (two labels) read as all; an unknown field is 400
+INVALID_ARGUMENT. The emulator's projects have no labels. Projects come in project-id order, 500 a page at most.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from google.iam.v1 import iam_policy_pb2, policy_pb2
 from google.rpc import code_pb2
 
 from emulator.core import changes, iam
-from emulator.core.handlers import Api, Call, Doc, HttpRule, Method, Service
+from emulator.core.handlers import Api, Call, Doc, HttpRule, Method, Service, json_method
 from emulator.core.policy_wire import policy_from_pb, policy_to_pb
 from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Node, Project
-from emulator.services.kit import caller_denied
+from emulator.services.kit import caller_denied, listed, text
 
 API = "cloudresourcemanager.googleapis.com"
 PROTO = "google.cloud.resourcemanager.v3.Projects"
@@ -205,6 +211,64 @@ def _methods() -> list[Method]:
     ]
 
 
+_V1 = "google.cloudresourcemanager.v1.Projects"  # served over REST only: the v1 API has no generated client here
+# Resource Manager v1 projects.list's filter fields (its reference page, "Method: projects.list").
+_FILTER_FIELDS = ("name", "id", "lifecycleState", "parent.type", "parent.id")
+
+
+def _v1_filter(raw: str) -> list[tuple[str, str]]:
+    terms: list[tuple[str, str]] = []
+    for term in raw.split():
+        key, colon, value = term.partition(":")
+        if not colon or not value:
+            key, eq, value = term.partition("=")
+            colon = eq
+        field_name = next((f for f in _FILTER_FIELDS if f.lower() == key.lower()), None)
+        if key.lower().startswith("labels.") and len(key) > len("labels."):
+            field_name = key.lower()
+        if not colon or field_name is None or not value:
+            raise invalid_argument(f"Invalid filter term {term[:100]!r}: expected FIELD:VALUE with FIELD one of "
+                                   f"{', '.join(_FILTER_FIELDS)}")  # fmt: skip
+        terms.append((field_name, value.strip("'\"").lower()))
+    return terms
+
+
+def _matches(doc: Doc, terms: list[tuple[str, str]]) -> bool:
+    for field_name, wanted in terms:
+        if field_name.startswith("labels."):
+            have = str(doc.get("labels", {}).get(field_name.split(".", 1)[1], ""))
+            if not have:
+                return False
+        elif field_name.startswith("parent."):
+            have = str(doc.get("parent", {}).get(field_name.split(".", 1)[1], ""))
+        else:
+            have = str(doc.get("projectId" if field_name == "id" else field_name, ""))
+        have = have.lower()
+        if not (have.startswith(wanted[:-1]) if wanted.endswith("*") else have == wanted):
+            return False
+    return True
+
+
+def list_projects_v1(call: Call, request: Doc) -> Doc:
+    """projects.list (v1): the projects the caller has resourcemanager.projects.get on that match the filter."""
+    member = call.member()
+    terms = _v1_filter(text(request, "filter"))
+    world = call.world
+    found: list[Doc] = []
+    for project_id in sorted(world.projects):
+        project = world.projects[project_id]
+        if not world.allows(project, member, "resourcemanager.projects.get"):
+            continue
+        parent = world.parent_of(project)
+        doc = _v1_project(
+            {"name": f"projects/{project.number}", "projectId": project_id, "displayName": project_id,
+             "state": "ACTIVE", "parent": parent}
+        )  # fmt: skip
+        if _matches(doc, terms):
+            found.append(doc)
+    return listed("projects", found, request, 500, 500)
+
+
 def _v1_project(doc: Doc) -> Doc:
     """Resource Manager v1's Project shape, from v3's (gcloud projects describe reads v1)."""
     number = doc.get("name", "").removeprefix("projects/")
@@ -241,7 +305,8 @@ RULES: list[HttpRule] = [
     ],
     HttpRule("GET", "/v3/{name=folders/*}", f"{_FOLDERS}.GetFolder"),
     HttpRule("GET", "/v3/{name=organizations/*}", f"{_ORGS}.GetOrganization"),
-    # Resource Manager v1 (what gcloud projects … uses), served by the v3 handlers.
+    # Resource Manager v1 (what gcloud projects … uses), served by the v3 handlers, and v1's own list.
+    HttpRule("GET", "/v1/projects", f"{_V1}.ListProjects"),
     HttpRule("GET", "/v1/projects/{name}", f"{_RM3}.GetProject", prefix={"name": "projects/"}, reply=_v1_project),
     *[
         HttpRule("POST", f"/v1/projects/{{resource}}:{verb}", f"{_RM3}.{name}", "*", prefix={"resource": "projects/"})
@@ -256,6 +321,9 @@ RULES: list[HttpRule] = [
 
 SERVICE = Service(
     apis=(Api(API, "Cloud Resource Manager API", gcloud="CLOUDRESOURCEMANAGER"),),
-    methods=(*_methods(),),
+    methods=(
+        *_methods(),
+        json_method(_V1, "ListProjects", list_projects_v1, API, {"filter": None, "pageSize": None, "pageToken": None}),
+    ),
     rules=(*RULES,),
 )

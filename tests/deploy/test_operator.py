@@ -85,9 +85,9 @@ def test_preflight_refusals_are_one_line_and_change_nothing(tmp_path: Path) -> N
         env = emulator.gcloud_env(tmp_path, fleet.DEPLOYER)
         emulator.world.calls.clear()
         cases = {
-            # The closest-id hint needs `gcloud projects list`, which the emulator does not serve (yet): the line
-            # ends here.
-            "demo-prjo": (WORKLOAD, "project demo-prjo not found, or the deploying account cannot see it"),
+            # The closest id is from `gcloud projects list`: the projects the deployer may get.
+            "demo-prjo": (WORKLOAD, "project demo-prjo not found, or the deploying account cannot see it; the "
+                                    "closest project id you can see: demo-proj"),
             "demo-proj": ("canary-workload@other-proj.iam.gserviceaccount.com",
                           "service account canary-workload@other-proj.iam.gserviceaccount.com is in project "
                           "other-proj, not demo-proj"),

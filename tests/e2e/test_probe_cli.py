@@ -161,10 +161,14 @@ def test_a_probe_as_the_workload_impersonated_through_the_iam_credentials_api(tm
         env_extra = {"HTTPS_PROXY": emulator.rest_url, "REQUESTS_CA_BUNDLE": str(emulator.ca_file)}
         env_extra["NO_PROXY"] = "127.0.0.1,localhost"  # gRPC to the emulator's own port goes direct
         denied = _probe(emulator, "--impersonate-service-account", WORKLOAD, "--format", "json", extra=env_extra)
-        # the operator may not act as the workload yet: the run's credentials fail, naming the missing permission
-        assert denied.returncode == 2, denied.stdout + denied.stderr
+        # the operator may not act as the workload yet: the probe itself failed (exit 1, not Gemini's 2), and one
+        # line says whose permission is missing and the command that grants it
+        assert denied.returncode == 1, denied.stdout + denied.stderr
         assert json.loads(denied.stdout)["targets"][0]["cause"] == "credentials"
         assert "iam.serviceAccounts.getAccessToken" in denied.stdout
+        assert denied.stderr.startswith(f"python -m function probe: your credentials may not act as {WORKLOAD} ")
+        assert f"gcloud iam service-accounts add-iam-policy-binding {WORKLOAD} " in denied.stderr
+        assert denied.stderr.count("\n") == 1, denied.stderr
         status, body = emulated.admin(
             emulator,
             "PATCH",
@@ -179,6 +183,22 @@ def test_a_probe_as_the_workload_impersonated_through_the_iam_credentials_api(tm
         doc = json.loads(done.stdout)
         assert doc["principal"] == WORKLOAD
         assert doc["verdict"] == "denied"
+
+
+def test_no_credentials_on_the_machine_is_the_probe_failing_in_one_line(tmp_path: Path) -> None:
+    """A laptop without `gcloud auth application-default login`: no metadata server, no ADC file. The probe says so
+    in one line and exits 1; it does not print the workload-side fixes of the credentials cause."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env["GCE_METADATA_HOST"] = "127.0.0.1:9"  # nothing listens there: no metadata server, refused at once
+    done = subprocess.run(
+        [sys.executable, "-m", "function", "probe", "--project", "demo-proj", "--format", "text"],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith("python -m function probe: no Application Default Credentials on this machine: ")
+    assert "gcloud auth application-default login" in done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def _job(emulator: Emulator, **env_extra: str) -> subprocess.CompletedProcess[str]:

@@ -290,3 +290,36 @@ def test_resource_manager_v1_and_v3_serve_the_same_policy(emulator: Emulator) ->
         200,
         {"permissions": ["resourcemanager.projects.get", "aiplatform.endpoints.predict"]},
     )
+
+
+def test_projects_list_shows_only_the_projects_the_caller_may_get(emulator: Emulator) -> None:
+    """v1 projects.list (what `gcloud projects list` calls): the caller's projects only, filtered, paged."""
+    from emulator.core.iam import Binding, Policy
+    from emulator.core.world import Project
+
+    with emulator.world.lock:
+        for project_id, number in (("demo-proj-2", "412345678902"), ("hidden-proj", "412345678903")):
+            emulator.world.projects[project_id] = Project(project_id, number, Policy())
+        emulator.world.projects["demo-proj-2"].policy.bindings.append(Binding("roles/browser", [f"user:{OWNER}"]))
+    status, doc = rest(emulator, "GET", "/v1/projects?filter=lifecycleState%3AACTIVE&pageSize=500")
+    assert status == 200, doc
+    assert [p["projectId"] for p in doc["projects"]] == [PROJECT, "demo-proj-2"]  # never hidden-proj
+    assert doc["projects"][1] == {
+        "projectNumber": "412345678902",
+        "projectId": "demo-proj-2",
+        "lifecycleState": "ACTIVE",
+        "name": "demo-proj-2",
+        "parent": {"type": "organization", "id": "123456789012"},
+    }
+    prefixed = rest(emulator, "GET", "/v1/projects?filter=id%3ADEMO-proj-*")[1]
+    assert [p["projectId"] for p in prefixed["projects"]] == ["demo-proj-2"]
+    assert rest(emulator, "GET", "/v1/projects?filter=id%3Anone") == (200, {})
+    status, page = rest(emulator, "GET", "/v1/projects?pageSize=1")
+    assert (status, len(page["projects"])) == (200, 1)
+    status, rest_of = rest(emulator, "GET", f"/v1/projects?pageSize=1&pageToken={page['nextPageToken']}")
+    assert [p["projectId"] for p in rest_of["projects"]] == ["demo-proj-2"]
+    status, err = rest(emulator, "GET", "/v1/projects?filter=owner%3Ame")
+    assert status == 400
+    assert err["error"]["status"] == "INVALID_ARGUMENT"
+    assert "'owner:me'" in err["error"]["message"]
+    assert rest(emulator, "GET", "/v1/projects", email=WORKLOAD)[1]["projects"][0]["projectId"] == PROJECT
