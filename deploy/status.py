@@ -30,11 +30,11 @@ LOOKBACK = "2d"  # how far back the last run is looked for
 class ProjectStatus:
     project: str
     state: str = "not deployed"  # healthy | failing | silent | not deployed | unknown
-    function: str = "absent"  # ACTIVE | … | absent
+    function: str = "absent"  # ACTIVE | … | absent | unknown (it could not be read)
     current: bool | None = None  # the deployed source is this checkout's
     url: str = ""
     schedule: str = ""
-    job: str = "absent"  # ENABLED | PAUSED | absent
+    job: str = "absent"  # ENABLED | PAUSED | absent | unknown
     policies: str = ""
     last_run: str = ""
     verdict: str = ""
@@ -60,9 +60,12 @@ def _age_s(stamp: str, now: datetime) -> float:
 def project_status(where: Where, project: str, now: datetime | None = None) -> ProjectStatus:
     gcloud = Gcloud(project)
     found = ProjectStatus(project)
+    read: set[str] = set()  # what was read before an error: the rest is unknown, not absent
     try:
         fn = gcloud.read("functions", "describe", NAME, f"--region={where.region}", "--gen2")
+        read.add("function")
         job = gcloud.read("scheduler", "jobs", "describe", NAME, f"--location={where.region}")
+        read.add("job")
         if fn is not None:
             found.function = str(fn.get("state", ""))
             found.url = str(fn.get("serviceConfig", {}).get("uri", ""))
@@ -87,6 +90,8 @@ def project_status(where: Where, project: str, now: datetime | None = None) -> P
         entry = _last_run(gcloud, project)
     except (GcloudError, Exception) as err:  # noqa: BLE001 - one project's error must not stop the others
         found.state = "unknown"
+        found.function = found.function if "function" in read else "unknown"
+        found.job = found.job if "job" in read else "unknown"
         found.problems.append(err.first_line if isinstance(err, GcloudError) else f"{type(err).__name__}: {err}")
         return found
     now = now or datetime.now(UTC)
@@ -128,8 +133,10 @@ def run_status(where: Where, fmt: str, out: TextIO, err: TextIO) -> int:
         for r in results:
             cause = f"{r.verdict}{' (' + ', '.join(r.causes) + ')' if r.causes else ''}"
             print(f"{r.project:{width}}  {r.state:12}  {r.last_run[:19]:20}  {cause}", file=out)
-            current = {True: "current", False: "stale", None: ""}[r.current]
-            print(f"   function {r.function} {current}; job {r.job} {r.schedule}; policies {r.policies}", file=out)
+            current = {True: " current", False: " stale", None: ""}[r.current]
+            schedule = f" {r.schedule}" if r.schedule else ""
+            if r.state != "unknown":  # nothing was read that could be shown: only the reason below
+                print(f"   function {r.function}{current}; job {r.job}{schedule}; policies {r.policies}", file=out)
             for problem in r.problems:
                 print(f"   ! {problem}", file=out)
         print(

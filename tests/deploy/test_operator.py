@@ -180,6 +180,35 @@ def test_status_and_call_of_a_healthy_then_a_denied_canary(tmp_path: Path) -> No
         assert called.stdout.startswith("gemini-canary DENIED: iam_permission_denied"), called.stdout
 
 
+def test_status_of_a_fleet_shows_what_is_missing_and_what_could_not_be_read(tmp_path: Path) -> None:
+    """The first screen of `status` over a fleet file with one project never deployed to and one the deployer
+    cannot see: each row says which, the unreadable one shows only its reason (never "function absent"), exit 1."""
+    need("gcloud")
+    with Emulator("deploy_ready") as emulator:
+        env = emulator.gcloud_env(tmp_path / "operator", fleet.DEPLOYER)
+        projects = tmp_path / "fleet.txt"
+        projects.write_text("demo-proj\nghost-proj\n")
+        done = tool(env, "status", "--projects-file", str(projects), "--region", "us-central1")
+        assert done.returncode == 1, done.stdout + done.stderr
+        screen = done.stdout.splitlines()[:24]
+        assert screen[0].split() == ["project", "state", "last", "run", "verdict", "/", "cause"], screen
+        rows = {line.split()[0]: i for i, line in enumerate(screen) if line and not line.startswith(" ")}
+        demo, ghost = rows["demo-proj"], rows["ghost-proj"]
+        assert screen[demo].split()[1:3] == ["not", "deployed"], screen
+        assert screen[demo + 1].strip().startswith("function absent"), screen
+        assert screen[demo + 2].strip() == "! no function", screen
+        assert screen[ghost].split()[1] == "unknown", screen
+        ghost_block = screen[ghost + 1 : ghost + 3]
+        assert ghost_block[0].strip().startswith("! "), screen
+        assert "PERMISSION_DENIED" in ghost_block[0] or "not" in ghost_block[0], screen
+        assert not any("function absent" in line for line in ghost_block), screen
+        doc = json.loads(tool(env, "status", "--projects-file", str(projects), "--region", "us-central1",
+                              "--format", "json").stdout)  # fmt: skip
+        states = {p["project"]: (p["state"], p["function"], p["job"]) for p in doc["projects"]}
+        assert states == {"demo-proj": ("not deployed", "absent", "absent"),
+                          "ghost-proj": ("unknown", "unknown", "unknown")}, states  # fmt: skip
+
+
 def test_ctrl_c_ends_a_deploy_in_one_line_without_a_traceback(tmp_path: Path) -> None:
     need("gcloud")
     with Emulator("deploy_ready") as emu:
