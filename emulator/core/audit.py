@@ -146,14 +146,23 @@ def vpc_sc_policy_denied(
     uid: str,
     message: str,
     caller_ip: str,
+    reason: str = "",
+    network: str = "",
 ) -> None:
-    """The Policy Denied entry of a VPC Service Controls denial, in the protected project."""
+    """The Policy Denied entry of a VPC Service Controls denial, in the protected project.
+
+    `reason` is the violation reason (default: the perimeter's, else NO_MATCHING_ACCESS_LEVEL); `network` the VPC
+    network the request came from (projects/P/global/networks/N), "" for none. Google records the caller's network
+    in `requestMetadata.callerNetwork` as a scheme-less full resource name, set only when the network's host project
+    is in the same organization as the resource (google/cloud/audit/audit_log.proto, RequestMetadata.caller_network);
+    every network the emulator knows is in its one organization, so it is set whenever there is one.
+    """
     perimeter = world.perimeter
     assert perimeter is not None
     at = world.clock.now()
     metadata: dict[str, Any] = {
         "@type": "type.googleapis.com/google.cloud.audit.VpcServiceControlAuditMetadata",
-        "violationReason": perimeter.violation_reason,
+        "violationReason": reason or perimeter.violation_reason or "NO_MATCHING_ACCESS_LEVEL",
         "resourceNames": [f"projects/{project.number}"],
         "securityPolicyInfo": {
             "servicePerimeterName": perimeter.name,
@@ -177,7 +186,12 @@ def vpc_sc_policy_denied(
             ],
         ),
         "authenticationInfo": _principal(email),
-        "requestMetadata": {"callerIp": caller_ip, "requestAttributes": {}, "destinationAttributes": {}},
+        "requestMetadata": {
+            "callerIp": caller_ip,
+            **({"callerNetwork": f"//compute.googleapis.com/{network}"} if network else {}),
+            "requestAttributes": {},
+            "destinationAttributes": {},
+        },
         "serviceName": service,
         "methodName": method,
         "resourceName": resource,

@@ -16,9 +16,18 @@ from typing import Any
 
 import yaml
 
-from emulator.core import changes, iam
+from emulator.core import changes, egress, iam
 from emulator.core.clock import parse_rfc3339
-from emulator.core.world import Node, Perimeter, Project, TimelineEvent, World
+from emulator.core.world import (
+    AccessLevel,
+    IngressRule,
+    LevelCondition,
+    Node,
+    Perimeter,
+    Project,
+    TimelineEvent,
+    World,
+)
 
 SCENARIO_DIR = Path(__file__).parents[1] / "scenarios"
 DEFAULT_START = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
@@ -194,7 +203,26 @@ _PERIMETER = {
     "ingress_members",
     "violation_reason",
     "dry_run",
+    "networks",
+    "access_levels",
+    "levels",
+    "ingress_rules",
 }
+# Access Context Manager v1 (gcloud 528's generated accesscontextmanager_v1 messages, from Google's discovery
+# document): IngressFrom.IdentityType values and BasicLevel.CombiningFunction values.
+_IDENTITY_TYPES = {"IDENTITY_TYPE_UNSPECIFIED", "ANY_IDENTITY", "ANY_USER_ACCOUNT", "ANY_SERVICE_ACCOUNT"}
+_COMBINING = {"AND", "OR"}
+# Violation reasons the emulator writes (docs/google-behaviour.md, "VPC Service Controls by source network").
+_VIOLATION_REASONS = {
+    "NO_MATCHING_ACCESS_LEVEL",
+    "NETWORK_NOT_IN_SAME_SERVICE_PERIMETER",
+    "RESOURCES_NOT_IN_SAME_SERVICE_PERIMETER",
+    "SERVICE_NOT_ALLOWED_FROM_VPC",
+}
+_POLICY_NAME = re.compile(r"^accessPolicies/(\d+)/servicePerimeters/([A-Za-z][A-Za-z0-9_]*)\Z")
+_LEVEL_NAME = re.compile(r"^accessPolicies/(\d+)/accessLevels/([A-Za-z][A-Za-z0-9_]*)\Z")
+_LEVEL_SHORT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,49}\Z")
+_PROJECT_NUMBER_RESOURCE = re.compile(r"^projects/\d+\Z")
 
 
 def _mapping(ctx: _Ctx, path: str, value: Any, allowed: set[str] | None = None) -> Mapping[str, Any]:
@@ -460,12 +488,28 @@ def _perimeter(ctx: _Ctx, raw: Any, ids: set[str]) -> Perimeter:
     for i, pid in enumerate(projects):
         if pid not in ids:
             raise ctx.fail(f"perimeter.projects[{i}]", f"{pid!r} is not one of the scenario's projects")
+    name = _str(
+        ctx,
+        "perimeter.name",
+        spec.get("name", "accessPolicies/555555555555/servicePerimeters/canary_perimeter"),
+        _POLICY_NAME,
+        "service perimeter name (accessPolicies/NUMBER/servicePerimeters/NAME)",
+    )
+    policy = name.split("/")[1]
+    levels = _levels(ctx, spec.get("levels", {}), policy)
+    level_names = _list(
+        ctx,
+        "perimeter.access_levels",
+        spec.get("access_levels", []),
+        lambda p, v: _level_ref(ctx, p, v, policy, levels, star=False),
+    )
+    reason = spec.get("violation_reason", "")
+    if reason and reason not in _VIOLATION_REASONS:
+        raise ctx.fail(
+            "perimeter.violation_reason", f"{reason!r} is not one of {', '.join(sorted(_VIOLATION_REASONS))}"
+        )
     return Perimeter(
-        name=_str(
-            ctx,
-            "perimeter.name",
-            spec.get("name", "accessPolicies/555555555555/servicePerimeters/canary_perimeter"),
-        ),
+        name=name,
         organization_id=str(spec.get("organization_id", "123456789012")),
         projects=set(projects),
         restricted_services=set(
@@ -485,10 +529,156 @@ def _perimeter(ctx: _Ctx, raw: Any, ids: set[str]) -> Perimeter:
                 lambda p, v: _member(ctx, p, v),
             )
         ),
-        violation_reason=_str(
-            ctx, "perimeter.violation_reason", spec.get("violation_reason", "NO_MATCHING_ACCESS_LEVEL")
-        ),
+        violation_reason=str(reason),
         dry_run=_bool(ctx, "perimeter.dry_run", spec.get("dry_run", False)),
+        networks=set(_list(ctx, "perimeter.networks", spec.get("networks", []), lambda p, v: _vpc(ctx, p, v))),
+        access_levels=level_names,
+        ingress_rules=_list(
+            ctx,
+            "perimeter.ingress_rules",
+            spec.get("ingress_rules", []),
+            lambda p, v: _ingress_rule(ctx, p, v, policy, levels),
+        ),
+        levels=levels,
+    )
+
+
+def _vpc(ctx: _Ctx, path: str, value: Any) -> str:
+    """A VPC network as VPC Service Controls names it: //compute.googleapis.com/projects/P/global/networks/N."""
+    text = _str(ctx, path, value)
+    if not text.startswith("//compute.googleapis.com/projects/"):
+        raise ctx.fail(path, f"{text!r} is not a VPC network (//compute.googleapis.com/projects/P/global/networks/N)")
+    try:
+        return "//compute.googleapis.com/" + egress.network_name("", text, path)
+    except ValueError as error:
+        raise ctx.fail(path, str(error).removeprefix(f"{path}: ")) from None
+
+
+def _level_ref(ctx: _Ctx, path: str, value: Any, policy: str, levels: Mapping[str, AccessLevel], star: bool) -> str:
+    text = _str(ctx, path, value)
+    if star and text == "*":
+        return text
+    full = f"accessPolicies/{policy}/accessLevels/{text}" if _LEVEL_SHORT.match(text) else text
+    match = _LEVEL_NAME.match(full)
+    if match is None:
+        raise ctx.fail(path, f"{text!r} is not an access level (NAME or accessPolicies/NUMBER/accessLevels/NAME)")
+    if match.group(1) != policy:
+        raise ctx.fail(path, f"{text!r} is not in the perimeter's access policy accessPolicies/{policy}")
+    if full not in levels:
+        raise ctx.fail(path, f"{text!r} is not defined under perimeter.levels")
+    return full
+
+
+def _levels(ctx: _Ctx, raw: Any, policy: str) -> dict[str, AccessLevel]:
+    out: dict[str, AccessLevel] = {}
+    for key, body in _mapping(ctx, "perimeter.levels", raw).items():
+        path = f"perimeter.levels.{key}"
+        text = str(key)
+        full = f"accessPolicies/{policy}/accessLevels/{text}" if _LEVEL_SHORT.match(text) else text
+        match = _LEVEL_NAME.match(full)
+        if match is None or match.group(1) != policy:
+            raise ctx.fail(path, f"not an access level name of accessPolicies/{policy} (NAME or the full name)")
+        spec = _mapping(ctx, path, body, {"combining_function", "conditions"})
+        combining = spec.get("combining_function", "AND")
+        if combining not in _COMBINING:
+            raise ctx.fail(f"{path}.combining_function", f"expected AND or OR, got {_show(combining)}")
+        conditions = _list(ctx, f"{path}.conditions", spec.get("conditions"), lambda p, v: _condition(ctx, p, v))
+        if not conditions:
+            raise ctx.fail(f"{path}.conditions", "a basic access level needs at least one condition")
+        out[full] = AccessLevel(full, tuple(conditions), str(combining))
+    return out
+
+
+def _condition(ctx: _Ctx, path: str, raw: Any) -> LevelCondition:
+    spec = _mapping(ctx, path, raw, {"members", "vpc_network_sources"})
+    members = _list(ctx, f"{path}.members", spec.get("members", []), lambda p, v: _member(ctx, p, v))
+    for i, m in enumerate(members):
+        if not m.startswith(("user:", "serviceAccount:")):
+            raise ctx.fail(f"{path}.members[{i}]", "an access level's members are user: or serviceAccount: only")
+    networks = _list(
+        ctx, f"{path}.vpc_network_sources", spec.get("vpc_network_sources", []), lambda p, v: _vpc_source(ctx, p, v)
+    )
+    if not members and not networks:
+        raise ctx.fail(path, "a condition needs members and/or vpc_network_sources (nothing else is emulated)")
+    return LevelCondition(frozenset(members), frozenset(networks))
+
+
+def _vpc_source(ctx: _Ctx, path: str, raw: Any) -> str:
+    """A VpcNetworkSource: {vpc_subnetwork: {network, vpc_ip_subnetworks}}; the IP ranges are not evaluated."""
+    spec = _mapping(ctx, path, raw, {"vpc_subnetwork"})
+    sub = _mapping(ctx, f"{path}.vpc_subnetwork", spec.get("vpc_subnetwork"), {"network", "vpc_ip_subnetworks"})
+    _list(
+        ctx,
+        f"{path}.vpc_subnetwork.vpc_ip_subnetworks",
+        sub.get("vpc_ip_subnetworks", []),
+        lambda p, v: _str(ctx, p, v),
+    )
+    return _vpc(ctx, f"{path}.vpc_subnetwork.network", sub.get("network"))
+
+
+def _ingress_rule(ctx: _Ctx, path: str, raw: Any, policy: str, levels: Mapping[str, AccessLevel]) -> IngressRule:
+    spec = _mapping(ctx, path, raw, {"title", "from", "to"})
+    frm = _mapping(ctx, f"{path}.from", spec.get("from"), {"identities", "identity_type", "sources"})
+    identities = _list(ctx, f"{path}.from.identities", frm.get("identities", []), lambda p, v: _member(ctx, p, v))
+    identity_type = frm.get("identity_type", "IDENTITY_TYPE_UNSPECIFIED")
+    if identity_type not in _IDENTITY_TYPES:
+        raise ctx.fail(f"{path}.from.identity_type", f"expected one of {', '.join(sorted(_IDENTITY_TYPES))}")
+    if identity_type != "IDENTITY_TYPE_UNSPECIFIED" and identities:
+        raise ctx.fail(f"{path}.from", "give identities or an identity_type, not both")
+    if identity_type == "IDENTITY_TYPE_UNSPECIFIED" and not identities:
+        raise ctx.fail(f"{path}.from", "needs identities or an identity_type (ANY_IDENTITY, …)")
+
+    def source(p: str, v: Any) -> tuple[str, str]:
+        item = _mapping(ctx, p, v, {"access_level", "resource"})
+        if len(item) != 1:
+            raise ctx.fail(p, "a source is exactly one of access_level or resource")
+        if "access_level" in item:
+            return ("access_level", _level_ref(ctx, f"{p}.access_level", item["access_level"], policy, levels, True))
+        text = _str(ctx, f"{p}.resource", item["resource"])
+        if _PROJECT_NUMBER_RESOURCE.match(text):
+            return ("resource", text)
+        return ("resource", _vpc(ctx, f"{p}.resource", text))
+
+    sources = _list(ctx, f"{path}.from.sources", frm.get("sources"), source)
+    if not sources:
+        raise ctx.fail(f"{path}.from.sources", 'at least one source (an access level, "*", a project or a VPC network)')
+    to = _mapping(ctx, f"{path}.to", spec.get("to", {}), {"operations", "resources"})
+
+    def operation(p: str, v: Any) -> tuple[str, tuple[str, ...]]:
+        item = _mapping(ctx, p, v, {"service_name", "method_selectors"})
+        service = _str(ctx, f"{p}.service_name", item.get("service_name"))
+        selectors = _list(
+            ctx,
+            f"{p}.method_selectors",
+            item.get("method_selectors", [{"method": "*"}]),
+            lambda q, w: _selector(ctx, q, w),
+        )
+        return (service, tuple(selectors))
+
+    operations = _list(ctx, f"{path}.to.operations", to.get("operations", [{"service_name": "*"}]), operation)
+    resources = _list(ctx, f"{path}.to.resources", to.get("resources", ["*"]), lambda p, v: _str(ctx, p, v))
+    for i, r in enumerate(resources):
+        if r != "*" and not _PROJECT_NUMBER_RESOURCE.match(r):
+            raise ctx.fail(f"{path}.to.resources[{i}]", f'{r!r} is neither "*" nor projects/PROJECT_NUMBER')
+    return IngressRule(
+        identities=frozenset(identities),
+        identity_type="" if identity_type == "IDENTITY_TYPE_UNSPECIFIED" else str(identity_type),
+        sources=tuple(sources),
+        operations=tuple(operations),
+        resources=tuple(resources),
+        title=str(spec.get("title", "")),
+    )
+
+
+def _selector(ctx: _Ctx, path: str, raw: Any) -> str:
+    item = _mapping(ctx, path, raw, {"method", "permission"})
+    if len(item) != 1:
+        raise ctx.fail(path, "a method selector is exactly one of method or permission")
+    key = next(iter(item))
+    return (
+        f"{key}:{_str(ctx, f'{path}.{key}', item[key])}"
+        if key == "permission"
+        else _str(ctx, f"{path}.method", item[key])
     )
 
 
@@ -674,8 +864,12 @@ def export(world: World) -> dict[str, Any]:
             "restricted_services": sorted(pm.restricted_services),
             "refuse_outside": pm.refuse_outside,
             "ingress_members": sorted(pm.ingress_members),
-            "violation_reason": pm.violation_reason,
+            **({"violation_reason": pm.violation_reason} if pm.violation_reason else {}),
             "dry_run": pm.dry_run,
+            "networks": sorted(pm.networks),
+            "access_levels": list(pm.access_levels),
+            "levels": {name: _exported_level(level) for name, level in pm.levels.items()},
+            "ingress_rules": [_exported_rule(rule) for rule in pm.ingress_rules],
         }
     doc: dict[str, Any] = {
         "workload": world.workload,
@@ -702,6 +896,43 @@ def export(world: World) -> dict[str, Any]:
     if world.default_project not in world.projects:
         doc["metadata"]["project_id"] = world.default_project
     return doc
+
+
+def _exported_level(level: AccessLevel) -> dict[str, Any]:
+    return {
+        "combining_function": level.combining_function,
+        "conditions": [
+            {
+                **({"members": sorted(c.members)} if c.members else {}),
+                **(
+                    {"vpc_network_sources": [{"vpc_subnetwork": {"network": n}} for n in sorted(c.networks)]}
+                    if c.networks
+                    else {}
+                ),
+            }
+            for c in level.conditions
+        ],
+    }
+
+
+def _exported_rule(rule: IngressRule) -> dict[str, Any]:
+    frm: dict[str, Any] = {"sources": [{kind: value} for kind, value in rule.sources]}
+    if rule.identities:
+        frm["identities"] = sorted(rule.identities)
+    else:
+        frm["identity_type"] = rule.identity_type
+    operations = []
+    for service, selectors in rule.operations:
+        picks = [
+            {"permission": s.removeprefix("permission:")} if s.startswith("permission:") else {"method": s}
+            for s in selectors
+        ]
+        operations.append({"service_name": service, "method_selectors": picks})
+    return {
+        **({"title": rule.title} if rule.title else {}),
+        "from": frm,
+        "to": {"operations": operations, "resources": list(rule.resources)},
+    }
 
 
 def _exported_policy(holder: Project | Node) -> dict[str, Any]:

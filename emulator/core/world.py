@@ -75,19 +75,71 @@ class Node:
         return self.name.split("/", 1)[0]
 
 
+@dataclass(frozen=True)
+class LevelCondition:
+    """One condition of a basic access level (Access Context Manager v1 `Condition`): an AND over its fields, an
+    empty field matching anything. Only `members` and `vpcNetworkSources` (their networks; `vpcIpSubnetworks` ranges
+    are not evaluated) are emulated."""
+
+    members: frozenset[str] = frozenset()  # user:… / serviceAccount:…
+    networks: frozenset[str] = frozenset()  # //compute.googleapis.com/projects/P/global/networks/N
+
+    def matches(self, member: str, network: str) -> bool:
+        if self.members and member not in self.members:
+            return False
+        return not self.networks or (bool(network) and f"//compute.googleapis.com/{network}" in self.networks)
+
+
+@dataclass(frozen=True)
+class AccessLevel:
+    """A basic access level (accessPolicies/A/accessLevels/L): its conditions combined by AND (default) or OR."""
+
+    name: str
+    conditions: tuple[LevelCondition, ...]
+    combining_function: str = "AND"
+
+    def grants(self, member: str, network: str) -> bool:
+        results = [c.matches(member, network) for c in self.conditions]
+        return any(results) if self.combining_function == "OR" else all(results)
+
+
+@dataclass(frozen=True)
+class IngressRule:
+    """An ingress policy (ServicePerimeterConfig.IngressPolicy): matches when both its from and its to match.
+
+    from: the identity (`identities` member strings, or `identity_type` ANY_IDENTITY / ANY_USER_ACCOUNT /
+    ANY_SERVICE_ACCOUNT) AND one of `sources` (an access level name, "*" for any source, `projects/NUMBER` for the
+    project of the source network, or a VPC network `//compute.googleapis.com/projects/P/global/networks/N`).
+    to: one of `operations` ((service, methods); "*" for any service or method) AND one of `resources` ("*" or
+    `projects/NUMBER`).
+    """
+
+    identities: frozenset[str] = frozenset()
+    identity_type: str = ""
+    sources: tuple[tuple[str, str], ...] = (("access_level", "*"),)  # ("access_level" | "resource", value)
+    operations: tuple[tuple[str, tuple[str, ...]], ...] = (("*", ("*",)),)
+    resources: tuple[str, ...] = ("*",)
+    title: str = ""
+
+
 @dataclass
 class Perimeter:
-    """A VPC Service Controls service perimeter around some projects."""
+    """A VPC Service Controls service perimeter around some projects (and VPC networks)."""
 
     name: str  # accessPolicies/A/servicePerimeters/X
     organization_id: str
     projects: set[str]  # project ids inside
     restricted_services: set[str] = field(default_factory=lambda: {VERTEX})
     refuse_outside: bool = True  # refuse calls that come from outside the perimeter
-    # Principals an ingress rule / access level lets in (member strings).
+    # Principals let in from any source (the shorthand for an ingress rule with identities and source "*").
     ingress_members: set[str] = field(default_factory=set)
-    violation_reason: str = "NO_MATCHING_ACCESS_LEVEL"
+    violation_reason: str = ""  # "" = as the request's source gives it (emulator/services/vertex.py)
     dry_run: bool = False
+    # VPC networks inside the perimeter besides those of its projects (//compute.googleapis.com/projects/P/global/…).
+    networks: set[str] = field(default_factory=set)
+    access_levels: list[str] = field(default_factory=list)  # the perimeter's own access levels (names)
+    ingress_rules: list[IngressRule] = field(default_factory=list)
+    levels: dict[str, AccessLevel] = field(default_factory=dict)  # the access policy's levels, by name
 
 
 @dataclass

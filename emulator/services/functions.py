@@ -51,7 +51,7 @@ from typing import Any
 from google.rpc import code_pb2
 from packaging.requirements import InvalidRequirement, Requirement
 
-from emulator.core import iam
+from emulator.core import egress, iam
 from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, Doc, Fields, HttpRule, JsonMethod, RestCall, Service, json_method
 from emulator.core.http import Request, Response
@@ -157,6 +157,10 @@ _SERVICE: Fields = {
     "availableCpu": None,
     "availableMemory": None,
     "binaryAuthorizationPolicy": None,
+    # Direct VPC egress (Cloud Functions v2 REST reference, ServiceConfig; not in gcloud 528's client, which has no
+    # flags for it): one interface {network, subnetwork, tags} and VPC_EGRESS_ALL_TRAFFIC | _PRIVATE_RANGES_ONLY.
+    "directVpcEgress": None,
+    "directVpcNetworkInterface": {"network": None, "subnetwork": None, "tags": None},
     "environmentVariables": None,
     "ingressSettings": None,
     "maxInstanceCount": None,
@@ -434,6 +438,10 @@ def _validate(project: Project, function: Doc) -> None:
     email = _runtime_account(project, service)
     if not email.endswith(".gserviceaccount.com"):
         raise invalid_argument(f"Invalid service account email: {email}.")
+    try:
+        egress.function_egress_network(project.project_id, service)
+    except ValueError as error:
+        raise invalid_argument(f"Invalid Direct VPC egress settings: {error}.") from None
 
 
 def _source(project: Project, build: Doc) -> tuple[Doc, Upload]:
@@ -573,7 +581,13 @@ def _wanted(project: Project, record: FunctionRecord, operation: str) -> Wanted:
         environment={str(k): str(v) for k, v in message(service, "environmentVariables").items()},
         hosts=(_host(service["uri"]), _host(resource["url"])),
         operation=operation,
+        network=wanted_network(project, record),  # validated on create / update
     )
+
+
+def wanted_network(project: Project, record: FunctionRecord) -> str:
+    """The network a function's instances egress through to Google APIs ("" for Cloud Run's default egress)."""
+    return egress.function_egress_network(project.project_id, record.resource["serviceConfig"])
 
 
 def _host(url: str) -> str:

@@ -6,6 +6,20 @@ credentials → consumer project → service enabled → billing → org policy 
 order is assumed, see `admit`) → VPC-SC → IAM (allow policies of the project and its ancestors, deny rules attached to
 any of them; the same 403 whether or not the model exists) → org policy allowedModels (the nearest setting in the
 hierarchy) → model served in the location → quota.
+
+VPC Service Controls (docs/google-behaviour.md, "VPC Service Controls by source network"): a request is inside the
+perimeter when it comes from a VPC network of a project in the perimeter or from a network the perimeter lists; the
+caller's network is the one its access token was minted with (a served function's or job's metadata server mints
+tokens carrying its Direct VPC egress network; "" is Cloud Run's default egress, i.e. the internet). From outside,
+the request passes when one of the perimeter's access levels grants it, or one ingress rule matches both its from
+(identity AND a source) and its to (operation AND resource).
+Assumption: a denial from a VPC network outside the perimeter is recorded as NETWORK_NOT_IN_SAME_SERVICE_PERIMETER
+and one from no VPC network as NO_MATCHING_ACCESS_LEVEL; Google's pages describe both reasons without a table for
+ingress from another network.
+Assumption: an ingress rule's method selector matches the gRPC method's full name or its `Service.Method` tail, and a
+permission selector matches aiplatform.endpoints.predict.
+Assumption: the Policy Denied entry carries the caller's network in requestMetadata.callerNetwork (the emulator
+keeps every network in its one organization) and no other source field in ingressViolations.
 """
 
 from __future__ import annotations
@@ -21,7 +35,7 @@ from google.rpc import code_pb2
 from emulator.core import audit, iam
 from emulator.core.handlers import Api, Call, HttpRule, Method, Service
 from emulator.core.status import RpcError, error_info, help_link, invalid_argument, localized, precondition
-from emulator.core.world import VERTEX, Project, World
+from emulator.core.world import VERTEX, IngressRule, Perimeter, Project, World
 from emulator.services.kit import service_disabled
 
 PERMISSION = "aiplatform.endpoints.predict"
@@ -221,19 +235,26 @@ def admit(call: Call, model_name: str) -> tuple[ModelRef, Project]:
 
 
 def _check_perimeter(call: Call, project: Project, ref: ModelRef, email: str, member: str) -> None:
-    perimeter = call.world.perimeter
+    world = call.world
+    perimeter = world.perimeter
     if (
         perimeter is None
         or project.project_id not in perimeter.projects
         or VERTEX not in perimeter.restricted_services
         or not perimeter.refuse_outside
-        or member in perimeter.ingress_members
     ):
         return
+    info = world.tokens.get(call.token)
+    network = info.network if info is not None else ""
+    if _inside(world, perimeter, network) or _admitted(
+        world, perimeter, project, call.method.full_name, member, network
+    ):
+        return
+    reason = "NETWORK_NOT_IN_SAME_SERVICE_PERIMETER" if network else "NO_MATCHING_ACCESS_LEVEL"
     uid = secrets.token_urlsafe(40).replace("-", "").replace("_", "")[:48]
     err, message = _vpc_sc_denied(project, uid)
     audit.vpc_sc_policy_denied(
-        call.world,
+        world,
         project,
         email=email,
         service=VERTEX,
@@ -242,9 +263,65 @@ def _check_perimeter(call: Call, project: Project, ref: ModelRef, email: str, me
         uid=uid,
         message=message,
         caller_ip=call.caller_ip,
+        reason=perimeter.violation_reason or reason,
+        network=network,
     )
     if not perimeter.dry_run:
         raise err
+
+
+def _inside(world: World, perimeter: Perimeter, network: str) -> bool:
+    """A request from a VPC network of a project in the perimeter, or from a network it lists, is inside it."""
+    if not network:
+        return False
+    host = network.split("/")[1]
+    found = world.project(host)
+    return (found is not None and found.project_id in perimeter.projects) or (
+        f"//compute.googleapis.com/{network}" in perimeter.networks
+    )
+
+
+def _admitted(world: World, perimeter: Perimeter, project: Project, method: str, member: str, network: str) -> bool:
+    """An access level of the perimeter grants the request, or an ingress rule matches it (or the ingress_members
+    shorthand: those identities from any source, to anything)."""
+    if member in perimeter.ingress_members:
+        return True
+    if any(perimeter.levels[name].grants(member, network) for name in perimeter.access_levels):
+        return True
+    return any(
+        _rule_matches(world, perimeter, rule, project, method, member, network) for rule in perimeter.ingress_rules
+    )
+
+
+def _rule_matches(
+    world: World, perimeter: Perimeter, rule: IngressRule, project: Project, method: str, member: str, network: str
+) -> bool:
+    kind = member.split(":", 1)[0]
+    identity = {
+        "ANY_IDENTITY": True,
+        "ANY_USER_ACCOUNT": kind == "user",
+        "ANY_SERVICE_ACCOUNT": kind == "serviceAccount",
+    }.get(rule.identity_type, member in rule.identities)
+    if not identity or not any(_source_matches(world, perimeter, s, member, network) for s in rule.sources):
+        return False
+    tail = ".".join(method.rsplit(".", 2)[-2:])
+    operation = any(
+        service in ("*", VERTEX) and any(sel in ("*", method, tail, f"permission:{PERMISSION}") for sel in selectors)
+        for service, selectors in rule.operations
+    )
+    return operation and any(r in ("*", f"projects/{project.number}") for r in rule.resources)
+
+
+def _source_matches(world: World, perimeter: Perimeter, source: tuple[str, str], member: str, network: str) -> bool:
+    kind, value = source
+    if kind == "access_level":
+        return value == "*" or perimeter.levels[value].grants(member, network)
+    if not network:
+        return False
+    if value.startswith("//compute.googleapis.com/"):
+        return value == f"//compute.googleapis.com/{network}"
+    host = world.project(network.split("/")[1])  # projects/NUMBER: the project of the source network
+    return host is not None and value == f"projects/{host.number}"
 
 
 def _audit(call: Call, project: Project, ref: ModelRef, email: str, granted: bool, outcome: RpcError | None) -> None:
