@@ -8,6 +8,9 @@ import contextlib
 import io
 import json
 import os
+import pty
+import re
+import select
 import signal
 import subprocess
 import sys
@@ -207,6 +210,54 @@ def test_status_of_a_fleet_shows_what_is_missing_and_what_could_not_be_read(tmp_
         states = {p["project"]: (p["state"], p["function"], p["job"]) for p in doc["projects"]}
         assert states == {"demo-proj": ("not deployed", "absent", "absent"),
                           "ghost-proj": ("unknown", "unknown", "unknown")}, states  # fmt: skip
+
+
+def test_two_projects_deploy_with_a_live_overview_on_a_terminal(tmp_path: Path) -> None:
+    """The README's fleet deploy from a person's terminal (stderr a TTY, two projects at once): progress lines as
+    each step ends, and under them rich's live table of every project's latest step, redrawn in place; the table
+    left on the screen at the end shows both projects done."""
+    need("gcloud")
+    scenario = fleet.fleet_scenario(tmp_path / "fleet.yaml", 2)
+    with Emulator(str(scenario)) as emulator:
+        env = {**emulator.gcloud_env(tmp_path / "home", fleet.DEPLOYER), "PYTHONPATH": str(ROOT),
+               "GRPC_VERBOSITY": "NONE", "TERM": "xterm-256color", "COLUMNS": "100"}  # fmt: skip
+        projects = tmp_path / "fleet.txt"
+        projects.write_text(f"{fleet.fleet_project(1)}\n{fleet.fleet_project(2)}\n")
+        argv = [sys.executable, "-m", "deploy", "apply", "--projects-file", str(projects), "--region",
+                "us-central1", "--service-account", "canary-workload@{project}.iam.gserviceaccount.com",
+                "--parallel", "2", "--no-notifications"]  # fmt: skip
+        terminal, tty_end = pty.openpty()
+        process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=tty_end, text=True)
+        os.close(tty_end)
+        screen = bytearray()
+        while True:  # read the terminal until the process has closed it
+            ready, _, _ = select.select([terminal], [], [], 1.0)
+            if not ready:
+                if process.poll() is not None:
+                    break
+                continue
+            try:
+                chunk = os.read(terminal, 65536)
+            except OSError:  # EIO: the other end is closed
+                break
+            if not chunk:
+                break
+            screen.extend(chunk)
+        os.close(terminal)
+        summary, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, summary
+    raw = screen.decode("utf-8", "replace")
+    assert "\x1b[1A\x1b[2K" in raw  # the live table is redrawn in place (cursor up, erase line)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw).replace("\r", "")
+    lines = plain.split("\n")
+    for project in (fleet.fleet_project(1), fleet.fleet_project(2)):
+        assert any(re.search(rf"\[ *[0-9.]+s\] {project}: preflight: project found", line) for line in lines), raw
+        assert any(re.search(rf"\[ *[0-9.]+s\] {project}: function: created", line) for line in lines), raw
+    # the table as it stays on the screen: after the last redraw of its header
+    *_, last = re.finditer(r"project +state +step +at *\n", plain)
+    final = [line.split()[:2] for line in plain[last.end() :].split("\n") if line.strip()]
+    assert final == [[fleet.fleet_project(1), "created"], [fleet.fleet_project(2), "created"]], plain[-2000:]
+    assert re.search(rf"^{fleet.fleet_project(2)} +created +16 ", summary, re.M), summary  # stdout: the summary
 
 
 def test_ctrl_c_ends_a_deploy_in_one_line_without_a_traceback(tmp_path: Path) -> None:
