@@ -22,7 +22,7 @@ from emulator.services import (
     vertex,
 )
 from emulator.services.logging import service as logging
-from emulator.services.monitoring import dashboards
+from emulator.services.monitoring import dashboards, metricsscopes
 from emulator.services.monitoring import service as monitoring
 
 # One line an API: the modules whose SERVICE the emulator serves.
@@ -31,6 +31,7 @@ MODULES = (
     logging,
     monitoring,
     dashboards,
+    metricsscopes,
     resourcemanager,
     ancestry,
     serviceusage,

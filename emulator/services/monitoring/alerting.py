@@ -4,13 +4,17 @@ per condition and time-series group when the condition is met, and closes it whe
 
 - Cadence: every policy is evaluated once a minute, on whole minutes of the emulator's clock. After the clock jumps,
   each minute in between is evaluated in order (`tick` keeps the minute it evaluated up to, per project).
+- Metrics scope: a policy reads the series of every project in its scoping project's metrics scope (the scoping
+  project and each project added to it, metricsscopes.py); grouping by `resource.label.project_id` keeps one group,
+  so one incident, per project.
 - Threshold conditions: the condition's filter (the ListTimeSeries filter language) and aggregations (applied in
   order over a window of each aggregation's alignment period ending at the evaluated minute, so the window slides),
   `comparison` against `thresholdValue`; a group is met once it has violated without a break for `duration`;
   `trigger` count (default 1) or percent of the groups with data; `evaluationMissingData` when a group has no data.
 - Absence conditions: a group (after aggregation) that had data and then none for `duration` is met; it closes when
   data arrives.
-- Log-match conditions: each log entry of the scoping project that becomes visible (after Logging's ingestion lag)
+- Log-match conditions: each log entry of the scoping project (only its own: alert.proto, LogMatch, leaves the logs
+  of the other projects in the metrics scope out) that becomes visible (after Logging's ingestion lag)
   and matches the Logging filter opens an incident for its label extractors' values, unless one is open for them;
   at most one notification per `notificationRateLimit.period` for the policy; such incidents close only by
   `autoClose`, and only the opening is notified (alert.proto: log-based prompts are always [OPENED]).
@@ -52,7 +56,7 @@ from emulator.core.world import LogRecord, Project, World
 from emulator.services.logging.filter import FilterError, compile_filter
 from emulator.services.monitoring import aggregation as agg
 from emulator.services.monitoring.filter import MonFilterError, SeriesView, compile_monitoring_filter
-from emulator.services.monitoring.store import MonitoringStore
+from emulator.services.monitoring.store import MonitoringStore, scope_projects
 
 MINUTE = timedelta(minutes=1)
 CATCH_UP = timedelta(hours=25)
@@ -84,6 +88,11 @@ class Group:
 
     def resource_key(self) -> tuple[str, tuple[tuple[str, str], ...]]:
         return self.resource_type, tuple(sorted(self.resource_labels.items()))
+
+    def project(self, scoping: str) -> str:
+        """The project the group's data came from: its resource's `project_id` label when the grouping kept it
+        (in a metrics scope each series carries the project it is stored in), else the scoping project."""
+        return self.resource_labels.get("project_id") or scoping
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {}
@@ -120,6 +129,7 @@ class Incident:
         return {
             "incident_id": self.incident_id,
             "project": self.project,
+            "resource_project": self.group.project(self.project),
             "policy": self.policy,
             "condition": self.condition,
             "group": self.group.to_json(),
@@ -229,19 +239,20 @@ def _aggregations(body: Any) -> list[agg.Aggregation]:
     ]
 
 
-def _series_groups(project: Project, body: Any, start: datetime, end: datetime) -> list[tuple[Group, float]]:
+def _series_groups(scope: list[Project], body: Any, start: datetime, end: datetime) -> list[tuple[Group, float]]:
     """The condition's groups with data in the window ending at `end` (each aggregation's alignment period, or
-    (start, end] when that is longer: an absence condition's duration), each with its newest value."""
+    (start, end] when that is longer: an absence condition's duration), each with its newest value. The series are
+    those of every project in the scoping project's metrics scope (`scope`, the scoping project first)."""
 
     try:
         matches = compile_monitoring_filter(body.filter)
     except MonFilterError:
         return []
-    pid = project.project_id
     series = [
         s
-        for s in project.store(MonitoringStore).time_series.values()
-        if matches(SeriesView(s.metric_type, s.metric_labels, s.resource_type, s.resource_labels, pid))
+        for member in scope
+        for s in member.store(MonitoringStore).time_series.values()
+        if matches(SeriesView(s.metric_type, s.metric_labels, s.resource_type, s.resource_labels, member.project_id))
     ]
     specs = _aggregations(body)
     try:
@@ -281,11 +292,11 @@ def _triggered(met: int, total: int, trigger: Any) -> bool:
     return met >= (raw.count or 1)
 
 
-def _threshold(project: Project, state: _ConditionState, body: Any, now: datetime) -> dict[GroupKey, Group]:
+def _threshold(scope: list[Project], state: _ConditionState, body: Any, now: datetime) -> dict[GroupKey, Group]:
     duration = timedelta(seconds=_seconds(body.duration))
     comparison = mt.ComparisonType(body.comparison).name
     missing = mt.AlertPolicy.Condition.EvaluationMissingData(body.evaluation_missing_data).name
-    present = {g.key(): (g, v) for g, v in _series_groups(project, body, now - MINUTE, now)}
+    present = {g.key(): (g, v) for g, v in _series_groups(scope, body, now - MINUTE, now)}
     for key, (group, value) in present.items():
         state.seen[key] = group
         state.last_data[key] = now
@@ -305,9 +316,9 @@ def _threshold(project: Project, state: _ConditionState, body: Any, now: datetim
     return met if _triggered(len(met), len(present) or len(state.seen), body.trigger) else {}
 
 
-def _absence(project: Project, state: _ConditionState, body: Any, now: datetime) -> dict[GroupKey, Group]:
+def _absence(scope: list[Project], state: _ConditionState, body: Any, now: datetime) -> dict[GroupKey, Group]:
     duration = timedelta(seconds=_seconds(body.duration))
-    present = {g.key(): g for g, _ in _series_groups(project, body, now - duration, now)}
+    present = {g.key(): g for g, _ in _series_groups(scope, body, now - duration, now)}
     for key, group in present.items():
         state.seen[key] = group
         state.last_data[key] = now
@@ -431,13 +442,14 @@ def evaluate_policy(world: World, project: Project, policy: mt.AlertPolicy, now:
     wanted = prompts(policy)
     entries: list[dict[str, Any]] | None = None
     met_by_condition: list[tuple[mt.AlertPolicy.Condition, dict[GroupKey, Group], _ConditionState]] = []
+    scope = scope_projects(world, project)
     for condition in policy.conditions:
         state = store.conditions.setdefault((policy.name, condition.name), _ConditionState())
         which = _which(condition)
         if which == "condition_threshold":
-            met = _threshold(project, state, condition.condition_threshold, now)
+            met = _threshold(scope, state, condition.condition_threshold, now)
         elif which == "condition_absent":
-            met = _absence(project, state, condition.condition_absent, now)
+            met = _absence(scope, state, condition.condition_absent, now)
         elif which == "condition_matched_log":
             if entries is None:
                 entries = store_entries(world, project, now)

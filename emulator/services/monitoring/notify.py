@@ -13,11 +13,16 @@ Variables (https://cloud.google.com/monitoring/alerts/doc-variables): `${conditi
 `${metadata.system_label.KEY}`, `${metadata.user_label.KEY}`, `${log.extracted_label.KEY}`; `$${` renders `${`. Label
 variables read only the labels the incident's group kept (the condition's aggregation decides). The subject is cut
 to 255 bytes after expansion, at a UTF-8 character boundary (alert.proto, Documentation.subject).
+`${project}` and the incident JSON's `scoping_project_id` / `scoping_project_number` are the scoping project (the
+policy's); `${resource.project}` and `resource.labels` the project the series came from (docs/google-behaviour.md,
+"Metrics scopes").
 
 Assumption: a documented variable with no value for the incident (a label the grouping dropped, metadata labels, which
 the emulator has none of) renders as the empty string; `${resource.label.project_id}` too (the page sends readers to
 `${resource.project}` for it); a name the page does not document is left in the text as written.
-Assumption: `${resource.project}` is the scoping project (the emulator keeps each project's series apart).
+Assumption: `${resource.project}` (the project of the monitored resource) is the `project_id` label of the incident's
+series when the grouping kept it (a monitored project's, in a metrics scope), else the scoping project; the incident
+JSON's `resource_name` and summary name that project too.
 Assumption: the expanded content is cut at 10,240 bytes (the stored limit) at a UTF-8 character boundary.
 Assumption: a policy without a subject gets "[ALERT - SEVERITY] POLICY" when an incident opens and
 "[RESOLVED] POLICY" when it closes (severity "No severity" when unset); a closed incident's summary says the
@@ -76,7 +81,7 @@ def variables(incident: Incident, policy: mt.AlertPolicy, condition: mt.AlertPol
         "policy.display_name": policy.display_name,
         "project": incident.project,
         "resource.type": group.resource_type,
-        "resource.project": incident.project,
+        "resource.project": group.project(incident.project),
     }
     found.update({f"metric.label.{k}": v for k, v in group.metric_labels.items()})
     found.update({f"resource.label.{k}": v for k, v in group.resource_labels.items() if k != "project_id"})
@@ -107,15 +112,16 @@ def _number(value: float | None) -> str | None:
 
 def _summary(incident: Incident, policy: mt.AlertPolicy, event: str, what: str) -> str:
     # Assumption wording (see the module docstring): modelled on the summaries public samples show.
+    project = incident.group.project(incident.project)
     if event == "CLOSED":
-        return f"{what} for {incident.project} returned to normal."
+        return f"{what} for {project} returned to normal."
     if incident.observed_value is not None and incident.threshold_value is not None:
         side = "above" if incident.observed_value > incident.threshold_value else "at"
         return (
-            f"{what} for {incident.project} is {side}"
+            f"{what} for {project} is {side}"
             f" the threshold of {incident.threshold_value:.3f} with a value of {incident.observed_value:.3f}."
         )
-    return f"{what} for {incident.project}: condition met ({policy.display_name})."
+    return f"{what} for {project}: condition met ({policy.display_name})."
 
 
 def compose(pending: Pending) -> dict[str, Any]:
@@ -159,7 +165,7 @@ def compose(pending: Pending) -> dict[str, Any]:
             "resource_type_display_name": incident.group.resource_type,
             "resource_id": "",
             "resource_display_name": "",
-            "resource_name": f"{incident.project} {incident.group.resource_type} labels "
+            "resource_name": f"{incident.group.project(incident.project)} {incident.group.resource_type} labels "
             + "{"
             + ", ".join(f"{k}={v}" for k, v in sorted(incident.group.resource_labels.items()))
             + "}",

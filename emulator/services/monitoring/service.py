@@ -36,7 +36,7 @@ from emulator.services.monitoring.filter import (
     require_resource_type_restriction,
     require_single_metric_type,
 )
-from emulator.services.monitoring.store import MonitoringStore
+from emulator.services.monitoring.store import MonitoringStore, scope_projects
 
 API = "monitoring.googleapis.com"
 MAX_SERIES = 200
@@ -378,10 +378,14 @@ def list_time_series(call: Call, request: mt.ListTimeSeriesRequest) -> mt.ListTi
     if end is None:
         raise invalid_argument("Field interval.endTime had an invalid value: The end time must be specified.")
     start = _when(request.interval.start_time) or end - timedelta(microseconds=1)
+    # Read through the project's metrics scope: its own series and those of every project added to it, each with
+    # the project it is stored in (the Monitoring API v3 page, "Project names": the metrics methods read the scope of
+    # a scoping project); the caller needs the permission on the scoping project only.
     candidates = [
         s
-        for s in project.store(MonitoringStore).time_series.values()
-        if matches(SeriesView(s.metric_type, s.metric_labels, s.resource_type, s.resource_labels, project.project_id))
+        for member in scope_projects(call.world, project)
+        for s in member.store(MonitoringStore).time_series.values()
+        if matches(SeriesView(s.metric_type, s.metric_labels, s.resource_type, s.resource_labels, member.project_id))
     ]
     try:
         result = agg.aggregate(candidates, start, end, _aggregation(request))
