@@ -85,15 +85,42 @@ def denial_facts(entry: Any) -> dict[str, Any]:
     }
 
 
+# Violation reasons of a request whose source the perimeter did not admit: no access level or ingress rule matched
+# it, or it came from a VPC network outside the perimeter (docs/google-behaviour.md, "VPC Service Controls by source
+# network"). Either way the source network decides, as much as the identity.
+SOURCE_REASONS = frozenset({"NO_MATCHING_ACCESS_LEVEL", "NETWORK_NOT_IN_SAME_SERVICE_PERIMETER"})
+DEFAULT_EGRESS = "outside any VPC network (Cloud Run default egress)"
+_COMPUTE = "//compute.googleapis.com/"
+
+
 def policy_facts(entry: Any) -> dict[str, Any]:
-    metadata = payload_of(entry).get("metadata", {})
+    payload = payload_of(entry)
+    metadata = payload.get("metadata", {})
+    # requestMetadata.callerNetwork: the VPC network the request came from, absent for none (audit_log.proto).
+    network = str(payload.get("requestMetadata", {}).get("callerNetwork", ""))
+    reason = metadata.get("violationReason", "")
+    ingress = bool(metadata.get("ingressViolations"))
     return {
         "timestamp": when(entry),
         "unique_id": metadata.get("vpcServiceControlsUniqueId", ""),
-        "violation_reason": metadata.get("violationReason", ""),
+        "violation_reason": reason,
         "perimeter": metadata.get("securityPolicyInfo", {}).get("servicePerimeterName", ""),
         "insert_id": entry.insert_id,
+        "caller_network": network.removeprefix(_COMPUTE),
+        "network_detail": network_detail(reason, network, ingress),
     }
+
+
+def network_detail(reason: str, network: str, ingress: bool) -> str:
+    """Where the refused request came from and what that means, for an ingress denial decided by its source; ""
+    otherwise."""
+    if reason not in SOURCE_REASONS or not ingress:
+        return ""
+    where = network.removeprefix(_COMPUTE) if network else DEFAULT_EGRESS
+    return (
+        f"the request came from {where}; the perimeter's ingress rules and access levels admit this identity from "
+        "no such source (they may admit it from the workload's own VPC network)"
+    )
 
 
 def change_of(entry: Any, principal: str | None) -> Change | None:

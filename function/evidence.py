@@ -587,7 +587,8 @@ def _read_denials(
                 Item(
                     step,
                     "found",
-                    f"VPC Service Controls refused the call ({p['violation_reason']}) at perimeter {p['perimeter']}",
+                    f"VPC Service Controls refused the call ({p['violation_reason']}) at perimeter {p['perimeter']}"
+                    + (f"; {p['network_detail']}" if p.get("network_detail") else ""),
                     data=p,
                 )
             )

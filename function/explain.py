@@ -52,7 +52,10 @@ MEANINGS: dict[Cause, str] = {
     "billed to, or was disabled.",
     Cause.BILLING_DISABLED: "The project has no active billing account, so Google refuses paid APIs such as Gemini.",
     Cause.VPC_SC: "A VPC Service Controls perimeter refused the call: the caller or the network it comes from is "
-    "outside the perimeter around the project.",
+    "outside the perimeter around the project. Its Policy Denied audit entry names the reason and the network "
+    "(requestMetadata.callerNetwork, absent for a call from outside any VPC network): a perimeter whose ingress rules "
+    "or access levels depend on the source network treats a call from Cloud Run's default egress differently from "
+    "the same identity's call from its VPC network.",
     Cause.ORG_POLICY: "An organization policy constraint (for example the allowed models, or the services a project "
     "may use) forbids this call.",
     Cause.WRONG_PROJECT: "The call names a project that does not exist or that the caller cannot see: a wrong "

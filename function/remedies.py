@@ -180,12 +180,32 @@ def _vpc_sc(c: _Case) -> list[Remedy]:
             f"?project={quote(c.project)}",
         )
     ]
-    perimeter = (c.evidence.policy_denial or {}).get("perimeter", "")
-    if perimeter.startswith("accessPolicies/"):
-        policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
+    facts = c.evidence.policy_denial or {}
+    perimeter = facts.get("perimeter", "")
+    by_source = bool(facts.get("network_detail"))
+    if by_source:
+        # Direct VPC egress with all traffic sends the canary's calls to Google APIs through the workload's network
+        # (docs/google-behaviour.md, "VPC Service Controls by source network"); the deploy tool sets it.
         out.append(
             Remedy(
-                "Inspect the perimeter's ingress rules (add one for the workload's identity)",
+                "Give the canary the workload's egress (Direct VPC egress, all traffic) so it calls from the network "
+                "the perimeter admits",
+                f"python -m deploy apply --project {c.p} --region REGION --network NETWORK --subnet SUBNET "
+                "--vpc-egress all-traffic",
+            )
+        )
+    if perimeter.startswith("accessPolicies/"):
+        policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
+        source = facts.get("caller_network") or "Cloud Run's default egress"
+        title = (
+            f"Or inspect the perimeter's ingress rules and access levels (add an ingress rule for the identity from "
+            f"{source})"
+            if by_source
+            else "Inspect the perimeter's ingress rules (add one for the workload's identity)"
+        )
+        out.append(
+            Remedy(
+                title,
                 f"gcloud access-context-manager perimeters describe {shlex.quote(name)} --policy={shlex.quote(policy)}",
             )
         )

@@ -58,6 +58,9 @@ def _why(result: Result, outcome: Outcome) -> str:
                 "(a deny policy on the project, a folder or the organization, or a principal access boundary)"
             )
         return f"{who} lacks {permission or 'aiplatform.endpoints.predict'} on {result.project}"
+    detail = (result.evidence.policy_denial or {}).get("network_detail", "")
+    if failure.cause == Cause.VPC_SC and detail:
+        return f"{failure.code} {failure.reason or 'SECURITY_POLICY_VIOLATED'}: {detail}"
     if failure.reason:
         return f"{failure.code} {failure.reason}"
     return f"{failure.code or ''} {failure.message[:MESSAGE_SHOWN]}".strip()

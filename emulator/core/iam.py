@@ -106,9 +106,6 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     "roles/monitoring.viewer": frozenset(p for p in _MONITORING_EDITOR if p.endswith((".get", ".list"))),
     "roles/monitoring.editor": frozenset(_MONITORING_EDITOR),
-    # Monitoring Admin holds monitoring.*; Google asks for it on the scoping project and on each project added to a
-    # metrics scope (the Metrics Scopes methods check monitoring.metricsScopes.link on both).
-    "roles/monitoring.admin": frozenset({*_MONITORING_EDITOR, "monitoring.metricsScopes.link"}),
     "roles/monitoring.alertPolicyEditor": frozenset(
         {
             "monitoring.alertPolicies.create",
@@ -236,6 +233,31 @@ ROLES: dict[str, frozenset[str]] = {
             *(f"run.executions.{verb}" for verb in ("cancel", "delete", "get", "list")),
             "run.services.get",
             "run.services.list",
+        }
+    ),
+    # Cloud Run Source Developer: what deploying from source needs of the deployer (the build-service-account page
+    # names it with Service Usage Consumer and Service Account User; Cloud Run's IAM roles page lists it): Cloud Run
+    # jobs and builds, the staging bucket and its objects, the cloud-run-source-deploy repository, the build itself.
+    # The permissions here are those the emulated calls check.
+    "roles/run.sourceDeveloper": frozenset(
+        {
+            *(f"run.jobs.{verb}" for verb in ("create", "delete", "get", "list", "run", "update")),
+            *(f"run.executions.{verb}" for verb in ("cancel", "delete", "get", "list")),
+            "run.builds.create",
+            "run.services.get",
+            "run.services.list",
+            "storage.buckets.create",
+            "storage.buckets.get",
+            "storage.buckets.list",
+            "storage.objects.create",
+            "storage.objects.get",
+            "artifactregistry.repositories.create",
+            "artifactregistry.repositories.get",
+            "artifactregistry.repositories.list",
+            "artifactregistry.dockerimages.list",
+            "cloudbuild.builds.create",
+            "cloudbuild.builds.get",
+            "cloudbuild.builds.list",
         }
     ),
     "roles/cloudfunctions.invoker": frozenset({"cloudfunctions.functions.invoke"}),

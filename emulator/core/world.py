@@ -209,6 +209,7 @@ class World:
         self._quota_used: Counter[tuple[str, str, int]] = Counter()
         self.tokens: dict[str, TokenInfo] = {}
         self.workload = ""  # the metadata server's default service account
+        self.workload_network = ""  # the VPC network the emulator's own metadata server's tokens egress through
         self.default_project = ""
         self.region = "us-central1"
         self.instance_id = "00" + secrets.token_hex(40)

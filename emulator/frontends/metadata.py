@@ -76,7 +76,7 @@ class Identity:
 
 
 def default_identity(world: World) -> Identity:
-    return Identity(world.workload, world.default_project, world.region, world.instance_id)
+    return Identity(world.workload, world.default_project, world.region, world.instance_id, world.workload_network)
 
 
 def make_app(world: World, identity: Identity | None = None) -> Any:

@@ -16,17 +16,14 @@ delete stops it.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import shutil
 import signal
-import stat
 import subprocess
 import sys
 import tempfile
 import threading
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -34,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from emulator.core import archive
+from emulator.core.archive import ArchiveError
 from emulator.core.network import Outbound, Reply
 from emulator.core.world import World
 from emulator.frontends.httpserver import HttpServer
@@ -45,49 +44,18 @@ from emulator.runtime.process import ServedProcess, run_task
 from emulator.services import functions, runjobs
 
 CLOCKSHIM = Path(__file__).resolve().parent / "clockshim"
-MAX_UNPACKED = 200 * 1024 * 1024  # bytes a source zip may unpack to; more is refused as a broken deploy
-MAX_FILES = 20_000
+MAX_UNPACKED = archive.MAX_UNPACKED  # bytes a source zip may unpack to; more is refused as a broken deploy
+MAX_FILES = archive.MAX_FILES
 START_S = 60.0  # Cloud Run's default startup probe allows 240 s; a function that says nothing for 60 s here has failed
 
 
-class SourceError(ValueError):
-    """A source zip that cannot be unpacked safely: the message says which entry."""
+SourceError = ArchiveError  # a source zip that cannot be unpacked safely: the message says which entry
 
 
 def unpack(data: bytes, into: Path) -> None:
-    """Unpack a source zip into an empty folder, refusing what would escape it (absolute names, `..`, links) or
-    blow it up (more than MAX_UNPACKED bytes or MAX_FILES entries)."""
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as err:
-        raise SourceError(f"the source is not a zip archive: {err}") from None
-    with archive:
-        infos = archive.infolist()
-        if len(infos) > MAX_FILES:
-            raise SourceError(f"the source has {len(infos)} entries; at most {MAX_FILES}")
-        total = 0
-        root = into.resolve()
-        for info in infos:
-            name = info.filename
-            target = (root / name).resolve()
-            if name.startswith(("/", "\\")) or ".." in Path(name).parts or not target.is_relative_to(root):
-                raise SourceError(f"the source entry {name[:200]!r} points outside the source folder")
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise SourceError(f"the source entry {name[:200]!r} is a symbolic link")
-            total += info.file_size
-            if total > MAX_UNPACKED:
-                raise SourceError(f"the source unpacks to more than {MAX_UNPACKED} bytes")
-            if info.is_dir():
-                target.mkdir(parents=True, exist_ok=True)
-                continue
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with archive.open(info) as src, target.open("wb") as dst:
-                copied = 0
-                while chunk := src.read(1 << 16):
-                    copied += len(chunk)
-                    if copied > info.file_size:  # a lying header: stop at what it declared
-                        raise SourceError(f"the source entry {name[:200]!r} is larger than its header says")
-                    dst.write(chunk)
+    """Unpack a source zip into an empty folder by core/archive.py's rules (nothing escapes the folder, no links, at
+    most MAX_UNPACKED bytes and MAX_FILES entries)."""
+    archive.unpack(data, into, max_bytes=MAX_UNPACKED, max_files=MAX_FILES)
 
 
 @dataclass
@@ -162,17 +130,21 @@ class Runtime:
                 current = runjobs.task_ended(world, current, code, reason)
 
     def _attempt(self, world: World, task: runjobs.TaskRun) -> tuple[int, str]:
-        if not task.cwd:
+        if not task.cwd and not task.archive:
             return 1, f"Image '{task.image}' not found"
         if not task.argv:
             return 1, "The container has no command: give the job a command or register one with its image"
         where = Task(task.project_id, task.region, task.job_id, task.execution, task.index, task.attempt,
                      os.urandom(16).hex())  # fmt: skip
         home = Path(tempfile.mkdtemp(prefix="task-", dir=self.workdir))
+        folder = Path(task.cwd) if task.cwd else home / "workspace"
         identity = Identity(task.service_account, task.project_id, task.region, where.instance_id, task.network)
         metadata = HttpServer(metadata_app(world, identity), "127.0.0.1", 0)
         metadata.start()
         try:
+            if task.archive:  # a source-built image: its checked zip unpacked as the container's folder
+                folder.mkdir()
+                unpack(task.archive, folder)
             argv = [sys.executable, *task.argv[1:]] if task.argv[0] in ("python", "python3") else task.argv
             env = {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -193,7 +165,9 @@ class Runtime:
                 "GCE_METADATA_IP": metadata.address,
                 **self.network_env,
             }
-            return run_task(argv, env, Path(task.cwd), self._log_lines(world, where), task.timeout_s, self._track)
+            return run_task(argv, env, folder, self._log_lines(world, where), task.timeout_s, self._track)
+        except SourceError as err:
+            return 1, f"Image '{task.image}' cannot be unpacked: {err}"
         finally:
             metadata.stop()
             shutil.rmtree(home, ignore_errors=True)

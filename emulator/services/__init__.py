@@ -8,6 +8,7 @@ from __future__ import annotations
 from emulator.core.handlers import Api, Method, Service
 from emulator.services import (
     ancestry,
+    artifactregistry,
     cloudbuild,
     functions,
     iamadmin,
@@ -19,10 +20,11 @@ from emulator.services import (
     runjobs,
     scheduler,
     serviceusage,
+    storage,
     vertex,
 )
 from emulator.services.logging import service as logging
-from emulator.services.monitoring import dashboards, metricsscopes
+from emulator.services.monitoring import dashboards
 from emulator.services.monitoring import service as monitoring
 
 # One line an API: the modules whose SERVICE the emulator serves.
@@ -31,7 +33,6 @@ MODULES = (
     logging,
     monitoring,
     dashboards,
-    metricsscopes,
     resourcemanager,
     ancestry,
     serviceusage,
@@ -44,6 +45,8 @@ MODULES = (
     cloudbuild,
     locations,
     iamcredentials,
+    artifactregistry,
+    storage,
 )
 REGISTRY: tuple[Service, ...] = tuple(module.SERVICE for module in MODULES)
 

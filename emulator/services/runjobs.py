@@ -51,7 +51,7 @@ from emulator.core.clock import rfc3339
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, RestCall, Service, json_method
 from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Project, World
-from emulator.services import iamadmin
+from emulator.services import artifactregistry, cloudbuild, iamadmin
 from emulator.services.kit import (
     allowed_on,
     audited,
@@ -85,12 +85,6 @@ RESERVED_ENV = ("CLOUD_RUN_JOB", "CLOUD_RUN_EXECUTION", "CLOUD_RUN_TASK_INDEX", 
 
 
 @dataclass
-class Image:
-    source: str  # an absolute folder on this machine
-    command: list[str] = field(default_factory=list)
-
-
-@dataclass
 class TaskRun:
     """One attempt of one task, to be run by the runtime."""
 
@@ -108,6 +102,7 @@ class TaskRun:
     timeout_s: float
     image: str
     network: str = ""  # the VPC network its calls to Google APIs leave through, "" for Cloud Run's default egress
+    archive: bytes = b""  # the source zip a build checked, unpacked by the runtime as the task's folder (else cwd)
     claimed: bool = False
 
 
@@ -159,11 +154,10 @@ class Job:
 
 @dataclass
 class JobStore:
-    """Cloud Run jobs, their executions and the images their tasks may run, in one project."""
+    """Cloud Run jobs and their executions, in one project (their images are Artifact Registry's)."""
 
     jobs: dict[Any, Any] = field(default_factory=dict)  # (region, job id) → Job
     executions: dict[Any, Any] = field(default_factory=dict)  # (region, execution id) → Execution
-    images: dict[Any, Any] = field(default_factory=dict)  # image (without tag or digest) → Image
 
 
 # Errors ------------------------------------------------------------------------------------------------------
@@ -667,7 +661,7 @@ def run_job(call: Call, request: Doc) -> Doc:
 def _task(project: Project, job: Job, execution: Execution, index: int, attempt: int) -> TaskRun:
     task_spec = execution.template.get("spec", {}).get("template", {}).get("spec", {})
     container = task_spec["containers"][0]
-    image = project.store(JobStore).images.get(_bare_image(str(container["image"])))
+    image = artifactregistry.resolve(project, str(container["image"]))
     command = list(container.get("command") or (image.command if image else []))
     argv = [*command, *(container.get("args") or [])]
     return TaskRun(
@@ -684,6 +678,7 @@ def _task(project: Project, job: Job, execution: Execution, index: int, attempt:
         _service_account(project, execution.template),
         float(integer(task_spec, "timeoutSeconds", DEFAULT_TIMEOUT_S)),
         str(container["image"]),
+        archive=image.archive if image is not None else b"",
     )
 
 
@@ -788,7 +783,8 @@ def task_ended(world: World, task: TaskRun, exit_code: int, reason: str) -> Task
 
 
 def register_image(world: World, body: Any) -> Doc:
-    """POST /_emulator/run/images: the source folder (and default command) behind an image in one project."""
+    """POST /_emulator/run/images: an image built elsewhere pushed into the project's Artifact Registry: the source
+    folder (and default command) behind it."""
     if not isinstance(body, dict):
         raise ValueError("body: an object with project, image and source")
     project = world.project(str(body.get("project", "")))
@@ -803,8 +799,37 @@ def register_image(world: World, body: Any) -> Doc:
     command = body.get("command", [])
     if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
         raise ValueError("command: a list of strings")
-    project.store(JobStore).images[_bare_image(image)] = Image(str(Path(source).resolve()), list(command))
-    return {"image": _bare_image(image), "source": str(Path(source).resolve()), "command": command}
+    folder = str(Path(source).resolve())
+    pushed = artifactregistry.push(project, image, rfc3339(world.clock.now()), command=list(command), source=folder)
+    return {"image": _bare_image(image), "source": folder, "command": command, "digest": pushed.digest}
+
+
+# Source deploys: Cloud Run's builds:submit (v2) ---------------------------------------------------------------
+
+
+def submit_build(call: Call, request: Doc) -> Doc:
+    """POST /v2/projects/P/locations/R/builds:submit (run/v2/build.proto, SubmitBuildRequest): a Cloud Build build
+    of the staged source making `imageUri`, with buildpacks or docker; the answer holds the build's operation, which
+    gcloud polls on Cloud Build (deployer.py, _SubmitBuild)."""
+    parent = text(request, "parent")
+    match = re.fullmatch(r"projects/([^/]+)/locations/([a-z0-9-]+)", parent)
+    call.authenticate()
+    project = call.world.project(match.group(1)) if match else None
+    if match is None or project is None:
+        raise denied("run.builds.create", parent)
+    require_enabled(project, API)
+    if not allowed_on(call, project, "run.builds.create"):
+        raise denied("run.builds.create", parent)
+    image = text(request, "imageUri")
+    if not image:
+        raise invalid_argument("image_uri: the image to build is required.")
+    packs = message(request, "buildpackBuild")
+    kind = "docker" if "dockerBuild" in request and not packs else "buildpacks"
+    env = {str(k): str(v) for k, v in message(packs, "environmentVariables").items()}
+    plan = cloudbuild.Plan(image, kind, env)
+    tags = [str(t) for t in request.get("tags") or [] if isinstance(t, str)]
+    operation = cloudbuild.start(call, project, match.group(2), plan, message(request, "storageSource"), tags, {})
+    return {"buildOperation": operation}
 
 
 # The API -----------------------------------------------------------------------------------------------------
@@ -839,6 +864,25 @@ METHODS: list[JsonMethod] = [
     json_method(V1_EXECUTIONS, "ListExecutions", list_executions, API, _LIST),
     json_method(V1_EXECUTIONS, "CancelExecution", cancel_execution, API, {"name": None}),
     json_method(V1_EXECUTIONS, "DeleteExecution", delete_execution, API, _DELETE),
+    json_method(
+        "google.cloud.run.v2.Builds",
+        "SubmitBuild",
+        submit_build,
+        API,
+        {
+            "parent": None,
+            "storageSource": None,
+            "imageUri": None,
+            "buildpackBuild": None,
+            "dockerBuild": None,
+            "serviceAccount": None,
+            "workerPool": None,
+            "tags": None,
+            "machineType": None,
+            "releaseTrack": None,
+            "client": None,
+        },
+    ),
     *iam_policy_methods(V1_JOBS, API, "run.jobs", _one_platform, audit_target=lambda p, j, n: _audit_resource(p, j)),
 ]
 
@@ -854,6 +898,9 @@ RULES: list[HttpRule] = [
     HttpRule("GET", f"{_V1}/{{parent=namespaces/*}}/executions", f"{V1_EXECUTIONS}.ListExecutions"),
     HttpRule("POST", f"{_V1}/{{name={_EXEC}}}:cancel", f"{V1_EXECUTIONS}.CancelExecution", "*"),
     HttpRule("DELETE", f"{_V1}/{{name={_EXEC}}}", f"{V1_EXECUTIONS}.DeleteExecution"),
+    HttpRule(
+        "POST", "/v2/{parent=projects/*/locations/*}/builds:submit", "google.cloud.run.v2.Builds.SubmitBuild", "*"
+    ),
     HttpRule("GET", f"/v1/{{resource={_PJOB}}}:getIamPolicy", f"{V1_JOBS}.GetIamPolicy"),
     HttpRule("POST", f"/v1/{{resource={_PJOB}}}:setIamPolicy", f"{V1_JOBS}.SetIamPolicy", "*"),
     HttpRule("POST", f"/v1/{{resource={_PJOB}}}:testIamPermissions", f"{V1_JOBS}.TestIamPermissions", "*"),

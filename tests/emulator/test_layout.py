@@ -25,6 +25,14 @@ CROSS_SERVICE = {
     ("emulator.services.scheduler", "emulator.services.iamadmin"),
     # A job runs as its service account: creating or changing it needs actAs on that account (IAM Admin's).
     ("emulator.services.runjobs", "emulator.services.iamadmin"),
+    # A job's image is an Artifact Registry image; Cloud Run's builds:submit starts a Cloud Build build.
+    ("emulator.services.runjobs", "emulator.services.artifactregistry"),
+    ("emulator.services.runjobs", "emulator.services.cloudbuild"),
+    # A build reads its source from Cloud Storage, pushes its image to Artifact Registry, and checks requirements.txt
+    # as a function's build does (services/functions.py, unsatisfied).
+    ("emulator.services.cloudbuild", "emulator.services.storage"),
+    ("emulator.services.cloudbuild", "emulator.services.artifactregistry"),
+    ("emulator.services.cloudbuild", "emulator.services.functions"),
     # Impersonation looks the target account (and each delegate) up, with its own allow policy, in IAM Admin.
     ("emulator.services.iamcredentials", "emulator.services.iamadmin"),
     # A log-match alert condition is a Logging query over the project's entries; a Pub/Sub notification channel

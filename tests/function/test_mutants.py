@@ -82,6 +82,11 @@ NO_ADMIN_CHANGE: dict[str, Any] = {
     "older, or made on a folder or the organization, whose changes are logged there)",
 }
 ALICE = "alice@example.com"
+# What the vpc_sc world's Policy Denied entry says of the source: the canary calls from Cloud Run's default egress.
+DEFAULT_EGRESS_DETAIL = (
+    "the request came from outside any VPC network (Cloud Run default egress); the perimeter's ingress rules and "
+    "access levels admit this identity from no such source (they may admit it from the workload's own VPC network)"
+)
 TRIGGER = Trigger(
     "scheduler", job="gemini-canary-job", trace="0af7651916cd43dd8448eb211c80319c", span="b7ad6b7169203331"
 )
@@ -276,7 +281,9 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
             },
             {
                 "data": {
+                    "caller_network": "",
                     "insert_id": "<id>",
+                    "network_detail": DEFAULT_EGRESS_DETAIL,
                     "perimeter": "accessPolicies/555555555555/servicePerimeters/ml_perimeter",
                     "timestamp": "<T>",
                     "unique_id": "<id>",
@@ -285,12 +292,14 @@ EXPECTED_EVIDENCE: dict[str, Any] = {
                 "status": "found",
                 "step": "policy_denied",
                 "summary": "VPC Service Controls refused the call (NO_MATCHING_ACCESS_LEVEL) at perimeter "
-                "accessPolicies/555555555555/servicePerimeters/ml_perimeter",
+                "accessPolicies/555555555555/servicePerimeters/ml_perimeter; " + DEFAULT_EGRESS_DETAIL,
             },
         ],
         "pending": False,
         "policy_denied_entry": {
+            "caller_network": "",
             "insert_id": "<id>",
+            "network_detail": DEFAULT_EGRESS_DETAIL,
             "perimeter": "accessPolicies/555555555555/servicePerimeters/ml_perimeter",
             "timestamp": "<T>",
             "unique_id": "<id>",
@@ -698,8 +707,15 @@ EXPECTED_REMEDIES: dict[str, Any] = {
                 "url": "https://console.cloud.google.com/security/service-perimeter/troubleshoot;uniqueId=<id>?project=demo-proj",
             },
             {
+                "command": "python -m deploy apply --project demo-proj --region REGION --network NETWORK "
+                "--subnet SUBNET --vpc-egress all-traffic",
+                "title": "Give the canary the workload's egress (Direct VPC egress, all traffic) so it calls from "
+                "the network the perimeter admits",
+            },
+            {
                 "command": "gcloud access-context-manager perimeters describe ml_perimeter --policy=555555555555",
-                "title": "Inspect the perimeter's ingress rules (add one for the workload's identity)",
+                "title": "Or inspect the perimeter's ingress rules and access levels (add an ingress rule for the "
+                "identity from Cloud Run's default egress)",
             },
             {
                 "title": "See the audit entries in Logs Explorer",

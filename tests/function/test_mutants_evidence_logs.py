@@ -295,7 +295,15 @@ def test_the_authorization_resource_comes_before_the_payloads() -> None:
 
 
 def test_the_facts_of_a_policy_denied_entry_google_left_bare() -> None:
-    expected = {"timestamp": AT, "unique_id": "", "violation_reason": "", "perimeter": "", "insert_id": "i-1"}
+    expected = {
+        "timestamp": AT,
+        "unique_id": "",
+        "violation_reason": "",
+        "perimeter": "",
+        "insert_id": "i-1",
+        "caller_network": "",
+        "network_detail": "",
+    }
     assert policy_facts(log_entry("policy", {})) == expected
     metadata = {"@type": "type.googleapis.com/google.cloud.audit.VpcServiceControlAuditMetadata"}
     assert policy_facts(log_entry("policy", {"metadata": metadata})) == expected
@@ -348,6 +356,8 @@ POLICY_FOUND = Item(
         "violation_reason": "NO_MATCHING_ACCESS_LEVEL",
         "perimeter": "accessPolicies/1/servicePerimeters/p",
         "insert_id": "i-1",
+        "caller_network": "",
+        "network_detail": "",  # no ingressViolations: the entry does not say the source decided
     },
 )
 
