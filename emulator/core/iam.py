@@ -106,6 +106,9 @@ ROLES: dict[str, frozenset[str]] = {
     ),
     "roles/monitoring.viewer": frozenset(p for p in _MONITORING_EDITOR if p.endswith((".get", ".list"))),
     "roles/monitoring.editor": frozenset(_MONITORING_EDITOR),
+    # Monitoring Admin holds monitoring.*; Google asks for it on the scoping project and on each project added to a
+    # metrics scope (the Metrics Scopes methods check monitoring.metricsScopes.link on both).
+    "roles/monitoring.admin": frozenset({*_MONITORING_EDITOR, "monitoring.metricsScopes.link"}),
     "roles/monitoring.alertPolicyEditor": frozenset(
         {
             "monitoring.alertPolicies.create",

@@ -24,7 +24,7 @@ from emulator.services import (
     vertex,
 )
 from emulator.services.logging import service as logging
-from emulator.services.monitoring import dashboards
+from emulator.services.monitoring import dashboards, metricsscopes
 from emulator.services.monitoring import service as monitoring
 
 # One line an API: the modules whose SERVICE the emulator serves.
@@ -33,6 +33,7 @@ MODULES = (
     logging,
     monitoring,
     dashboards,
+    metricsscopes,
     resourcemanager,
     ancestry,
     serviceusage,
