@@ -16,6 +16,10 @@ DEPLOYER_ROLES = (
     "roles/resourcemanager.projectIamAdmin",
     "roles/monitoring.editor",
     "roles/pubsub.admin",
+    # the job kind: the job from source (bucket, repository, build) and its IAM policy (Cloud Run "Deploy jobs from
+    # source" and IAM roles pages)
+    "roles/run.sourceDeveloper",
+    "roles/run.admin",
 )
 FLEET_SERVICES = (
     "aiplatform.googleapis.com",

@@ -238,6 +238,35 @@ ROLES: dict[str, frozenset[str]] = {
             "run.services.list",
         }
     ),
+    # Cloud Run Admin: run.* and resourcemanager.projects.get/list (Cloud Run IAM roles page); here, every Cloud Run
+    # permission the emulated methods check, IAM policies of services and jobs included.
+    "roles/run.admin": frozenset(
+        {
+            *(
+                f"run.jobs.{verb}"
+                for verb in (
+                    "create",
+                    "delete",
+                    "get",
+                    "getIamPolicy",
+                    "list",
+                    "run",
+                    "runWithOverrides",
+                    "setIamPolicy",
+                    "update",
+                )
+            ),
+            *(f"run.executions.{verb}" for verb in ("cancel", "delete", "get", "list")),
+            *(
+                f"run.services.{verb}"
+                for verb in ("create", "delete", "get", "getIamPolicy", "list", "setIamPolicy", "update")
+            ),
+            "run.routes.invoke",
+            "run.builds.create",
+            "resourcemanager.projects.get",
+            "resourcemanager.projects.list",
+        }
+    ),
     # Cloud Run Source Developer: what deploying from source needs of the deployer (the build-service-account page
     # names it with Service Usage Consumer and Service Account User; Cloud Run's IAM roles page lists it): Cloud Run
     # jobs and builds, the staging bucket and its objects, the cloud-run-source-deploy repository, the build itself.
