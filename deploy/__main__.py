@@ -184,7 +184,25 @@ def parser() -> argparse.ArgumentParser:
         help="create the alert policies without any notification channel (they open incidents, nobody is told); "
         "without a channel, apply refuses unless this is given",
     )
-    apply.add_argument("--pubsub", action="store_true", help="trigger through Pub/Sub instead of HTTP")
+    apply.add_argument(
+        "--kind",
+        choices=("function", "job"),
+        default="function",
+        help="function: a gen2 Cloud Function Scheduler calls over HTTP (default); job: a Cloud Run job Scheduler "
+        "starts through the Cloud Run Admin API (no ingress at all; each execution's exit status is its verdict)",
+    )
+    apply.add_argument("--pubsub", action="store_true", help="trigger through Pub/Sub instead of HTTP (function only)")
+    apply.add_argument(
+        "--network",
+        help="Direct VPC egress: the workload's VPC network, so the canary's calls to Google leave as the "
+        "workload's do (matters for VPC Service Controls rules on the source network; see README)",
+    )
+    apply.add_argument("--subnet", help="Direct VPC egress: the subnet in --region (with or instead of --network)")
+    apply.add_argument(
+        "--vpc-egress",
+        help="with --network/--subnet: all-traffic (default; Google API calls go through the network) or "
+        "private-ranges-only (they do not)",
+    )
     apply.add_argument(
         "--grant-evidence-roles",
         action="store_true",
@@ -263,6 +281,10 @@ def main(argv: list[str] | None = None) -> int:
             build_service_account=args.build_service_account if apply else None,
             parallel=args.parallel,
             dry_run=args.dry_run,
+            kind=args.kind if apply else "function",
+            network=args.network if apply else None,
+            subnet=args.subnet if apply else None,
+            vpc_egress=args.vpc_egress if apply else None,
         )
     except SpecError as err:
         print(one_line(f"deploy: {err}"), file=sys.stderr)

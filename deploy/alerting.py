@@ -54,7 +54,13 @@ def logs_url(query: str) -> str:
     return f"https://console.cloud.google.com/logs/query;query={encoded}?project=${{resource.project}}"
 
 
-CANARY_LOGS = f'resource.type="cloud_run_revision" AND resource.labels.service_name="{NAME}"'
+# The canary's own log lines, of either kind: a function's are its Cloud Run service's (cloud_run_revision, label
+# service_name), a job's its Cloud Run job's (cloud_run_job, label job_name) (Cloud Run "Logging and viewing logs").
+# In a Logging filter OR binds tighter than AND; the outer parentheses keep a term appended with AND on both.
+CANARY_LOGS = (
+    f'((resource.type="cloud_run_revision" AND resource.labels.service_name="{NAME}") OR '
+    f'(resource.type="cloud_run_job" AND resource.labels.job_name="{NAME}"))'
+)
 
 
 def _causes(causes: frozenset[Cause]) -> str:

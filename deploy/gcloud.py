@@ -14,7 +14,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "does not exist", "404")
+# gcloud's words for a resource that is not there; `run jobs describe` says "Cannot find job [NAME]." (gcloud 528,
+# command_lib/run: the job's describe raises ArgumentError with that text on a 404).
+NOT_FOUND_MARKERS = ("NOT_FOUND", "not found", "does not exist", "404", "Cannot find job [")
 # How Google words a call to a disabled API (ErrorInfo reason SERVICE_DISABLED; "… has not been used in project …
 # before or it is disabled"), per the Service Usage troubleshooting page and the errors' text.
 API_OFF_MARKERS = ("SERVICE_DISABLED", "has not been used in project")

@@ -54,6 +54,18 @@ REQUIRED_APIS = (
     "iam.googleapis.com",
     "aiplatform.googleapis.com",
 )
+# A job is built from the same source by Cloud Build into Artifact Registry and runs on Cloud Run (Cloud Run "Deploy
+# jobs from source"); it needs no Cloud Functions API.
+CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"  # the OAuth scope Google APIs accept
+JOB_APIS = tuple(api for api in REQUIRED_APIS if api != "cloudfunctions.googleapis.com")
+# The job's container runs the canary's job entry point (function/cli.py `job`): one run, metrics written, the log
+# line on stdout, the verdict as the exit status.
+JOB_COMMAND = ("python",)
+JOB_ARGS = ("-m", "function", "job")
+# Cloud Run jobs' Direct VPC egress, as gcloud writes it on the execution template (Cloud Run Admin API v1,
+# run.googleapis.com/network-interfaces and run.googleapis.com/vpc-access-egress annotations).
+NETWORK_ANNOTATION = "run.googleapis.com/network-interfaces"
+EGRESS_ANNOTATION = "run.googleapis.com/vpc-access-egress"
 # The role Google documents for the account that builds a function ("Troubleshoot Cloud Run functions", build
 # service account missing permissions; docs/google-behaviour.md, "Function builds"). Editor and owner hold its
 # permissions too (projects whose default compute account still has Editor), so they need no grant.
@@ -124,6 +136,18 @@ def _managed(resource: dict[str, Any] | None) -> bool:
     key-only label deploy/dashboard.json has always carried (the console shows dashboard labels by key)."""
     labels = (resource or {}).get("labels", {})
     return bool(labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1] or DASHBOARD_KEY_LABEL in labels)
+
+
+def _target_kind(job: dict[str, Any]) -> str:
+    """What a Scheduler job calls and with which token: pubsub | oauth (an HTTP target with an OAuth token) | oidc."""
+    if "pubsubTarget" in job:
+        return "pubsub"
+    return "oauth" if "oauthToken" in job.get("httpTarget", {}) else "oidc"
+
+
+def _managed_job(job: dict[str, Any]) -> bool:
+    """Whether a Cloud Run job (v1 form) carries the tool's label."""
+    return bool(job.get("metadata", {}).get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1])
 
 
 def _denied(err: GcloudError) -> bool:
@@ -208,7 +232,8 @@ class Project:
 
     def _apis(self) -> None:
         """Enable the APIs the canary and its deploy use that are off (Service Usage); say which."""
-        needed = [*REQUIRED_APIS, *(("pubsub.googleapis.com",) if self.spec.pubsub else ())]
+        needed = [*(JOB_APIS if self.spec.kind == "job" else REQUIRED_APIS)]
+        needed += ["pubsub.googleapis.com"] if self.spec.pubsub else []
         try:
             listed = self.gcloud.read("services", "list", "--enabled") or []
         except GcloudError as err:
@@ -239,11 +264,18 @@ class Project:
         self._build_account()
         self._data_access_logs()
         self._save_manifest()  # what was removed above is no longer in the record
-        if self.spec.pubsub:
-            self._topic()
-        uri = self._function()
-        self._invoker_binding()  # Scheduler's OIDC token, or the Pub/Sub trigger's push, both need run.invoker
-        self._scheduler(uri)
+        if self.spec.kind == "job":
+            self._other_kind_gone("function")
+            self._job()
+            self._job_invoker_binding()  # Scheduler's OAuth token runs the job: run.invoker on the job only
+            self._scheduler(self._run_job_url())
+        else:
+            self._other_kind_gone("job")
+            if self.spec.pubsub:
+                self._topic()
+            uri = self._function()
+            self._invoker_binding()  # Scheduler's OIDC token, or the Pub/Sub trigger's push, both need run.invoker
+            self._scheduler(uri)
         self._descriptors()  # before the policies, which name these metric types
         channels = self._channels()
         self._policies(channels)
@@ -523,6 +555,157 @@ class Project:
         observed = self._observed_function(current)
         return ", ".join(sorted(k for k in desired if observed.get(k) != desired[k])) or "state"
 
+    # the job kind ------------------------------------------------------------------------------------
+
+    def _run_job_url(self) -> str:
+        """The Cloud Run Admin API URL that starts one execution of the job (Cloud Run "Execute jobs on a schedule":
+        the regional v1 endpoint, namespace = project)."""
+        region = self.spec.region
+        return (
+            f"https://{region}-run.googleapis.com/apis/run.googleapis.com/v1/namespaces/{self.project}/jobs/{NAME}:run"
+        )
+
+    def _desired_job(self) -> dict[str, Any]:
+        return {
+            "serviceAccount": self.workload,
+            "command": list(JOB_COMMAND),
+            "args": list(JOB_ARGS),
+            "env": {"CANARY_TARGETS": ",".join(self.spec.targets)},
+            "maxRetries": 0,  # a denial is not run again and counted twice
+            "timeout": TIMEOUT_S,
+            "memory": MEMORY,
+            "labels": {MANAGED_LABEL[0]: MANAGED_LABEL[1], "canary-source": source_hash(self.spec.source)},
+            "network": self._desired_network(),
+        }
+
+    def _desired_network(self) -> dict[str, str] | None:
+        if self.spec.network is None and self.spec.subnet is None:
+            return None
+        interface = {k: v for k, v in (("network", self.spec.network), ("subnetwork", self.spec.subnet)) if v}
+        return {**interface, "egress": self.spec.vpc_egress or "all-traffic"}
+
+    @staticmethod
+    def _observed_job(job: dict[str, Any]) -> dict[str, Any]:
+        execution = job.get("spec", {}).get("template", {})
+        task = execution.get("spec", {}).get("template", {}).get("spec", {})
+        container = (task.get("containers") or [{}])[0]
+        env = {
+            e.get("name"): e.get("value") for e in container.get("env", []) if str(e.get("name")).startswith("CANARY_")
+        }
+        annotations = execution.get("metadata", {}).get("annotations", {})
+        network = None
+        if NETWORK_ANNOTATION in annotations:
+            try:
+                first = (json.loads(annotations[NETWORK_ANNOTATION]) or [{}])[0]
+            except (ValueError, TypeError, IndexError, KeyError):
+                first = {}
+            interface = {k: str(first[k]) for k in ("network", "subnetwork") if first.get(k)}
+            network = {**interface, "egress": annotations.get(EGRESS_ANNOTATION, "private-ranges-only")}
+        labels = job.get("metadata", {}).get("labels", {})
+        return {
+            "serviceAccount": task.get("serviceAccountName"),
+            "command": list(container.get("command", [])),
+            "args": list(container.get("args", [])),
+            "env": env,
+            "maxRetries": int(task.get("maxRetries", 3)),  # Cloud Run's default when unset
+            "timeout": int(task.get("timeoutSeconds", 0)),
+            "memory": container.get("resources", {}).get("limits", {}).get("memory"),
+            "labels": {k: v for k, v in labels.items() if k in (MANAGED_LABEL[0], "canary-source")},
+            "network": network,
+        }
+
+    def _job(self) -> None:
+        region = f"--region={self.spec.region}"
+        current = self.gcloud.read("run", "jobs", "describe", NAME, region)
+        desired = self._desired_job()
+        if current is not None and not _managed_job(current):
+            raise RuntimeError(
+                f"a Cloud Run job {NAME} exists in {self.spec.region} without the label "
+                f"{MANAGED_LABEL[0]}={MANAGED_LABEL[1]}: this tool did not create it and leaves it alone"
+            )
+        if current is not None and self._observed_job(current) == desired:
+            self.note("job", "unchanged", f"as {self.workload}")
+            return
+        labels = ",".join(f"{k}={v}" for k, v in desired["labels"].items())
+        network: list[str] = []
+        if desired["network"] is not None:
+            wanted = desired["network"]
+            network = [
+                *([f"--network={wanted['network']}"] if "network" in wanted else []),
+                *([f"--subnet={wanted['subnetwork']}"] if "subnetwork" in wanted else []),
+                f"--vpc-egress={wanted['egress']}",
+            ]
+        elif current is not None and self._observed_job(current)["network"] is not None:
+            network = ["--clear-network"]
+        if not self.gcloud.dry_run:
+            self.progress("job: deploying (the source is uploaded and built; on Google this takes minutes)")
+        self.gcloud.change(
+            "run",
+            "jobs",
+            "deploy",
+            NAME,
+            region,
+            f"--source={self.spec.source}",
+            f"--service-account={self.workload}",
+            f"--command={','.join(JOB_COMMAND)}",
+            f"--args={','.join(JOB_ARGS)}",
+            f"--set-env-vars=^;^CANARY_TARGETS={desired['env']['CANARY_TARGETS']}",
+            "--max-retries=0",
+            f"--task-timeout={TIMEOUT_S}s",
+            f"--memory={MEMORY}",
+            f"--labels={labels}",
+            *network,
+        )
+        what = f"as {self.workload}" if current is None else self._job_diff(current, desired)
+        self.note("job", "created" if current is None else "updated", what)
+
+    def _job_diff(self, current: dict[str, Any], desired: dict[str, Any]) -> str:
+        observed = self._observed_job(current)
+        return ", ".join(sorted(k for k in desired if observed.get(k) != desired[k])) or "state"
+
+    def _job_invoker_binding(self) -> None:
+        """roles/run.invoker for the invoker account on this job only (what Google's scheduling page asks of the
+        account that runs a job); every public member removed."""
+        region = f"--region={self.spec.region}"
+        policy: dict[str, Any] = self.gcloud.read("run", "jobs", "get-iam-policy", NAME, region) or {}
+        for role, who in _members(policy, lambda m: m in PUBLIC):
+            self.gcloud.change("run", "jobs", "remove-iam-policy-binding", NAME, region, f"--member={who}",
+                               f"--role={role}")  # fmt: skip
+            self.note("public access", "deleted", f"{who} removed from {role}")
+        invokers = {m for b in policy.get("bindings", []) if b.get("role") == "roles/run.invoker"
+                    for m in b.get("members", [])}  # fmt: skip
+        if member(self.invoker) in invokers:
+            self.note("invoker binding", "unchanged", f"roles/run.invoker for {self.invoker}")
+            return
+        self.gcloud.change(
+            "run", "jobs", "add-iam-policy-binding", NAME, region, f"--member={member(self.invoker)}",
+            "--role=roles/run.invoker",
+        )  # fmt: skip
+        self.note("invoker binding", "created", f"roles/run.invoker on the job {NAME} only, for {self.invoker}")
+
+    def _other_kind_gone(self, other: str) -> None:
+        """A project switched kinds: the other kind's canary (created by this tool) is deleted, so one canary
+        runs, not two."""
+        region = f"--region={self.spec.region}"
+        if other == "function":
+            self._delete_if_ours(
+                "function",
+                ("functions", "describe", NAME, region, "--gen2"),
+                ("functions", "delete", NAME, region, "--gen2"),
+                lambda fn: fn.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1],
+            )
+        else:
+            self._delete_if_ours("job", ("run", "jobs", "describe", NAME, region), ("run", "jobs", "delete", NAME,
+                                 region), _managed_job)  # fmt: skip
+
+    def _delete_if_ours(
+        self, what: str, describe: tuple[str, ...], delete: tuple[str, ...], ours: Callable[[dict[str, Any]], bool]
+    ) -> None:
+        current = self.gcloud.read(*describe)
+        if current is not None and ours(current):
+            self.gcloud.change(*delete)
+            self.note(what, "deleted", f"the canary is now a {self.spec.kind}")
+
     def _service_policy(self) -> dict[str, Any]:
         """The IAM policy of the function's Cloud Run service, where invokers are granted."""
         policy: dict[str, Any] = (
@@ -589,6 +772,17 @@ class Project:
         if self.spec.pubsub:
             kind = "pubsub"  # gcloud has no --attempt-deadline for Pub/Sub jobs: publishing has no HTTP deadline
             target = [f"--topic={NAME}", "--message-body={}"]
+        elif self.spec.kind == "job":
+            # Cloud Run "Execute jobs on a schedule": an HTTP target POSTing to the job's :run URL with an OAuth
+            # token (not OIDC: the Cloud Run Admin API takes access tokens) of an account holding run.invoker on it.
+            kind = "http"
+            target = [
+                f"--attempt-deadline={ATTEMPT_DEADLINE_S}s",
+                f"--uri={uri}",
+                "--http-method=POST",
+                f"--oauth-service-account-email={self.invoker}",
+                f"--oauth-token-scope={CLOUD_PLATFORM}",
+            ]
         else:
             kind = "http"
             target = [
@@ -604,9 +798,21 @@ class Project:
         if current is not None and self._job_matches(current, uri):
             self.note("scheduler job", "unchanged", self.spec.schedule)
             return
+        if current is not None and _target_kind(current) != self._target_kind():
+            # another kind of target or token (the canary changed kind): an update would keep the old token beside
+            # the new one, which Scheduler refuses; the job is made again
+            self.gcloud.change("scheduler", "jobs", "delete", NAME, location)
+            self.gcloud.change("scheduler", "jobs", "create", kind, NAME, location, *common, *target)
+            self.note("scheduler job", "updated", f"{self.spec.schedule}, now {self._target_kind()}")
+            return
         verb = "create" if current is None else "update"
         self.gcloud.change("scheduler", "jobs", verb, kind, NAME, location, *common, *target)
         self.note("scheduler job", "created" if current is None else "updated", self.spec.schedule)
+
+    def _target_kind(self) -> str:
+        if self.spec.pubsub:
+            return "pubsub"
+        return "oauth" if self.spec.kind == "job" else "oidc"
 
     def _job_matches(self, job: dict[str, Any], uri: str) -> bool:
         retry = job.get("retryConfig", {})
@@ -618,6 +824,16 @@ class Project:
         if self.spec.pubsub:
             return same and job.get("pubsubTarget", {}).get("topicName") == f"projects/{self.project}/topics/{NAME}"
         http = job.get("httpTarget", {})
+        if self.spec.kind == "job":
+            oauth = http.get("oauthToken", {})
+            return (
+                same
+                and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
+                and http.get("uri") == uri
+                and http.get("httpMethod") == "POST"
+                and oauth.get("serviceAccountEmail") == self.invoker
+                and "oidcToken" not in http
+            )
         oidc = http.get("oidcToken", {})
         return (
             same
@@ -725,6 +941,14 @@ class Project:
             ("functions", "delete", NAME, region, "--gen2"),
             lambda fn: fn.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1],
         )
+        # a function-kind project has no job to mention
+        self._delete(
+            "job",
+            ("run", "jobs", "describe", NAME, region),
+            ("run", "jobs", "delete", NAME, region),
+            _managed_job,
+            quiet_absent=True,
+        )
         topic = self.gcloud.read("pubsub", "topics", "describe", NAME)
         if topic is not None and topic.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]:
             self.gcloud.change("pubsub", "topics", "delete", NAME)
@@ -766,11 +990,18 @@ class Project:
             self.note("invoker service account", "deleted")
 
     def _delete(
-        self, what: str, describe: tuple[str, ...], delete: tuple[str, ...], ours: Callable[[dict[str, Any]], bool]
+        self,
+        what: str,
+        describe: tuple[str, ...],
+        delete: tuple[str, ...],
+        ours: Callable[[dict[str, Any]], bool],
+        *,
+        quiet_absent: bool = False,
     ) -> None:
         current = self.gcloud.read(*describe)
         if current is None:
-            self.note(what, "absent")
+            if not quiet_absent:
+                self.note(what, "absent")
         elif not ours(current):
             self.note(what, "kept", f"{NAME} exists but was not created by this tool")
         else:

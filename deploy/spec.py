@@ -42,6 +42,18 @@ MINUTES_A_DAY = 24 * 60
 MAX_TARGET_CHARS = 100  # a model id (at most 63) @ a location
 MAX_PROJECTS_FILE_BYTES = 16 * 2**20  # 10,000 project ids take 310 KB
 TIME_ZONE = re.compile(r"^[A-Za-z_]+(/[A-Za-z_+\-0-9]+){0,2}\Z")
+KINDS = ("function", "job")
+# Compute Engine resource names (networks, subnetworks): RFC 1035 labels, 1-63 characters (Compute Engine "Naming
+# resources"); a Shared VPC network or subnet is named by its path in the host project.
+_GCE_NAME = r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?"
+NETWORK = re.compile(rf"^(?:projects/[a-z][a-z0-9-]{{4,28}}[a-z0-9]/global/networks/)?{_GCE_NAME}\Z")
+SUBNET = re.compile(
+    rf"^(?:projects/[a-z][a-z0-9-]{{4,28}}[a-z0-9]/regions/[a-z]+-[a-z]+[0-9]{{1,2}}/subnetworks/)?{_GCE_NAME}\Z"
+)
+# Direct VPC egress: which traffic leaves through the VPC network (gcloud run deploy --vpc-egress; Cloud Run "Direct
+# VPC egress with a VPC network"): all-traffic, or private-ranges-only (calls to Google APIs then leave by the
+# default path, not the network: docs/google-behaviour.md, "VPC Service Controls by source network").
+VPC_EGRESS = ("all-traffic", "private-ranges-only")
 
 
 class SpecError(ValueError):
@@ -66,6 +78,10 @@ class Spec:
     parallel: int = 8
     dry_run: bool = False
     source: Path = field(default_factory=lambda: Path(__file__).resolve().parents[1])
+    kind: str = "function"  # function (a gen2 Cloud Function called by Scheduler) | job (a Cloud Run job it runs)
+    network: str | None = None  # Direct VPC egress: the workload's VPC network …
+    subnet: str | None = None  # … and subnet
+    vpc_egress: str | None = None  # all-traffic | private-ranges-only (None without a network)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -217,8 +233,25 @@ def make_spec(
     build_service_account: str | None = None,
     parallel: int = 8,
     dry_run: bool = False,
+    kind: str = "function",
+    network: str | None = None,
+    subnet: str | None = None,
+    vpc_egress: str | None = None,
 ) -> Spec:
     _check_where(projects, region)
+    if kind not in KINDS:
+        raise SpecError(f"--kind: {_short(kind)} is not a kind; allowed: {', '.join(KINDS)}")
+    network, subnet, vpc_egress = check_egress(network, subnet, vpc_egress, region)
+    if kind == "function" and (network or subnet):
+        flag = "--network" if network else "--subnet"
+        raise SpecError(
+            f"{flag}: Direct VPC egress is deployed with the job kind (--kind job): gcloud's `functions deploy` "
+            "has no Direct VPC flags before version 558, and this tool drives the gcloud it finds; a job runs the "
+            "same canary"
+        )
+    if kind == "job" and pubsub:
+        raise SpecError("--pubsub: a job kind is started by Scheduler through the Cloud Run Admin API; Pub/Sub "
+                        "triggers only the function kind")  # fmt: skip
     for project in projects:
         _check_account(service_account.replace("{project}", project), force_default_sa)
     parsed = check_targets(["gemini-2.5-flash-lite@us-central1"] if targets is None else targets)
@@ -261,7 +294,41 @@ def make_spec(
         build_service_account=build_service_account,
         parallel=parallel,
         dry_run=dry_run,
+        kind=kind,
+        network=network,
+        subnet=subnet,
+        vpc_egress=vpc_egress,
     )
+
+
+def check_egress(
+    network: str | None, subnet: str | None, vpc_egress: str | None, region: str
+) -> tuple[str | None, str | None, str | None]:
+    """Direct VPC egress options, checked before gcloud sees them: a network and/or a subnet (Cloud Run takes
+    either, and finds the other: the subnet of the network's name, or the network of the subnet), and which traffic
+    goes through it (all-traffic unless told otherwise: the canary's calls go to Google APIs, which
+    private-ranges-only sends by the default path)."""
+    if network is None and subnet is None:
+        if vpc_egress is not None:
+            raise SpecError("--vpc-egress: given without --network or --subnet; it says which traffic leaves "
+                            "through that network")  # fmt: skip
+        return None, None, None
+    if network is not None:
+        _check(NETWORK, network, "--network", "a VPC network name (or projects/HOST/global/networks/NAME)")
+    if subnet is not None:
+        _check(
+            SUBNET,
+            subnet,
+            "--subnet",
+            f"a subnet name in {region} (or projects/HOST/regions/{region}/subnetworks/NAME)",
+        )
+        if "/regions/" in subnet and f"/regions/{region}/" not in subnet:
+            raise SpecError(f"--subnet: {_short(subnet)} is not in {region}; Direct VPC egress needs a subnet "
+                            "in the canary's region")  # fmt: skip
+    egress = vpc_egress or "all-traffic"
+    if egress not in VPC_EGRESS:
+        raise SpecError(f"--vpc-egress: {_short(egress)} is not allowed; allowed: {', '.join(VPC_EGRESS)}")
+    return network, subnet, egress
 
 
 def _check_where(projects: list[str], region: str) -> None:

@@ -1,6 +1,6 @@
-"""python -m deploy status: for each project, whether the canary is deployed and current (function, Scheduler job,
-alert policies), its schedule, and its last run's time, verdict and cause, read from the canary's own log line
-through Cloud Logging. Exit status 1 when any project is failing, silent or not deployed.
+"""python -m deploy status: for each project, whether the canary is deployed and current (function or Cloud Run job,
+Scheduler job, alert policies), its schedule, and its last run's time, verdict and cause, read from the canary's own
+log line through Cloud Logging. Exit status 1 when any project is failing, silent or not deployed.
 
 Open incidents are not listed: Cloud Monitoring API v3 has no method that lists incidents (the console's incident list
 has no public API), so the alert policies are reported as present and enabled, and the run history (the log lines)
@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from .alerting import POLICY_FILES, Monitoring
+from .alerting import CANARY_LOGS, POLICY_FILES, Monitoring
 from .gcloud import Gcloud, GcloudError
 from .reconcile import source_hash
 from .spec import MANAGED_LABEL, NAME, TIMEOUT_S, SpecError, Where, schedule_period_s
@@ -34,7 +34,9 @@ class ProjectStatus:
     current: bool | None = None  # the deployed source is this checkout's
     url: str = ""
     schedule: str = ""
-    job: str = "absent"  # ENABLED | PAUSED | absent | unknown
+    job: str = "absent"  # the Scheduler job: ENABLED | PAUSED | absent | unknown
+    kind: str = ""  # function | job (the canary as a Cloud Run job) | "" (neither is deployed)
+    run_job: str = "absent"  # the Cloud Run job of the job kind: READY | NOT READY | absent | unknown
     policies: str = ""
     last_run: str = ""
     verdict: str = ""
@@ -44,7 +46,7 @@ class ProjectStatus:
 
 
 def _last_run(gcloud: Gcloud, project: str) -> dict[str, Any] | None:
-    query = f'logName="projects/{project}/logs/{STDOUT_LOG}" AND resource.labels.service_name="{NAME}"'
+    query = f'logName="projects/{project}/logs/{STDOUT_LOG}" AND {CANARY_LOGS}'
     for entry in gcloud.read("logging", "read", query, "--limit=20", f"--freshness={LOOKBACK}") or []:
         payload = entry.get("jsonPayload") or {}
         if payload.get("verdict"):
@@ -64,9 +66,22 @@ def project_status(where: Where, project: str, now: datetime | None = None) -> P
     try:
         fn = gcloud.read("functions", "describe", NAME, f"--region={where.region}", "--gen2")
         read.add("function")
+        run_job = None if fn is not None else gcloud.read("run", "jobs", "describe", NAME, f"--region={where.region}")
+        read.add("run_job")
         job = gcloud.read("scheduler", "jobs", "describe", NAME, f"--location={where.region}")
         read.add("job")
+        if run_job is not None:
+            found.kind = "job"
+            ready: dict[str, Any] = next(
+                (c for c in run_job.get("status", {}).get("conditions", []) if c.get("type") == "Ready"), {}
+            )
+            found.run_job = "READY" if ready.get("status") == "True" else "NOT READY"
+            labels = run_job.get("metadata", {}).get("labels", {})
+            found.current = labels.get("canary-source") == source_hash(where.source)
+            if not found.current:
+                found.problems.append("the deployed source is not this checkout's (apply updates it)")
         if fn is not None:
+            found.kind = "function"
             found.function = str(fn.get("state", ""))
             found.url = str(fn.get("serviceConfig", {}).get("uri", ""))
             found.current = fn.get("labels", {}).get("canary-source") == source_hash(where.source)
@@ -83,14 +98,15 @@ def project_status(where: Where, project: str, now: datetime | None = None) -> P
         found.policies = f"{enabled} of {len(POLICY_FILES)} enabled"
         if enabled < len(POLICY_FILES):
             found.problems.append(f"alert policies: {found.policies}")
-        if fn is None or job is None:
+        if (fn is None and run_job is None) or job is None:
             found.state = "not deployed"
-            found.problems.insert(0, "no function" if fn is None else "no Scheduler job")
+            found.problems.insert(0, "no function or Cloud Run job" if not found.kind else "no Scheduler job")
             return found
         entry = _last_run(gcloud, project)
     except (GcloudError, Exception) as err:  # noqa: BLE001 - one project's error must not stop the others
         found.state = "unknown"
         found.function = found.function if "function" in read else "unknown"
+        found.run_job = found.run_job if "run_job" in read else "unknown"
         found.job = found.job if "job" in read else "unknown"
         found.problems.append(err.first_line if isinstance(err, GcloudError) else f"{type(err).__name__}: {err}")
         return found
@@ -135,8 +151,9 @@ def run_status(where: Where, fmt: str, out: TextIO, err: TextIO) -> int:
             print(f"{r.project:{width}}  {r.state:12}  {r.last_run[:19]:20}  {cause}", file=out)
             current = {True: " current", False: " stale", None: ""}[r.current]
             schedule = f" {r.schedule}" if r.schedule else ""
+            canary = f"job {r.run_job}" if r.kind == "job" else f"function {r.function}"
             if r.state != "unknown":  # nothing was read that could be shown: only the reason below
-                print(f"   function {r.function}{current}; job {r.job}{schedule}; policies {r.policies}", file=out)
+                print(f"   {canary}{current}; scheduler {r.job}{schedule}; policies {r.policies}", file=out)
             for problem in r.problems:
                 print(f"   ! {problem}", file=out)
         print(

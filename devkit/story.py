@@ -29,6 +29,7 @@ from devkit.receiver import Receiver, receiving
 from emulator.core.clock import parse_rfc3339, rfc3339
 from emulator.server import Emulator
 from emulator.services.functions import FunctionStore
+from emulator.services.runjobs import JobStore
 from emulator.services.scheduler import SchedulerStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -184,8 +185,21 @@ class Story:
         self.deploy_output = done.stdout + done.stderr
         if done.returncode != 0:
             raise RuntimeError(f"the deploy tool failed ({done.returncode}):\n{self.deploy_output[-4000:]}")
-        self.wait_for(lambda: self._function_state() == "ACTIVE" or None, "the function to serve", 180)
+        if "job" in extra and "--kind" in extra:
+            self.wait_for(lambda: self._job_deployed() or None, "the Cloud Run job", 180)
+        else:
+            self.wait_for(lambda: self._function_state() == "ACTIVE" or None, "the function to serve", 180)
         return self.deploy_output
+
+    def _job_deployed(self) -> bool:
+        with self.emulator.world.lock:
+            return bool(self.emulator.world.projects[PROJECT].store(JobStore).jobs)
+
+    def executions(self) -> list[Any]:
+        """The Cloud Run job's executions (the job kind), oldest first."""
+        with self.emulator.world.lock:
+            found = list(self.emulator.world.projects[PROJECT].store(JobStore).executions.values())
+        return sorted(found, key=lambda e: str(e.created))
 
     def _function_state(self) -> str:
         with self.emulator.world.lock:
@@ -209,10 +223,14 @@ class Story:
         self.change("add_binding" if granted else "remove_binding", role=GEMINI_ROLE, member=member)
 
     def _busy(self) -> bool:
-        """Whether a Scheduler attempt is out (a run in progress: time must pass with it, not jump over it)."""
+        """Whether a Scheduler attempt is out or a job's execution runs (a run in progress: time must pass with it,
+        not jump over it)."""
         with self.emulator.world.lock:
-            store = self.emulator.world.projects[PROJECT].store(SchedulerStore)
-            return any(execution.busy for execution in store.executions.values())
+            project = self.emulator.world.projects[PROJECT]
+            attempts = project.store(SchedulerStore).executions.values()
+            # the job kind: Scheduler's attempt ends when the execution starts; the execution runs on
+            tasks = project.store(JobStore).executions.values()
+            return any(a.busy for a in attempts) or any(e.running or e.pending for e in tasks)
 
     def skip_to(self, at: datetime) -> None:
         """Jump the clock over idle time to `at` (never backwards, never while a run is in progress); whatever came

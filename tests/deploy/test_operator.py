@@ -198,8 +198,8 @@ def test_status_of_a_fleet_shows_what_is_missing_and_what_could_not_be_read(tmp_
         rows = {line.split()[0]: i for i, line in enumerate(screen) if line and not line.startswith(" ")}
         demo, ghost = rows["demo-proj"], rows["ghost-proj"]
         assert screen[demo].split()[1:3] == ["not", "deployed"], screen
-        assert screen[demo + 1].strip().startswith("function absent"), screen
-        assert screen[demo + 2].strip() == "! no function", screen
+        assert screen[demo + 1].strip().startswith("function absent; scheduler absent"), screen
+        assert screen[demo + 2].strip() == "! no function or Cloud Run job", screen
         assert screen[ghost].split()[1] == "unknown", screen
         ghost_block = screen[ghost + 1 : ghost + 3]
         assert ghost_block[0].strip().startswith("! "), screen

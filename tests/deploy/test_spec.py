@@ -58,7 +58,49 @@ BAD = [
         "--time-zone: 'Europe/Paris; x' is not a tz database name such as Etc/UTC or Europe/Paris",
     ),
     ({"parallel": 0}, "--parallel: 0 is out of range; allowed: 1 to 64"),
+    ({"kind": "vm"}, "--kind: 'vm' is not a kind; allowed: function, job"),
+    (
+        {"kind": "job", "network": "Bad Net"},
+        "--network: 'Bad Net' is not a VPC network name (or projects/HOST/global/networks/NAME)",
+    ),
+    (
+        {"kind": "job", "network": "vpc; rm -rf /"},
+        "--network: 'vpc; rm -rf /' is not a VPC network name (or projects/HOST/global/networks/NAME)",
+    ),
+    (
+        {"kind": "job", "subnet": "projects/host-proj/regions/europe-west1/subnetworks/s1"},
+        "--subnet: 'projects/host-proj/regions/europe-west1/subnetworks/s1' is not in us-central1; Direct VPC egress "
+        "needs a subnet in the canary's region",
+    ),
+    (
+        {"kind": "job", "network": "vpc", "vpc_egress": "all"},
+        "--vpc-egress: 'all' is not allowed; allowed: all-traffic, private-ranges-only",
+    ),
+    (
+        {"vpc_egress": "all-traffic"},
+        "--vpc-egress: given without --network or --subnet; it says which traffic leaves through that network",
+    ),
+    (
+        {"subnet": "s1"},
+        "--subnet: Direct VPC egress is deployed with the job kind (--kind job): gcloud's `functions deploy` has no "
+        "Direct VPC flags before version 558, and this tool drives the gcloud it finds; a job runs the same canary",
+    ),
+    (
+        {"kind": "job", "pubsub": True},
+        "--pubsub: a job kind is started by Scheduler through the Cloud Run Admin API; Pub/Sub triggers only the "
+        "function kind",
+    ),
 ]
+
+
+def test_direct_vpc_egress_defaults_to_all_traffic_and_takes_shared_vpc_paths() -> None:
+    spec = make_spec(**BASE, kind="job", network="projects/host-proj/global/networks/shared-vpc", subnet="s1")
+    assert (spec.kind, spec.network, spec.subnet, spec.vpc_egress) == (
+        "job", "projects/host-proj/global/networks/shared-vpc", "s1", "all-traffic"
+    )  # fmt: skip
+    quiet = make_spec(**BASE, kind="job", subnet="s1", vpc_egress="private-ranges-only")
+    assert (quiet.network, quiet.vpc_egress) == (None, "private-ranges-only")
+    assert make_spec(**BASE).vpc_egress is None  # no network: nothing about egress reaches gcloud
 
 
 @pytest.mark.parametrize(
