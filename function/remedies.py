@@ -190,8 +190,8 @@ def _vpc_sc(c: _Case) -> list[Remedy]:
             Remedy(
                 "Give the canary the workload's egress (Direct VPC egress, all traffic) so it calls from the network "
                 "the perimeter admits",
-                f"python -m deploy apply --project {c.p} --region REGION --network NETWORK --subnet SUBNET "
-                "--vpc-egress all-traffic",
+                f"python -m deploy apply --project {c.p} --region REGION --service-account {c.who} --kind job "
+                "--network NETWORK --subnet SUBNET --vpc-egress all-traffic --notify-email ONCALL_EMAIL",
             )
         )
     if perimeter.startswith("accessPolicies/"):

@@ -707,8 +707,9 @@ EXPECTED_REMEDIES: dict[str, Any] = {
                 "url": "https://console.cloud.google.com/security/service-perimeter/troubleshoot;uniqueId=<id>?project=demo-proj",
             },
             {
-                "command": "python -m deploy apply --project demo-proj --region REGION --network NETWORK "
-                "--subnet SUBNET --vpc-egress all-traffic",
+                "command": "python -m deploy apply --project demo-proj --region REGION --service-account "
+                "canary-workload@demo-proj.iam.gserviceaccount.com --kind job --network NETWORK --subnet SUBNET "
+                "--vpc-egress all-traffic --notify-email ONCALL_EMAIL",
                 "title": "Give the canary the workload's egress (Direct VPC egress, all traffic) so it calls from "
                 "the network the perimeter admits",
             },

@@ -52,7 +52,8 @@ def test_from_default_egress_the_diagnosis_names_where_the_request_came_from(emu
     )
     summary = report.explain(result, outcome)
     assert "403 SECURITY_POLICY_VIOLATED: the request came from outside any VPC network" in summary
-    assert "fix: python -m deploy apply --project demo-proj --region REGION --network NETWORK" in summary
+    assert "fix: python -m deploy apply --project demo-proj --region REGION --service-account" in summary
+    assert "--kind job --network NETWORK --subnet SUBNET --vpc-egress all-traffic" in summary
     remedies = [r.title for r in result.remedies[str(outcome.target)]]
     assert any("add an ingress rule for the identity from Cloud Run's default egress" in t for t in remedies)
     line = report.log_entry(result)
