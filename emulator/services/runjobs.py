@@ -48,6 +48,7 @@ from google.rpc import code_pb2
 
 from emulator.core import iam
 from emulator.core.clock import rfc3339
+from emulator.core.egress import vpc_egress_network
 from emulator.core.handlers import Api, Call, Doc, HttpRule, JsonMethod, RestCall, Service, json_method
 from emulator.core.status import RpcError, invalid_argument
 from emulator.core.world import Project, World
@@ -158,6 +159,12 @@ class JobStore:
 
     jobs: dict[Any, Any] = field(default_factory=dict)  # (region, job id) → Job
     executions: dict[Any, Any] = field(default_factory=dict)  # (region, execution id) → Execution
+
+
+# Cloud Run's Direct VPC egress annotations on an execution template (gcloud 528 writes them for run jobs deploy
+# --network/--subnet/--vpc-egress; docs/google-behaviour.md, "VPC Service Controls by source network").
+NETWORK_INTERFACES = "run.googleapis.com/network-interfaces"
+VPC_ACCESS_EGRESS = "run.googleapis.com/vpc-access-egress"
 
 
 # Errors ------------------------------------------------------------------------------------------------------
@@ -432,6 +439,19 @@ def validated_template(given: Doc) -> Doc:
     return copy.deepcopy(template)
 
 
+def egress_network(project_id: str, template: Doc) -> str:
+    """The VPC network an execution's calls to Google APIs leave through: Direct VPC egress, from the execution
+    template's annotations as gcloud writes them (`run.googleapis.com/network-interfaces`, `…/vpc-access-egress`;
+    emulator/core/egress.py), "" for Cloud Run's default egress. Malformed annotations are 400 INVALID_ARGUMENT."""
+    notes = template.get("metadata", {}).get("annotations", {}) or {}
+    try:
+        return vpc_egress_network(
+            project_id, str(notes.get(NETWORK_INTERFACES, "")), str(notes.get(VPC_ACCESS_EGRESS, ""))
+        )
+    except ValueError as error:
+        raise invalid_argument(f"spec.template.metadata.annotations: {error}.") from None
+
+
 def _service_account(project: Project, template: Doc) -> str:
     spec = template.get("spec", {}).get("template", {}).get("spec", {})
     return str(spec.get("serviceAccountName") or f"{project.number}-compute@developer.gserviceaccount.com")
@@ -468,6 +488,7 @@ def create_job(call: Call, request: Doc) -> Doc:
             "starting with a letter and not ending with a hyphen."
         )
     template = validated_template(message(body, "spec"))
+    egress_network(project.project_id, template)  # a malformed Direct VPC egress is refused now, not at run time
     store = project.store(JobStore)
     if (region, job_id) in store.jobs:
         raise RpcError(code_pb2.ALREADY_EXISTS, f"Resource '{job_id}' already exists.")
@@ -547,6 +568,7 @@ def replace_job(call: Call, request: Doc) -> Doc:
     if text(metadata, "name") and text(metadata, "name") != job.job_id:
         raise invalid_argument(f"metadata.name: '{text(metadata, 'name')[:100]}' does not match '{job.job_id}'.")
     template = validated_template(message(body, "spec"))
+    egress_network(project.project_id, template)
     account = _service_account(project, template)
     if account != _service_account(project, job.template) and not iamadmin.can_act_as(call, account):
         raise act_as_denied(job.job_id, account)
@@ -679,6 +701,7 @@ def _task(project: Project, job: Job, execution: Execution, index: int, attempt:
         float(integer(task_spec, "timeoutSeconds", DEFAULT_TIMEOUT_S)),
         str(container["image"]),
         archive=image.archive if image is not None else b"",
+        network=egress_network(project.project_id, execution.template),
     )
 
 

@@ -159,3 +159,56 @@ def test_a_fleet_of_both_kinds_deploys_switches_kind_and_tears_down(tmp_path: Pa
         assert kinds() == {one: (0, 0), two: (0, 0)}
         with emulator.world.lock:
             assert not any(emulator.world.projects[p].store(SchedulerStore).scheduler_jobs for p in (one, two))
+
+
+PERIMETER = {
+    "perimeter": {
+        "name": "accessPolicies/555555555555/servicePerimeters/ml_perimeter",
+        "organization_id": "123456789012",
+        "projects": [PROJECT],
+        "restricted_services": ["aiplatform.googleapis.com"],
+        "ingress_rules": [
+            {
+                "title": "the workload from its VPC network",
+                "from": {
+                    "identities": ["serviceAccount:canary-workload@demo-proj.iam.gserviceaccount.com"],
+                    "sources": [
+                        {"resource": "//compute.googleapis.com/projects/net-host/global/networks/workload-vpc"}
+                    ],
+                },
+                "to": {
+                    "operations": [
+                        {"service_name": "aiplatform.googleapis.com", "method_selectors": [{"method": "*"}]}
+                    ],
+                    "resources": ["*"],
+                },
+            }
+        ],
+    }
+}
+
+
+def test_a_perimeter_that_admits_the_workloads_network_is_diagnosed_with_and_without_its_egress(
+    tmp_path: Path,
+) -> None:
+    """The workload is admitted from its VPC network only. The canary as a job from Cloud Run's default egress is
+    refused, and its diagnosis says where the request came from and how to fix it; deployed again with the
+    workload's Direct VPC egress, its execution's calls leave through that network and pass."""
+    need("gcloud")
+    with Story(tmp_path) as story:
+        story.deploy("--kind", "job")
+        story.patch_world(PERIMETER)
+        refused = story.next_run()
+        assert refused.verdict == "denied"
+        [target] = refused.line["targets"]
+        assert target["cause"] == "vpc_sc"
+        assert "the request came from outside any VPC network (Cloud Run default egress)" in target["summary"]
+        assert "--kind job --network NETWORK --subnet SUBNET --vpc-egress all-traffic" in target["summary"]
+
+        story.deploy(
+            "--kind", "job", "--network", "projects/net-host/global/networks/workload-vpc",
+            "--subnet", "projects/net-host/regions/us-central1/subnetworks/workload-subnet",
+        )  # fmt: skip
+        admitted = story.next_run()
+        assert admitted.verdict == "healthy", admitted.summary
+        assert admitted.line["principal"] == "canary-workload@demo-proj.iam.gserviceaccount.com"
