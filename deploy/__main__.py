@@ -16,6 +16,7 @@ import re
 import sys
 from typing import Any, NoReturn
 
+from . import shard
 from .call import run_call
 from .runner import run_all
 from .spec import SpecError, check_targets, make_spec, make_targets, read_projects_file
@@ -126,6 +127,16 @@ def _where(p: argparse.ArgumentParser, *, fleet: bool = True) -> None:
     if fleet:
         p.add_argument("--project", action="append", default=[], help="a project (repeatable)")
         p.add_argument("--projects-file", help="a file with one project id a line (# comments allowed)")
+        p.add_argument(
+            "--shard",
+            help="K/N: only the projects of shard K of N (a stable hash of each project id), so N parallel builds "
+            "can each take one shard of a large fleet",
+        )
+        p.add_argument(
+            "--scoping-project",
+            help="central alerting: the project whose metrics scope holds the fleet and that carries the alert "
+            "policies, channels and dashboard once (default: each project has its own)",
+        )
     else:
         p.add_argument("--project", required=True, help="the project the canary is deployed in")
     p.add_argument("--region", required=True, help="region of the function and the Scheduler job, e.g. us-central1")
@@ -250,14 +261,22 @@ def _projects(args: argparse.Namespace) -> list[str]:
     projects = list(args.project)
     if getattr(args, "projects_file", None) is not None:
         projects += read_projects_file(args.projects_file)
-    return projects
+    chosen = shard.select(projects, shard.parse(getattr(args, "shard", None)))
+    if projects and not chosen:
+        raise SpecError(f"--shard: shard {args.shard} holds none of the {len(projects)} projects given")
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
     try:
         args = parser().parse_args(argv)
         if args.command == "status":
-            targets = make_targets(projects=_projects(args), region=args.region, parallel=args.parallel)
+            targets = make_targets(
+                projects=_projects(args),
+                region=args.region,
+                parallel=args.parallel,
+                scoping_project=args.scoping_project,
+            )
             return run_status(targets, fmt=args.format, out=sys.stdout, err=sys.stderr)
         if args.command == "call":
             targets = make_targets(projects=[args.project], region=args.region, parallel=1)
@@ -285,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             network=args.network if apply else None,
             subnet=args.subnet if apply else None,
             vpc_egress=args.vpc_egress if apply else None,
+            scoping_project=args.scoping_project,
         )
     except SpecError as err:
         print(one_line(f"deploy: {err}"), file=sys.stderr)

@@ -82,6 +82,9 @@ class Spec:
     network: str | None = None  # Direct VPC egress: the workload's VPC network …
     subnet: str | None = None  # … and subnet
     vpc_egress: str | None = None  # all-traffic | private-ranges-only (None without a network)
+    # Central alerting: the project whose metrics scope holds the fleet and carries the policies, channels and
+    # dashboard once (None: every project has its own, the default).
+    scoping_project: str | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -237,11 +240,13 @@ def make_spec(
     network: str | None = None,
     subnet: str | None = None,
     vpc_egress: str | None = None,
+    scoping_project: str | None = None,
 ) -> Spec:
     _check_where(projects, region)
     if kind not in KINDS:
         raise SpecError(f"--kind: {_short(kind)} is not a kind; allowed: {', '.join(KINDS)}")
     network, subnet, vpc_egress = check_egress(network, subnet, vpc_egress, region)
+    _check_scoping(scoping_project)
     if kind == "function" and (network or subnet):
         flag = "--network" if network else "--subnet"
         raise SpecError(
@@ -298,7 +303,13 @@ def make_spec(
         network=network,
         subnet=subnet,
         vpc_egress=vpc_egress,
+        scoping_project=scoping_project,
     )
+
+
+def _check_scoping(scoping_project: str | None) -> None:
+    if scoping_project is not None:
+        _check(PROJECT, scoping_project, "--scoping-project", "a project id (6-30 lower-case letters, digits, hyphens)")
 
 
 def check_egress(
@@ -375,12 +386,14 @@ class Where:
     region: str
     parallel: int = 8
     source: Path = field(default_factory=lambda: Path(__file__).resolve().parents[1])
+    scoping_project: str | None = None  # central alerting: the fleet's state from one query there
 
 
-def make_targets(*, projects: list[str], region: str, parallel: int = 8) -> Where:
+def make_targets(*, projects: list[str], region: str, parallel: int = 8, scoping_project: str | None = None) -> Where:
     _check_where(projects, region)
     _check_parallel(parallel)
-    return Where(tuple(projects), region, parallel)
+    _check_scoping(scoping_project)
+    return Where(tuple(projects), region, parallel, scoping_project=scoping_project)
 
 
 def read_projects_file(path: str) -> list[str]:
