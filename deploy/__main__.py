@@ -261,9 +261,13 @@ def _projects(args: argparse.Namespace) -> list[str]:
     projects = list(args.project)
     if getattr(args, "projects_file", None) is not None:
         projects += read_projects_file(args.projects_file)
-    chosen = shard.select(projects, shard.parse(getattr(args, "shard", None)))
+    which = shard.parse(getattr(args, "shard", None))
+    chosen = shard.select(projects, which)
     if projects and not chosen:
         raise SpecError(f"--shard: shard {args.shard} holds none of the {len(projects)} projects given")
+    line = shard.heading(which, len(chosen), len(projects))
+    if line is not None:
+        print(line, file=sys.stderr, flush=True)
     return chosen
 
 

@@ -41,3 +41,11 @@ def select(projects: list[str], shard: tuple[int, int] | None) -> list[str]:
         return list(projects)
     k, n = shard
     return [p for p in projects if shard_of(p, n) == k]
+
+
+def heading(shard: tuple[int, int] | None, chosen: int, total: int) -> str | None:
+    """The line a sharded run starts with (on stderr, before the progress), so each build's log says which part of
+    the fleet it took: `shard 3 of 10: 21 of 200 projects`. None without a shard."""
+    if shard is None:
+        return None
+    return f"shard {shard[0]} of {shard[1]}: {chosen} of {total} projects"

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from deploy import shard
 from deploy.__main__ import main
 from deploy.spec import SpecError
+from devkit import fleet
+from emulator.server import Emulator
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FLEET = [f"fleet-proj-{i:03d}" for i in range(1, 201)]
 
@@ -45,3 +54,27 @@ def test_an_empty_shard_is_refused_before_anything_runs(capsys: pytest.CaptureFi
     code = main(["status", "--project", "demo-proj", "--region", "us-central1", "--shard", f"{lonely}/10"])
     assert code == 2
     assert capsys.readouterr().err == f"deploy: --shard: shard {lonely}/10 holds none of the 1 projects given\n"
+
+
+def test_a_sharded_run_says_which_part_of_the_fleet_it_took(tmp_path: Path) -> None:
+    """A dry run over two projects with --shard takes the one of its shard, says so before the progress, and the
+    summary names only that project."""
+    names = [fleet.fleet_project(i) for i in range(1, 20)]
+    one = next(p for p in names if shard.shard_of(p, 2) == 1)
+    two = next(p for p in names if shard.shard_of(p, 2) == 2)
+    with Emulator(str(fleet.fleet_scenario(tmp_path / "fleet.yaml", 19))) as emulator:
+        env = {**emulator.gcloud_env(tmp_path / "home", fleet.DEPLOYER), "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(
+            [sys.executable, "-m", "deploy", "apply", "--project", one, "--project", two, "--shard", "2/2",
+             "--dry-run", "--region", "us-central1", "--no-notifications", "--format", "json",
+             "--service-account", "canary-workload@{project}.iam.gserviceaccount.com"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr.splitlines()[0] == "shard 2 of 2: 1 of 2 projects"
+    assert [p["project"] for p in json.loads(done.stdout)["projects"]] == [two]
+
+
+def test_the_heading_is_only_for_a_sharded_run() -> None:
+    assert shard.heading((3, 10), 21, 200) == "shard 3 of 10: 21 of 200 projects"
+    assert shard.heading(None, 200, 200) is None
