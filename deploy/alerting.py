@@ -16,6 +16,7 @@ import os
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +39,14 @@ from .spec import MANAGED_LABEL, NAME, TIMEOUT_S, Spec
 
 POLICY_DIR = Path(__file__).resolve().parent / "policies"
 POLICY_FILES = ("denied.json", "silent.json", "degraded.json", "denial_log.json")
+# Central alerting: the metric policies go once into the scoping project, where they read every monitored project's
+# series; the log-match policy stays in each project, because a log-match condition reads only its own project's
+# log entries (docs/google-behaviour.md, "Central alerting").
+METRIC_POLICY_FILES = ("denied.json", "silent.json", "degraded.json")
+LOG_POLICY_FILE = "denial_log.json"
+# The user label that tells the central policies, channels and dashboard (in the scoping project) from a project's
+# own: a scoping project may run the canary too, and its own teardown must not take the fleet's alerting with it.
+CENTRAL_LABEL = ("canary-layout", "central")
 DEFAULT_PREFIX = "custom.googleapis.com/gemini_canary"
 SERVER_FIELDS = ("name", "creationRecord", "mutationRecord", "validity")
 
@@ -87,9 +96,13 @@ def alert_window_s(period_s: int) -> int:
     return -(-(period_s + TIMEOUT_S) // 60) * 60
 
 
-def render_policy(doc: dict[str, Any], spec: Spec, channels: list[str], prefix: str = DEFAULT_PREFIX) -> dict[str, Any]:
+def render_policy(
+    doc: dict[str, Any], spec: Spec, channels: list[str], prefix: str = DEFAULT_PREFIX, *, central: bool = False
+) -> dict[str, Any]:
     """A policy file with this deployment's channels, metric prefix, schedule timing, region, cause lists (from
-    function.causes, so they never drift) and links filled in."""
+    function.causes, so they never drift) and links filled in. `central`: the copy for the scoping project
+    (labelled as such; its dashboard link opens the fleet's dashboard there). The documentation names the
+    project with `${resource.project}`, the monitored resource's project, in either layout."""
     period = spec.schedule_period_s()
     fills = {
         "__LASTING_CAUSES__": _causes(DENIALS | {Cause.UNKNOWN}),
@@ -107,9 +120,18 @@ def render_policy(doc: dict[str, Any], spec: Spec, channels: list[str], prefix: 
     text = json.dumps(doc).replace(DEFAULT_PREFIX, prefix)
     for marker, value in fills.items():
         text = text.replace(marker, value)
+    if central and spec.scoping_project:
+        text = text.replace("dashboards?project=${resource.project}", f"dashboards?project={spec.scoping_project}")
     out: dict[str, Any] = json.loads(text)
     out["notificationChannels"] = sorted(channels)
+    if central:
+        out["userLabels"] = {**out.get("userLabels", {}), CENTRAL_LABEL[0]: CENTRAL_LABEL[1]}
     return out
+
+
+def is_central(labels: Any) -> bool:
+    """Whether a resource's labels (a policy's or channel's user labels, a dashboard's labels) mark it central."""
+    return bool(labels and labels.get(CENTRAL_LABEL[0]) == CENTRAL_LABEL[1])
 
 
 def comparable(doc: dict[str, Any]) -> dict[str, Any]:
@@ -227,20 +249,28 @@ class Monitoring:
             return False
 
     def ensure_email_channel(self, email: str) -> tuple[str, str]:
-        """(channel name, created|unchanged) for an e-mail channel this tool manages."""
+        """(channel name, created|unchanged) for an e-mail channel this tool manages in a project."""
+        return self._email_channel(email, central=False)
+
+    def ensure_central_email_channel(self, email: str) -> tuple[str, str]:
+        """The same, for the central policies in a scoping project (labelled central)."""
+        return self._email_channel(email, central=True)
+
+    def _email_channel(self, email: str, *, central: bool) -> tuple[str, str]:
         _, channels = self._clients()
         for channel in channels.list_notification_channels(name=f"projects/{self.project}"):
             if (
                 channel.type_ == "email"
                 and channel.labels.get("email_address") == email
                 and channel.user_labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]
+                and is_central(channel.user_labels) == central
             ):
                 return channel.name, "unchanged"
         channel = monitoring_v3.NotificationChannel(
             type_="email",
-            display_name=f"Gemini canary: {email}",
+            display_name=f"Gemini canary{' (fleet)' if central else ''}: {email}",
             labels={"email_address": email},
-            user_labels=dict([MANAGED_LABEL]),
+            user_labels=dict([MANAGED_LABEL, *([CENTRAL_LABEL] if central else [])]),
         )
         created = self._do(
             f"monitoring.notificationChannels.create projects/{self.project} email={email}",
@@ -251,11 +281,19 @@ class Monitoring:
         ), "created"
 
     def managed_channels(self) -> list[Any]:
+        """The channels this tool made for a project's own policies."""
+        return self._channels_made(central=False)
+
+    def central_channels(self) -> list[Any]:
+        """The channels this tool made for the central policies (a scoping project)."""
+        return self._channels_made(central=True)
+
+    def _channels_made(self, *, central: bool) -> list[Any]:
         _, channels = self._clients()
         return [
             c
             for c in channels.list_notification_channels(name=f"projects/{self.project}")
-            if c.user_labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]
+            if c.user_labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1] and is_central(c.user_labels) == central
         ]
 
     def delete_channel(self, name: str) -> None:
@@ -268,12 +306,34 @@ class Monitoring:
     # Policies -------------------------------------------------------------------------------------------
 
     def managed_policies(self) -> list[Any]:
+        """The policies this tool made for a project itself."""
+        return self._policies_made(central=False)
+
+    def central_policies(self) -> list[Any]:
+        """The central policies this tool made (a scoping project)."""
+        return self._policies_made(central=True)
+
+    def _policies_made(self, *, central: bool) -> list[Any]:
         policies, _ = self._clients()
         return [
             p
             for p in policies.list_alert_policies(name=f"projects/{self.project}")
-            if p.user_labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]
+            if p.user_labels.get(MANAGED_LABEL[0]) == MANAGED_LABEL[1] and is_central(p.user_labels) == central
         ]
+
+    # Time series ----------------------------------------------------------------------------------------
+
+    def list_series(self, metric_type: str, start: datetime, end: datetime) -> list[Any]:
+        """Every generic_task series of one metric type this project's metrics scope reads between start and end
+        (in a scoping project: every monitored project's), one ListTimeSeries (pages followed)."""
+        self._clients()
+        found = self._metrics.list_time_series(
+            name=f"projects/{self.project}",
+            filter=f'metric.type = "{metric_type}" AND resource.type = "generic_task"',
+            interval=monitoring_v3.TimeInterval(start_time=start, end_time=end),
+            view=monitoring_v3.ListTimeSeriesRequest.TimeSeriesView.FULL,
+        )
+        return list(found)
 
     def ensure_policy(self, desired: dict[str, Any], existing: list[Any]) -> str:
         """created | updated | unchanged for one policy, matched by display name among the managed ones."""

@@ -20,7 +20,15 @@ from typing import Any
 from function.metrics import SCHEMA
 from function.roles import OPTIONAL, REQUIRED
 
-from .alerting import POLICY_FILES, Monitoring, descriptor, load_policy_file, render_policy
+from .alerting import (
+    LOG_POLICY_FILE,
+    METRIC_POLICY_FILES,
+    POLICY_FILES,
+    Monitoring,
+    descriptor,
+    load_policy_file,
+    render_policy,
+)
 from .gcloud import Gcloud, GcloudError
 from .spec import (
     ATTEMPT_DEADLINE_S,
@@ -163,8 +171,18 @@ def _data_read_on(policy: dict[str, Any]) -> bool:
 
 
 class Project:
-    def __init__(self, spec: Spec, project: str, gcloud: Gcloud, monitoring: Monitoring) -> None:
+    def __init__(
+        self,
+        spec: Spec,
+        project: str,
+        gcloud: Gcloud,
+        monitoring: Monitoring,
+        monitored: frozenset[str] | None = None,
+    ) -> None:
         self.spec = spec
+        # central alerting: the project numbers the scoping project's metrics scope held when this run read it
+        self.monitored = monitored if monitored is not None else frozenset()
+        self.number = ""  # the project's number (read in the preflight)
         self.project = project
         self.gcloud = gcloud
         self.monitoring = monitoring
@@ -199,6 +217,7 @@ class Project:
                 raise
             found = None  # Resource Manager answers 403 alike for a project that is not there and one not yours
         if found is not None:
+            self.number = str(found.get("projectNumber", ""))
             self.progress("preflight: project found")
             return
         try:
@@ -277,10 +296,69 @@ class Project:
             self._invoker_binding()  # Scheduler's OIDC token, or the Pub/Sub trigger's push, both need run.invoker
             self._scheduler(uri)
         self._descriptors()  # before the policies, which name these metric types
+        if self.spec.scoping_project:
+            self._join_scope()
         channels = self._channels()
         self._policies(channels)
-        self._dashboard()
+        if self.spec.scoping_project:
+            self._dashboard_gone("the fleet's dashboard is in the scoping project")
+        else:
+            self._dashboard()
         self._save_manifest()
+
+    # central alerting ---------------------------------------------------------------------------------
+
+    def _scope_gcloud(self) -> Gcloud:
+        """gcloud for the scoping project (metrics-scopes commands name it with --project); its plan is this
+        project's."""
+        assert self.spec.scoping_project is not None
+        return Gcloud(self.spec.scoping_project, dry_run=self.gcloud.dry_run, plan=self.gcloud.plan)
+
+    def _join_scope(self) -> None:
+        """This project in the scoping project's metrics scope (read once for the fleet before the projects ran;
+        adding one already there is answered 409, which means another run added it meanwhile)."""
+        scoping = self.spec.scoping_project
+        assert scoping is not None
+        if self.project == scoping or (self.number and self.number in self.monitored):
+            self.note("metrics scope", "unchanged", f"in the metrics scope of {scoping}")
+            return
+        try:
+            self._scope_gcloud().change("beta", "monitoring", "metrics-scopes", "create", f"projects/{self.project}")
+        except GcloudError as err:
+            if "ALREADY_EXISTS" in err.stderr or "already exists" in err.stderr:
+                self.note("metrics scope", "unchanged", f"in the metrics scope of {scoping}")
+                return
+            if "RESOURCE_EXHAUSTED" in err.stderr or "375" in err.stderr:
+                # Cloud Monitoring's quotas page: at most 375 projects in one metrics scope
+                raise RuntimeError(
+                    f"the metrics scope of {scoping} is full: Cloud Monitoring supports at most 375 monitored "
+                    "projects a scope; give this part of the fleet another --scoping-project"
+                ) from None
+            raise
+        self.note("metrics scope", "created", f"added to the metrics scope of {scoping}")
+
+    def _leave_scope(self) -> None:
+        scoping = self.spec.scoping_project
+        assert scoping is not None
+        if self.project == scoping:
+            return  # a scope always holds its own project
+        if not (self.number and self.number in self.monitored):
+            self.note("metrics scope", "absent", f"not in the metrics scope of {scoping}")
+            return
+        try:
+            self._scope_gcloud().change("beta", "monitoring", "metrics-scopes", "delete", f"projects/{self.project}")
+        except GcloudError as err:
+            if not err.not_found:
+                raise
+        self.note("metrics scope", "deleted", f"removed from the metrics scope of {scoping}")
+
+    def _dashboard_gone(self, why: str) -> None:
+        """The project's own dashboard removed (it was made in the per-project layout)."""
+        title = json.loads(DASHBOARD_FILE.read_text())["displayName"]
+        for dashboard in self.gcloud.read("monitoring", "dashboards", "list") or []:
+            if dashboard.get("displayName") == title and _managed(dashboard):
+                self.gcloud.change("monitoring", "dashboards", "delete", dashboard["name"])
+                self.note("dashboard", "deleted", why)
 
     def _invoker_account(self) -> None:
         current = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
@@ -855,6 +933,8 @@ class Project:
             if not self.monitoring.channel_exists(name):
                 raise RuntimeError(f"notification channel {name} does not exist")
             names.append(name)
+        if self.spec.scoping_project:
+            names = []  # the channels named are the scoping project's: the central policies use them
         if self.spec.notify_email:
             name, action = self.monitoring.ensure_email_channel(self.spec.notify_email)
             self.note("notification channel", action, self.spec.notify_email)
@@ -862,11 +942,23 @@ class Project:
         return names
 
     def _policies(self, channels: list[str]) -> None:
+        """The four policies; with central alerting only the log-match one (the metric ones are the scoping
+        project's), and a metric policy left from the per-project layout is removed so that nothing pages twice."""
         existing = self.monitoring.managed_policies()
-        for file in POLICY_FILES:
+        files = (LOG_POLICY_FILE,) if self.spec.scoping_project else POLICY_FILES
+        for file in files:
             desired = render_policy(load_policy_file(file), self.spec, channels)
             action = self.monitoring.ensure_policy(desired, existing)
-            self.note(f"alert policy {desired['displayName']!r}", action)
+            detail = "" if channels else "no notification channel: give --notify-email to be told"
+            self.note(f"alert policy {desired['displayName']!r}", action, detail if self.spec.scoping_project else "")
+        if self.spec.scoping_project:
+            central = {load_policy_file(f)["displayName"] for f in METRIC_POLICY_FILES}
+            for policy in existing:
+                if policy.display_name in central:
+                    self.monitoring.delete_policy(policy.name)
+                    self.note(
+                        f"alert policy {policy.display_name!r}", "deleted", f"central in {self.spec.scoping_project}"
+                    )
 
     def _dashboard(self) -> None:
         """The dashboard, labelled managed-by=gemini-canary; one of the same name without the label is someone
@@ -926,6 +1018,8 @@ class Project:
 
     def teardown(self) -> None:
         self.preflight("teardown")
+        if self.spec.scoping_project:
+            self._leave_scope()
         account = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
         self.manifest = Manifest.parse((account or {}).get("description"))
         location, region = f"--location={self.spec.region}", f"--region={self.spec.region}"

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from .alerting import Monitoring
+from .central import Central
 from .gcloud import Gcloud, GcloudError
 from .progress import Lines, progress_for
 from .reconcile import Change, Project, Refused, shown_action
@@ -26,6 +29,7 @@ class ProjectResult:
     plan: list[str] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    number: str = ""  # the project's number, when it was read (central alerting's teardown needs it)
 
 
 def _status(changes: list[Change], command: str) -> str:
@@ -38,10 +42,16 @@ def _status(changes: list[Change], command: str) -> str:
     return "unchanged"
 
 
-def run_project(spec: Spec, project: str, command: str, progress: Lines | None = None) -> ProjectResult:
+def run_project(
+    spec: Spec,
+    project: str,
+    command: str,
+    progress: Lines | None = None,
+    monitored: frozenset[str] | None = None,
+) -> ProjectResult:
     gcloud = Gcloud(project, dry_run=spec.dry_run)
     monitoring = Monitoring(project, dry_run=spec.dry_run)
-    target = Project(spec, project, gcloud, monitoring)
+    target = Project(spec, project, gcloud, monitoring, monitored)
     started = progress.elapsed() if progress else 0.0
     if progress is not None:
         target.progress = lambda text: progress.step(project, text)
@@ -52,7 +62,8 @@ def run_project(spec: Spec, project: str, command: str, progress: Lines | None =
         if progress is not None:
             shown = shown_action(status, spec.dry_run)
             progress.step(project, f"{shown}{': ' + error if error else ''}", state=shown)
-        return ProjectResult(project, status, target.changes, gcloud.plan + monitoring.plan, error, seconds)
+        plan = gcloud.plan + monitoring.plan
+        return ProjectResult(project, status, target.changes, plan, error, seconds, target.number)
 
     try:
         target.apply() if command == "apply" else target.teardown()
@@ -65,14 +76,60 @@ def run_project(spec: Spec, project: str, command: str, progress: Lines | None =
     return result(_status(target.changes, command))
 
 
+def central_label(spec: Spec) -> str:
+    """The summary's row of the scoping project's own step (central alerting)."""
+    return f"{spec.scoping_project} (central alerting)"
+
+
+def run_central(spec: Spec, step: Callable[[Central], Any], progress: Lines | None = None) -> ProjectResult:
+    """The scoping project's step, once for the fleet (before or after the projects), isolated like a project's."""
+    central = Central.for_spec(spec)
+    label = central_label(spec)
+    if progress is not None:
+        central.progress = lambda text: progress.step(label, text)
+    try:
+        step(central)
+        status = _status(central.changes, "apply")
+        error = None
+    except GcloudError as failure:
+        status, error = "failed", failure.first_line or str(failure)
+    except Exception as failure:  # noqa: BLE001 - reported in its own row
+        status, error = "failed", f"{type(failure).__name__}: {failure}"
+    if progress is not None:
+        progress.step(label, f"{shown_action(status, spec.dry_run)}{': ' + error if error else ''}")
+    return ProjectResult(label, status, central.changes, central.gcloud.plan + central.monitoring.plan, error)
+
+
 def run_all(
     spec: Spec, command: str, out: TextIO, *, fmt: str = "text", err: TextIO | None = None
 ) -> list[ProjectResult]:
+    rows = (central_label(spec), *spec.projects) if spec.scoping_project else spec.projects
+    monitored: dict[str, frozenset[str]] = {}
     with (
-        progress_for(err or sys.stderr, spec.projects, spec.parallel) as progress,
+        progress_for(err or sys.stderr, rows, spec.parallel) as progress,
         ThreadPoolExecutor(max_workers=min(spec.parallel, len(spec.projects))) as pool,
     ):
-        results = list(pool.map(lambda p: run_project(spec, p, command, progress), spec.projects))
+        if spec.scoping_project:
+            # central alerting: the scope read once before the projects; the scoping project's own part after them
+            first = run_central(spec, lambda c: monitored.setdefault("numbers", c.monitored()), progress)
+            if first.status == "failed":
+                results = [first]
+            else:
+                results = list(
+                    pool.map(lambda p: run_project(spec, p, command, progress, monitored["numbers"]), spec.projects)
+                )
+                done = [r for r in results if r.status not in ("failed", "refused")]
+                leaving, numbers = {r.project for r in done}, {r.number for r in done if r.number}
+                now = datetime.now(UTC)
+                step: Callable[[Central], Any] = (
+                    (lambda c: c.apply()) if command == "apply" else (lambda c: c.teardown(leaving, numbers, now))
+                )
+                after = run_central(spec, step, progress)
+                after.changes[:0] = first.changes
+                after.plan[:0] = first.plan
+                results.append(after)
+        else:
+            results = list(pool.map(lambda p: run_project(spec, p, command, progress), spec.projects))
     if fmt == "json":
         json.dump(summary(spec, command, results), out, indent=2)
         print(file=out)
