@@ -88,7 +88,10 @@ EXAMPLES = {
       --service-account my-workload@my-proj.iam.gserviceaccount.com --notify-email oncall@example.com --dry-run
   # a fleet, eight projects at a time, the workload's account in each project, a summary for scripts
   python -m deploy apply --projects-file fleet.txt --region us-central1 \\
-      --service-account workload@{project}.iam.gserviceaccount.com --notification-channel 1234567 --format json""",
+      --service-account workload@{project}.iam.gserviceaccount.com --notification-channel 1234567 --format json
+  # the same fleet with central alerting: the metric policies, channels and dashboard once in ops-proj
+  python -m deploy apply --projects-file fleet.txt --region us-central1 --scoping-project ops-proj \\
+      --service-account workload@{project}.iam.gserviceaccount.com --notify-email oncall@example.com""",
     "teardown": """examples:
   # exactly what apply created, nothing else
   python -m deploy teardown --project my-proj --region us-central1 \\
@@ -98,7 +101,9 @@ EXAMPLES = {
     "status": """examples:
   python -m deploy status --project my-proj --region us-central1
   # from CI: non-zero when any project is failing, silent or not deployed
-  python -m deploy status --projects-file fleet.txt --region us-central1 --format json""",
+  python -m deploy status --projects-file fleet.txt --region us-central1 --format json
+  # the fleet's state from its scoping project's series (central alerting)
+  python -m deploy status --projects-file fleet.txt --region us-central1 --scoping-project ops-proj""",
     "call": """examples:
   python -m deploy call --project my-proj --region us-central1
   python -m deploy call --project my-proj --region us-central1 --targets gemini-2.5-pro@global --format json""",
