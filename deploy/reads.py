@@ -177,20 +177,19 @@ _sessions_lock = threading.Lock()
 
 
 def session(env: Mapping[str, str]) -> AuthorizedSession:
-    """One authorized session per credential source for the whole run (its connections are reused)."""
+    """One authorized session per credential for the whole run (its connections are reused); a token file is read
+    at each call, so a token written anew there is used from then on."""
     token_file = env.get("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "")
+    token = Path(token_file).read_text().strip() if token_file else ""
     with _sessions_lock:
-        found = _sessions.get(token_file)
+        found = _sessions.get(token)
         if found is None:
-            if token_file:
-                credentials: Any = Credentials(token=Path(token_file).read_text().strip())
-            else:
-                credentials, _ = google.auth.default(scopes=[SCOPE])
+            credentials: Any = Credentials(token=token) if token else google.auth.default(scopes=[SCOPE])[0]
             found = AuthorizedSession(credentials)
             adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL)
             found.mount("https://", adapter)
             found.mount("http://", adapter)
-            _sessions[token_file] = found
+            _sessions[token] = found
         return found
 
 
