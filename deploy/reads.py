@@ -67,8 +67,9 @@ class Request:
 
 def _seg(value: str) -> str:
     """One path segment: everything but the characters an e-mail or an id keeps is escaped, so nothing read from
-    the command line changes the path's shape."""
-    return quote(value, safe="@-_.")
+    the command line changes the path's shape (nor does a `.` or `..`, which an HTTP client would resolve)."""
+    segment = quote(value, safe="@-_.")
+    return segment.replace(".", "%2E") if segment.strip(".") == "" else segment
 
 
 def _flag(argv: Sequence[str], name: str) -> str | None:

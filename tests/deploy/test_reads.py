@@ -87,6 +87,9 @@ def test_only_known_reads_are_sent_in_process_and_nothing_changes_a_path() -> No
     assert reads.request_for("p-1", ["projects", "describe", "other-project"]) is None  # only the project's own
     odd = reads.request_for("p-1", ["iam", "service-accounts", "describe", "a/../b?x=1#@p.iam.gserviceaccount.com"])
     assert odd is not None
+    dots = reads.request_for("p-1", ["pubsub", "topics", "describe", ".."])
+    assert dots is not None
+    assert dots.path == "v1/projects/p-1/topics/%2E%2E"
     assert odd.path == "v1/projects/-/serviceAccounts/a%2F..%2Fb%3Fx%3D1%23@p.iam.gserviceaccount.com"
 
 
