@@ -225,7 +225,8 @@ def run_fleet(projects: int, parallel: int, reference_rollout: bool = True) -> d
 def table(result: dict[str, Any]) -> str:
     sides = result["sides"]
     lines: list[str] = [
-        f"Fleet: `python -m bench.fleet --projects {result['projects']} --parallel {result['parallel']}`, "
+        f"Fleet: `python -m bench.fleet --projects {result['projects']} --parallel {result['parallel']}"
+        f"{'' if result.get('reference_rollout', True) else ' --no-reference-rollout'}`, "
         f"{result['at']}, {result['machine']}; load average as each side started: "
         + ", ".join(f"{label} {side['load_at_start']}" for label, side in sides.items()),
         "",
