@@ -247,13 +247,6 @@ def make_spec(
         raise SpecError(f"--kind: {_short(kind)} is not a kind; allowed: {', '.join(KINDS)}")
     network, subnet, vpc_egress = check_egress(network, subnet, vpc_egress, region)
     _check_scoping(scoping_project)
-    if kind == "function" and (network or subnet):
-        flag = "--network" if network else "--subnet"
-        raise SpecError(
-            f"{flag}: Direct VPC egress is deployed with the job kind (--kind job): gcloud's `functions deploy` "
-            "has no Direct VPC flags before version 558, and this tool drives the gcloud it finds; a job runs the "
-            "same canary"
-        )
     if kind == "job" and pubsub:
         raise SpecError("--pubsub: a job kind is started by Scheduler through the Cloud Run Admin API; Pub/Sub "
                         "triggers only the function kind")  # fmt: skip

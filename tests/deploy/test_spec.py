@@ -81,11 +81,6 @@ BAD = [
         "--vpc-egress: given without --network or --subnet; it says which traffic leaves through that network",
     ),
     (
-        {"subnet": "s1"},
-        "--subnet: Direct VPC egress is deployed with the job kind (--kind job): gcloud's `functions deploy` has no "
-        "Direct VPC flags before version 558, and this tool drives the gcloud it finds; a job runs the same canary",
-    ),
-    (
         {"kind": "job", "pubsub": True},
         "--pubsub: a job kind is started by Scheduler through the Cloud Run Admin API; Pub/Sub triggers only the "
         "function kind",
