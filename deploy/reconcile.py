@@ -921,24 +921,17 @@ class Project:
         if self.spec.pubsub:
             return same and job.get("pubsubTarget", {}).get("topicName") == f"projects/{self.project}/topics/{NAME}"
         http = job.get("httpTarget", {})
-        if self.spec.kind == "job":
-            oauth = http.get("oauthToken", {})
-            return (
-                same
-                and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
-                and http.get("uri") == uri
-                and http.get("httpMethod") == "POST"
-                and oauth.get("serviceAccountEmail") == self.invoker
-                and "oidcToken" not in http
-            )
-        oidc = http.get("oidcToken", {})
+        if self.spec.kind == "job":  # an OAuth token for the Admin API, no OIDC token beside it
+            token_ok = http.get("oauthToken", {}).get("serviceAccountEmail") == self.invoker and "oidcToken" not in http
+        else:  # an OIDC token for the function's URL
+            oidc = http.get("oidcToken", {})
+            token_ok = oidc.get("serviceAccountEmail") == self.invoker and oidc.get("audience") == uri
         return (
             same
+            and token_ok
             and job.get("attemptDeadline") == f"{ATTEMPT_DEADLINE_S}s"
             and http.get("uri") == uri
             and http.get("httpMethod") == "POST"
-            and oidc.get("serviceAccountEmail") == self.invoker
-            and oidc.get("audience") == uri
         )
 
     def _channels(self) -> list[str]:
