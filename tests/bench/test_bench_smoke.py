@@ -12,8 +12,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.prerequisites import need
-
 ROOT = Path(__file__).resolve().parents[2]
 GENERATE = "google.cloud.aiplatform.v1.PredictionService.GenerateContent"
 CREATE_SERIES = "google.monitoring.v3.MetricService.CreateTimeSeries"
@@ -71,18 +69,3 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
         assert heading in text
     verdicts = [line for line in text.splitlines() if line.startswith(("- **PASS**", "- **MISS**"))]
     assert len(verdicts) == len(results["targets"]) == 7
-
-
-def test_fleet_bench_smoke(tmp_path) -> None:
-    """bench.fleet end to end with one project: created, then unchanged; structure only, never timing."""
-
-    need("gcloud")
-    from bench.fleet import run_fleet, table
-
-    result = run_fleet(1, 1)
-    first, second = result["runs"]
-    assert (first["exit"], first["statuses"]) == (0, {"created": 1})
-    assert (second["exit"], second["statuses"]) == (0, {"unchanged": 1})
-    assert first["calls_per_project"]["google.cloud.functions.v2.FunctionService.CreateFunction"] == 1
-    assert not any("Create" in m or "Update" in m or "Set" in m for m in second["calls_per_project"])
-    assert "| first apply (create) | 0 |" in table(result)
