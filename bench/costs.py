@@ -133,9 +133,11 @@ GEMINI_OUTPUT_TOKEN = 0.40 / MILLION
 # month per billing account — "Cloud Build pricing", cloud.google.com/build/pricing (last updated 2025-08-25).
 BUILD_MINUTE = 0.006
 BUILD_FREE_MINUTES = 2_500
-# From issue #14's measurements (one 2-vCPU worker): a first rollout ≈7 s a project, a no-change check ≈2.6 s.
-ROLLOUT_S_PER_PROJECT = 7.0
-CHECK_S_PER_PROJECT = 2.6
+# Build time a project takes on one 2-vCPU worker (BENCHMARKS.md, the fleet benchmark, reads in-process): a first
+# rollout is CPU-bound, ≈9.3 s of CPU a project (gcloud's deploys and grants) over 2 vCPUs; a no-change check starts no
+# gcloud: 16 API calls a project at an assumed 0.25 s each (Google publishes no latency), 8 projects at once.
+ROLLOUT_S_PER_PROJECT = 9.3 / 2
+CHECK_S_PER_PROJECT = 16 * 0.25 / 8
 
 LAYOUTS = ("per-project", "central")
 REGIMES = ("today", "announced")
