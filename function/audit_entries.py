@@ -89,7 +89,9 @@ def denial_facts(entry: Any) -> dict[str, Any]:
 # it, or it came from a VPC network outside the perimeter (docs/google-behaviour.md, "VPC Service Controls by source
 # network"). Either way the source network decides, as much as the identity.
 SOURCE_REASONS = frozenset({"NO_MATCHING_ACCESS_LEVEL", "NETWORK_NOT_IN_SAME_SERVICE_PERIMETER"})
-DEFAULT_EGRESS = "outside any VPC network (Cloud Run default egress)"
+# A request with no callerNetwork: the deployed canary's comes from Cloud Run's default egress, a probe's from
+# wherever it runs.
+DEFAULT_EGRESS = "outside any VPC network (Cloud Run's default egress, or the internet)"
 _COMPUTE = "//compute.googleapis.com/"
 
 

@@ -196,7 +196,9 @@ def _vpc_sc(c: _Case) -> list[Remedy]:
         )
     if perimeter.startswith("accessPolicies/"):
         policy, _, name = perimeter.removeprefix("accessPolicies/").partition("/servicePerimeters/")
-        source = facts.get("caller_network") or "Cloud Run's default egress"
+        # no network to name: an ingress source of accessLevel "*" admits any source (Access Context Manager,
+        # IngressSource.access_level: "*" allows all sources)
+        source = facts.get("caller_network") or 'any source (an ingress source with accessLevel "*")'
         title = (
             f"Or inspect the perimeter's ingress rules and access levels (add an ingress rule for the identity from "
             f"{source})"

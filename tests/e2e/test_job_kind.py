@@ -202,7 +202,10 @@ def test_a_perimeter_that_admits_the_workloads_network_is_diagnosed_with_and_wit
         assert refused.verdict == "denied"
         [target] = refused.line["targets"]
         assert target["cause"] == "vpc_sc"
-        assert "the request came from outside any VPC network (Cloud Run default egress)" in target["summary"]
+        assert (
+            "the request came from outside any VPC network (Cloud Run's default egress, or the internet)"
+            in target["summary"]
+        )
         assert "--kind job --network NETWORK --subnet SUBNET --vpc-egress all-traffic" in target["summary"]
 
         story.deploy(

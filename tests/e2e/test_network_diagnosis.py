@@ -48,14 +48,17 @@ def test_from_default_egress_the_diagnosis_names_where_the_request_came_from(emu
     assert facts["violation_reason"] == "NO_MATCHING_ACCESS_LEVEL"
     assert facts["caller_network"] == ""
     assert facts["network_detail"].startswith(
-        "the request came from outside any VPC network (Cloud Run default egress)"
+        "the request came from outside any VPC network (Cloud Run's default egress, or the internet)"
     )
     summary = report.explain(result, outcome)
     assert "403 SECURITY_POLICY_VIOLATED: the request came from outside any VPC network" in summary
     assert "fix: python -m deploy apply --project demo-proj --region REGION --service-account" in summary
     assert "--kind job --network NETWORK --subnet SUBNET --vpc-egress all-traffic" in summary
     remedies = [r.title for r in result.remedies[str(outcome.target)]]
-    assert any("add an ingress rule for the identity from Cloud Run's default egress" in t for t in remedies)
+    assert any(
+        'add an ingress rule for the identity from any source (an ingress source with accessLevel "*")' in t
+        for t in remedies
+    )
     line = report.log_entry(result)
     assert line["evidence"]["policy_denied_entry"]["network_detail"] == facts["network_detail"]
 

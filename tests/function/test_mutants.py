@@ -84,8 +84,9 @@ NO_ADMIN_CHANGE: dict[str, Any] = {
 ALICE = "alice@example.com"
 # What the vpc_sc world's Policy Denied entry says of the source: the canary calls from Cloud Run's default egress.
 DEFAULT_EGRESS_DETAIL = (
-    "the request came from outside any VPC network (Cloud Run default egress); the perimeter's ingress rules and "
-    "access levels admit this identity from no such source (they may admit it from the workload's own VPC network)"
+    "the request came from outside any VPC network (Cloud Run's default egress, or the internet); the perimeter's "
+    "ingress rules and access levels admit this identity from no such source (they may admit it from the workload's "
+    "own VPC network)"
 )
 TRIGGER = Trigger(
     "scheduler", job="gemini-canary-job", trace="0af7651916cd43dd8448eb211c80319c", span="b7ad6b7169203331"
@@ -716,7 +717,7 @@ EXPECTED_REMEDIES: dict[str, Any] = {
             {
                 "command": "gcloud access-context-manager perimeters describe ml_perimeter --policy=555555555555",
                 "title": "Or inspect the perimeter's ingress rules and access levels (add an ingress rule for the "
-                "identity from Cloud Run's default egress)",
+                'identity from any source (an ingress source with accessLevel "*"))',
             },
             {
                 "title": "See the audit entries in Logs Explorer",
