@@ -783,25 +783,20 @@ class Project:
     def _other_kind_gone(self, other: str) -> None:
         """A project switched kinds: the other kind's canary (created by this tool) is deleted, so one canary
         runs, not two."""
+        self._delete(*self._canary(other), quiet_absent=True, why=f"the canary is now a {self.spec.kind}")
+
+    def _canary(self, kind: str) -> tuple[str, tuple[str, ...], tuple[str, ...], Callable[[dict[str, Any]], bool]]:
+        """The canary of one kind as `_delete` takes it: its name in the summary, how to read and delete it, and
+        whether this tool created it."""
         region = f"--region={self.spec.region}"
-        if other == "function":
-            self._delete_if_ours(
+        if kind == "function":
+            return (
                 "function",
                 ("functions", "describe", NAME, region, "--gen2"),
                 ("functions", "delete", NAME, region, "--gen2"),
                 lambda fn: fn.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1],
             )
-        else:
-            self._delete_if_ours("job", ("run", "jobs", "describe", NAME, region), ("run", "jobs", "delete", NAME,
-                                 region), _managed_job)  # fmt: skip
-
-    def _delete_if_ours(
-        self, what: str, describe: tuple[str, ...], delete: tuple[str, ...], ours: Callable[[dict[str, Any]], bool]
-    ) -> None:
-        current = self.gcloud.read(*describe)
-        if current is not None and ours(current):
-            self.gcloud.change(*delete)
-            self.note(what, "deleted", f"the canary is now a {self.spec.kind}")
+        return "job", ("run", "jobs", "describe", NAME, region), ("run", "jobs", "delete", NAME, region), _managed_job
 
     def _service_policy(self) -> dict[str, Any]:
         """The IAM policy of the function's Cloud Run service, where invokers are granted."""
@@ -1034,27 +1029,15 @@ class Project:
             self._leave_scope()
         account = self.gcloud.read("iam", "service-accounts", "describe", self.invoker)
         self.manifest = Manifest.parse((account or {}).get("description"))
-        location, region = f"--location={self.spec.region}", f"--region={self.spec.region}"
+        location = f"--location={self.spec.region}"
         self._delete(
             "scheduler job",
             ("scheduler", "jobs", "describe", NAME, location),
             ("scheduler", "jobs", "delete", NAME, location),
             lambda job: job.get("description") == "Runs the Gemini access canary",
         )
-        self._delete(
-            "function",
-            ("functions", "describe", NAME, region, "--gen2"),
-            ("functions", "delete", NAME, region, "--gen2"),
-            lambda fn: fn.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1],
-        )
-        # a function-kind project has no job to mention
-        self._delete(
-            "job",
-            ("run", "jobs", "describe", NAME, region),
-            ("run", "jobs", "delete", NAME, region),
-            _managed_job,
-            quiet_absent=True,
-        )
+        self._delete(*self._canary("function"))
+        self._delete(*self._canary("job"), quiet_absent=True)  # a function-kind project has no job to mention
         topic = self.gcloud.read("pubsub", "topics", "describe", NAME)
         if topic is not None and topic.get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1]:
             self.gcloud.change("pubsub", "topics", "delete", NAME)
@@ -1103,6 +1086,7 @@ class Project:
         ours: Callable[[dict[str, Any]], bool],
         *,
         quiet_absent: bool = False,
+        why: str = "",
     ) -> None:
         current = self.gcloud.read(*describe)
         if current is None:
@@ -1112,4 +1096,4 @@ class Project:
             self.note(what, "kept", f"{NAME} exists but was not created by this tool")
         else:
             self.gcloud.change(*delete)
-            self.note(what, "deleted")
+            self.note(what, "deleted", why)

@@ -202,7 +202,8 @@ def region_of(call: Call) -> str:
 
 
 def _namespace(call: Call, name: str, kind: str, permission: str) -> tuple[Project, str, str]:
-    """The project of `namespaces/P/KIND[/ID]`, after credentials, the API and (for a collection) IAM; the id."""
+    """The project of `namespaces/P/KIND[/ID]`, after credentials and the API; the region; the id ("" for the
+    collection). The permission names the denial of a namespace that is not there."""
     call.authenticate()
     match = re.fullmatch(rf"namespaces/([^/]+)(?:/{kind}/([^/]+))?", name)
     project = call.world.project(match.group(1)) if match else None
@@ -210,6 +211,14 @@ def _namespace(call: Call, name: str, kind: str, permission: str) -> tuple[Proje
         raise denied(permission, name)
     require_enabled(project, API)
     return project, region_of(call), match.group(2) or ""
+
+
+def _collection(call: Call, parent: str, kind: str, permission: str) -> tuple[Project, str]:
+    """The project and region of `namespaces/P/KIND`, with the caller's `permission` on the project."""
+    project, region, _ = _namespace(call, parent, kind, permission)
+    if not allowed_on(call, project, permission):
+        raise denied(permission, parent)
+    return project, region
 
 
 def find_job(call: Call, name: str, permission: str | None) -> tuple[Project, Job]:
@@ -476,9 +485,7 @@ def _audit_resource(project: Project, job: Job) -> tuple[str, Doc]:
 
 def create_job(call: Call, request: Doc) -> Doc:
     parent = text(request, "parent")
-    project, region, _ = _namespace(call, parent, "jobs", "run.jobs.create")
-    if not allowed_on(call, project, "run.jobs.create"):
-        raise denied("run.jobs.create", parent)
+    project, region = _collection(call, parent, "jobs", "run.jobs.create")
     body = message(request, "job")
     metadata = message(body, "metadata")
     job_id = text(metadata, "name")
@@ -548,9 +555,7 @@ def get_job(call: Call, request: Doc) -> Doc:
 
 def list_jobs(call: Call, request: Doc) -> Doc:
     parent = text(request, "parent")
-    project, region, _ = _namespace(call, parent, "jobs", "run.jobs.list")
-    if not allowed_on(call, project, "run.jobs.list"):
-        raise denied("run.jobs.list", parent)
+    project, region = _collection(call, parent, "jobs", "run.jobs.list")
     jobs = sorted((j for (r, _), j in project.store(JobStore).jobs.items() if r == region), key=lambda j: j.job_id)
     return {
         "apiVersion": API_VERSION,
@@ -712,9 +717,7 @@ def get_execution(call: Call, request: Doc) -> Doc:
 
 def list_executions(call: Call, request: Doc) -> Doc:
     parent = text(request, "parent")
-    project, region, _ = _namespace(call, parent, "executions", "run.executions.list")
-    if not allowed_on(call, project, "run.executions.list"):
-        raise denied("run.executions.list", parent)
+    project, region = _collection(call, parent, "executions", "run.executions.list")
     wanted_job = ""
     selector = text(request, "labelSelector").replace(" ", "")
     if selector:

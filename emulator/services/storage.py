@@ -109,6 +109,17 @@ def _allowed(world: World, email: str, project: Project, permission: str, bucket
     return world.allows(project, iam.member_of(email), permission, *policies)
 
 
+def _project(call: Call, request: Doc, permission: str) -> Project:
+    """The request's `project` parameter (bucket insert and list), with the caller's `permission` on it."""
+    email = call.authenticate()
+    project = call.world.project(text(request, "project"))
+    if project is None:
+        raise RpcError(code_pb2.INVALID_ARGUMENT, f"Unknown project id: {text(request, 'project')[:100]}")
+    if not _allowed(call.world, email, project, permission):
+        raise denied(email, permission, "project")
+    return project
+
+
 def bucket_json(project: Project, bucket: Bucket) -> Doc:
     return {
         "kind": "storage#bucket",
@@ -179,12 +190,7 @@ def get_bucket(call: Call, request: Doc) -> Doc:
 
 
 def insert_bucket(call: Call, request: Doc) -> Doc:
-    email = call.authenticate()
-    project = call.world.project(text(request, "project"))
-    if project is None:
-        raise RpcError(code_pb2.INVALID_ARGUMENT, f"Unknown project id: {text(request, 'project')[:100]}")
-    if not _allowed(call.world, email, project, "storage.buckets.create"):
-        raise denied(email, "storage.buckets.create", "project")
+    project = _project(call, request, "storage.buckets.create")
     given = message(request, "bucket")
     name = text(given, "name")
     if not _BUCKET.match(name) or "google" in name or ".." in name:
@@ -226,12 +232,7 @@ def insert_bucket(call: Call, request: Doc) -> Doc:
 
 
 def list_buckets(call: Call, request: Doc) -> Doc:
-    email = call.authenticate()
-    project = call.world.project(text(request, "project"))
-    if project is None:
-        raise RpcError(code_pb2.INVALID_ARGUMENT, f"Unknown project id: {text(request, 'project')[:100]}")
-    if not _allowed(call.world, email, project, "storage.buckets.list"):
-        raise denied(email, "storage.buckets.list", "project")
+    project = _project(call, request, "storage.buckets.list")
     prefix = text(request, "prefix")
     items = [
         bucket_json(project, b)
