@@ -154,6 +154,21 @@ def _target_kind(job: dict[str, Any]) -> str:
     return "oauth" if "oauthToken" in job.get("httpTarget", {}) else "oidc"
 
 
+def write_dashboard(gcloud: Gcloud, doc: dict[str, Any], current: dict[str, Any] | None, shown: str) -> str:
+    """Create the dashboard, or update `current` with its etag (a concurrent change is refused), from a temporary
+    file the plan names `shown`; "created" or "updated"."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        json.dump({**doc, "etag": current["etag"]} if current and current.get("etag") else doc, handle)
+    try:
+        verb = ["create"] if current is None else ["update", current["name"]]
+        gcloud.change(
+            "monitoring", "dashboards", *verb, f"--config-from-file={handle.name}", shown={handle.name: shown}
+        )
+    finally:
+        Path(handle.name).unlink(missing_ok=True)
+    return "created" if current is None else "updated"
+
+
 def _managed_job(job: dict[str, Any]) -> bool:
     """Whether a Cloud Run job (v1 form) carries the tool's label."""
     return bool(job.get("metadata", {}).get("labels", {}).get(MANAGED_LABEL[0]) == MANAGED_LABEL[1])
@@ -931,7 +946,8 @@ class Project:
 
     def _channels(self) -> list[str]:
         names = []
-        for channel in self.spec.channels:
+        # with central alerting the channels named are the scoping project's: the central policies use them
+        for channel in () if self.spec.scoping_project else self.spec.channels:
             name = (
                 channel
                 if channel.startswith("projects/")
@@ -940,8 +956,6 @@ class Project:
             if not self.monitoring.channel_exists(name):
                 raise RuntimeError(f"notification channel {name} does not exist")
             names.append(name)
-        if self.spec.scoping_project:
-            names = []  # the channels named are the scoping project's: the central policies use them
         if self.spec.notify_email:
             name, action = self.monitoring.ensure_email_channel(self.spec.notify_email)
             self.note("notification channel", action, self.spec.notify_email)
@@ -990,30 +1004,7 @@ class Project:
         if current is not None and all(current.get(k) == doc[k] for k in ("mosaicLayout", "labels")):
             self.note("dashboard", "unchanged")
             return
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump({**doc, "etag": current["etag"]} if current and current.get("etag") else doc, handle)
-        try:
-            if current is None:
-                self.gcloud.change(
-                    "monitoring",
-                    "dashboards",
-                    "create",
-                    f"--config-from-file={handle.name}",
-                    shown={handle.name: "deploy/dashboard.json"},
-                )
-                self.note("dashboard", "created")
-            else:
-                self.gcloud.change(
-                    "monitoring",
-                    "dashboards",
-                    "update",
-                    current["name"],
-                    f"--config-from-file={handle.name}",
-                    shown={handle.name: "deploy/dashboard.json"},
-                )
-                self.note("dashboard", "updated")
-        finally:
-            Path(handle.name).unlink(missing_ok=True)
+        self.note("dashboard", write_dashboard(self.gcloud, doc, current, "deploy/dashboard.json"))
 
     def _save_manifest(self) -> None:
         text = self.manifest.text()

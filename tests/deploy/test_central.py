@@ -182,9 +182,19 @@ def test_switching_to_central_removes_the_projects_own_metric_policies(emulator:
                "--no-notifications")  # fmt: skip
     assert own.returncode == 0, own.stdout + own.stderr
     assert len(names(emulator, ONE)) == 4
+    # an existing channel of the scoping project, named by its id: the central policies' (never looked up in ONE)
+    channel = emulated.clients(emulator, fleet.DEPLOYER).channels.create_notification_channel(
+        name=f"projects/{SCOPING}",
+        notification_channel=monitoring_v3.NotificationChannel(
+            type_="email", display_name="on-call", labels={"email_address": "oncall@example.com"}
+        ),
+    )
     central = tool(emulator, home, "apply", "--project", ONE, "--service-account", WORKLOAD, *COMMON,
-                   "--no-notifications")  # fmt: skip
+                   "--notification-channel", channel.name.rsplit("/", 1)[1])  # fmt: skip
     assert central.returncode == 0, central.stdout + central.stderr
+    with emulator.world.lock:
+        scoped = emulator.world.projects[SCOPING].store(MonitoringStore).alert_policies.values()
+        assert all(p.notification_channels == [channel.name] for p in scoped)
     assert "deleted   alert policy 'Gemini canary: access denied'  central in fleet-ops-000" in central.stdout
     assert names(emulator, ONE) == ["Gemini canary: denial log line"]
     with emulator.world.lock:
