@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import copy
 import json
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from function.metrics import RUNS
@@ -35,7 +33,7 @@ from .alerting import (
     render_policy,
 )
 from .gcloud import Gcloud, GcloudError
-from .reconcile import DASHBOARD_FILE, Change, shown_action
+from .reconcile import DASHBOARD_FILE, Change, shown_action, write_dashboard
 from .spec import MANAGED_LABEL, Spec
 
 FLEET_DASHBOARD = "Gemini access canary: fleet"
@@ -153,20 +151,7 @@ class Central:
         if current is not None and all(current.get(k) == doc[k] for k in ("mosaicLayout", "labels")):
             self.note("fleet dashboard", "unchanged")
             return
-        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
-            json.dump({**doc, "etag": current["etag"]} if current and current.get("etag") else doc, handle)
-        try:
-            verb = ["create"] if current is None else ["update", current["name"]]
-            self.gcloud.change(
-                "monitoring",
-                "dashboards",
-                *verb,
-                f"--config-from-file={handle.name}",
-                shown={handle.name: "FLEET_DASHBOARD.json"},
-            )
-        finally:
-            Path(handle.name).unlink(missing_ok=True)
-        self.note("fleet dashboard", "created" if current is None else "updated")
+        self.note("fleet dashboard", write_dashboard(self.gcloud, doc, current, "FLEET_DASHBOARD.json"))
 
     # teardown ---------------------------------------------------------------------------------------------------
 
