@@ -32,6 +32,7 @@ from typing import Any
 from urllib.parse import quote
 
 import google.auth
+import google.auth.exceptions
 from google.auth.transport.requests import AuthorizedSession
 from google.oauth2.credentials import Credentials
 from requests.adapters import HTTPAdapter
@@ -185,13 +186,27 @@ def session(env: Mapping[str, str]) -> AuthorizedSession:
     with _sessions_lock:
         found = _sessions.get(token)
         if found is None:
-            credentials: Any = Credentials(token=token) if token else google.auth.default(scopes=[SCOPE])[0]
+            credentials: Any = Credentials(token=token) if token else _default_credentials()
             found = AuthorizedSession(credentials)
             adapter = HTTPAdapter(pool_connections=16, pool_maxsize=POOL)
             found.mount("https://", adapter)
             found.mount("http://", adapter)
             _sessions[token] = found
         return found
+
+
+class NoCredentials(RuntimeError):
+    """No Application Default Credentials on this machine: one line with the command that sets them."""
+
+
+def _default_credentials() -> Any:
+    try:
+        return google.auth.default(scopes=[SCOPE])[0]
+    except google.auth.exceptions.DefaultCredentialsError:
+        raise NoCredentials(
+            "no Application Default Credentials: run `gcloud auth application-default login` as the account gcloud "
+            "is logged in as (the tool's reads and Monitoring calls use them), or set GOOGLE_APPLICATION_CREDENTIALS"
+        ) from None
 
 
 def _error(argv: Sequence[str], command: str, status: int, text: str) -> GcloudError:

@@ -4,6 +4,7 @@ and, for what is not there or not allowed, an error the tool reads the same way 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,19 @@ def test_endpoints_are_google_s_unless_gcloud_is_pointed_elsewhere(
 def test_the_switch_sends_reads_back_through_gcloud() -> None:
     assert reads.enabled({})
     assert not reads.enabled({"DEPLOY_READS": "gcloud"})
+
+
+def test_no_application_default_credentials_is_one_line_with_the_command(tmp_path: Path) -> None:
+    """A workstation with gcloud but without `gcloud auth application-default login`: the in-process reads say
+    what is missing and how to set it, not google.auth's message and link."""
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path), "PYTHONPATH": str(ROOT)}
+    env["GCE_METADATA_HOST"] = "127.0.0.1:9"  # nothing listens there: no metadata server either
+    done = subprocess.run(
+        [sys.executable, "-m", "deploy", "status", "--project", "demo-proj", "--region", "us-central1"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    [problem] = [line.strip() for line in done.stdout.splitlines() if line.strip().startswith("! ")]
+    assert problem.startswith("! NoCredentials: no Application Default Credentials: run `gcloud auth "
+                              "application-default login` as the account gcloud is logged in as"), problem  # fmt: skip
+    assert "Traceback" not in done.stderr
